@@ -1,0 +1,186 @@
+//! The loader thread: shuffles each epoch, augments and normalises images, and hands ready
+//! batches to the trainer through a bounded channel so decoding never stalls a training step.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, bounded};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use super::{Augmenter, Dataset};
+
+/// Batches prepared ahead of the trainer; enough to hide a slow augmentation, small enough to
+/// keep memory flat.
+const PREFETCH: usize = 4;
+
+/// Per-channel mean and standard deviation of the training images (in 0–1 units).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Normalizer {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl Normalizer {
+    pub fn fit(dataset: &Dataset, indices: &[usize]) -> Self {
+        let plane = dataset.height * dataset.width;
+        let mut sum = vec![0f64; dataset.channels];
+        let mut sum_sq = vec![0f64; dataset.channels];
+        for &index in indices {
+            for (c, pixels) in dataset.image(index).chunks_exact(plane).enumerate() {
+                for &p in pixels {
+                    let v = p as f64 / 255.0;
+                    sum[c] += v;
+                    sum_sq[c] += v * v;
+                }
+            }
+        }
+        let n = (indices.len() * plane).max(1) as f64;
+        let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
+        let std = sum_sq
+            .iter()
+            .zip(&mean)
+            .map(|(sq, &m)| ((sq / n - (m as f64).powi(2)).max(0.0).sqrt() as f32).max(1e-3))
+            .collect();
+        Self { mean, std }
+    }
+
+    /// Appends the normalised floats of one planar byte image to `out`.
+    pub fn extend(&self, image: &[u8], out: &mut Vec<f32>) {
+        let plane = image.len() / self.mean.len();
+        for (c, pixels) in image.chunks_exact(plane).enumerate() {
+            let (mean, inv_std) = (self.mean[c], 1.0 / self.std[c]);
+            out.extend(pixels.iter().map(|&p| (p as f32 / 255.0 - mean) * inv_std));
+        }
+    }
+
+    /// The normalised images at `indices`, back to back.
+    pub fn images(&self, dataset: &Dataset, indices: &[usize]) -> Vec<f32> {
+        let mut out = Vec::with_capacity(indices.len() * dataset.image_len());
+        for &index in indices {
+            self.extend(dataset.image(index), &mut out);
+        }
+        out
+    }
+}
+
+/// One training batch, ready to become tensors.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// 1-based epoch this batch belongs to.
+    pub epoch: usize,
+    /// 1-based batch index within the epoch.
+    pub index: usize,
+    /// `[len, channels, height, width]` normalised floats.
+    pub images: Vec<f32>,
+    pub labels: Vec<i64>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+/// What the loader thread produces.
+#[derive(Debug, Clone)]
+pub struct LoaderPlan {
+    pub train: Vec<usize>,
+    pub batch_size: usize,
+    pub seed: u64,
+    pub first_epoch: usize,
+    pub last_epoch: usize,
+    pub normalizer: Normalizer,
+    pub augmenter: Augmenter,
+}
+
+impl LoaderPlan {
+    pub fn batches_per_epoch(&self) -> usize {
+        self.train.len().div_ceil(self.batch_size)
+    }
+}
+
+/// A running loader thread; dropping it stops the thread at its next send.
+pub struct Loader {
+    pub batches: Receiver<Batch>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Loader {
+    pub fn spawn(dataset: Arc<Dataset>, plan: LoaderPlan) -> std::io::Result<Self> {
+        let (sender, batches) = bounded(PREFETCH);
+        let handle = std::thread::Builder::new()
+            .name("kiln-loader".into())
+            .spawn(move || {
+                for epoch in plan.first_epoch..=plan.last_epoch {
+                    for batch in epoch_batches(&dataset, &plan, epoch) {
+                        if sender.send(batch).is_err() {
+                            return; // the trainer is gone
+                        }
+                    }
+                }
+            })?;
+        Ok(Self {
+            batches,
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for Loader {
+    fn drop(&mut self) {
+        // Swap in a closed receiver so the thread's pending send fails and it can be joined.
+        let (_, closed) = bounded(0);
+        drop(std::mem::replace(&mut self.batches, closed));
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Seeds derived from (run seed, epoch, batch) keep augmentation reproducible however the
+/// loader and trainer threads interleave.
+fn derived_seed(seed: u64, epoch: usize, batch: usize) -> u64 {
+    seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (batch as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+}
+
+/// The batches of one epoch, built lazily so the bounded channel limits work done ahead.
+fn epoch_batches<'a>(
+    dataset: &'a Dataset,
+    plan: &'a LoaderPlan,
+    epoch: usize,
+) -> impl Iterator<Item = Batch> + 'a {
+    let mut order = plan.train.clone();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(derived_seed(
+        plan.seed, epoch, 0,
+    )));
+    let chunks: Vec<Vec<usize>> = order
+        .chunks(plan.batch_size)
+        .map(<[usize]>::to_vec)
+        .collect();
+    chunks.into_iter().enumerate().map(move |(i, indices)| {
+        let mut rng = ChaCha8Rng::seed_from_u64(derived_seed(plan.seed, epoch, i + 1));
+        let mut images = Vec::with_capacity(indices.len() * dataset.image_len());
+        for &index in &indices {
+            let image = dataset.image(index);
+            if plan.augmenter.is_active() {
+                plan.normalizer
+                    .extend(&plan.augmenter.apply(image, &mut rng), &mut images);
+            } else {
+                plan.normalizer.extend(image, &mut images);
+            }
+        }
+        Batch {
+            epoch,
+            index: i + 1,
+            images,
+            labels: indices.iter().map(|&i| dataset.labels[i] as i64).collect(),
+        }
+    })
+}

@@ -1,0 +1,305 @@
+//! The experiment file: its typed settings and defaults, and `load`, which turns files, `extends`
+//! chains and `--set` overrides into one checked [`Experiment`].
+
+mod error;
+mod layers;
+pub mod schema;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use error::{ConfigError, Origin};
+pub use validate::native_image_size;
+
+/// Bundled dataset names accepted by `data.dataset`.
+pub const BUNDLED_DATASETS: &[&str] = &["digits", "mnist-5k"];
+
+/// A fully resolved experiment: what a run was asked to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Experiment {
+    pub name: String,
+    pub description: String,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub augment: AugmentConfig,
+    pub train: TrainConfig,
+    pub monitor: MonitorConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// `digits`, `mnist-5k`, or a folder (image folder, or CSV-labelled when `csv` is set).
+    pub dataset: String,
+    /// Images are resized to `image_size`×`image_size`; native size when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<usize>,
+    /// 1 (grey) or 3 (RGB); 1 for the bundled sets and 3 for folders when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<usize>,
+    pub validation_fraction: f64,
+    /// Use at most this many training images (stratified); all when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_images: Option<usize>,
+    /// CSV file (relative to the dataset folder) naming each image and its label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csv: Option<String>,
+    /// Folder of the images a CSV names, relative to the dataset folder.
+    pub image_dir: String,
+    pub image_column: String,
+    pub label_column: String,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            dataset: "digits".into(),
+            image_size: None,
+            channels: None,
+            validation_fraction: 0.2,
+            train_images: None,
+            csv: None,
+            image_dir: "images".into(),
+            image_column: "image".into(),
+            label_column: "label".into(),
+        }
+    }
+}
+
+impl DataConfig {
+    pub fn is_bundled(&self) -> bool {
+        BUNDLED_DATASETS.contains(&self.dataset.as_str())
+    }
+
+    /// Side length of the images fed to the model.
+    pub fn image_side(&self) -> usize {
+        self.image_size.unwrap_or_else(|| native_image_size(self))
+    }
+
+    /// Channels fed to the model: 1 for the bundled sets, 3 for folders, unless set.
+    pub fn channel_count(&self) -> usize {
+        self.channels
+            .unwrap_or(if self.is_bundled() { 1 } else { 3 })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Output channels of each conv block (conv → [batch norm] → ReLU → max pool).
+    pub conv_channels: Vec<usize>,
+    pub kernel_size: usize,
+    /// Hidden dense layer sizes between the conv blocks and the output layer.
+    pub dense: Vec<usize>,
+    pub dropout: f64,
+    /// Also apply dropout after each conv block's pooling, not only in the dense head.
+    pub dropout_after_conv: bool,
+    pub batch_norm: bool,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            conv_channels: vec![16, 32],
+            kernel_size: 3,
+            dense: vec![64],
+            dropout: 0.0,
+            dropout_after_conv: false,
+            batch_norm: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AugmentConfig {
+    /// Random rotation up to ± this many degrees.
+    pub rotation: f64,
+    /// Random shear up to ± this many degrees.
+    pub shear: f64,
+    /// Random shift up to ± this fraction of the image size.
+    pub shift: f64,
+    /// Random zoom by a factor in [1 − zoom, 1 + zoom].
+    pub zoom: f64,
+    pub horizontal_flip: bool,
+    pub vertical_flip: bool,
+}
+
+impl AugmentConfig {
+    pub fn is_active(&self) -> bool {
+        self.rotation > 0.0
+            || self.shear > 0.0
+            || self.shift > 0.0
+            || self.zoom > 0.0
+            || self.horizontal_flip
+            || self.vertical_flip
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    #[default]
+    Adam,
+    AdamW,
+    Sgd,
+}
+
+impl std::fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OptimizerKind::Adam => "adam",
+            OptimizerKind::AdamW => "adamw",
+            OptimizerKind::Sgd => "sgd",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// A real GPU through wgpu when one exists, else the CPU.
+    #[default]
+    Auto,
+    /// wgpu on a real GPU; fails when none exists.
+    Gpu,
+    /// burn's CPU backend.
+    Cpu,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub seed: u64,
+    pub optimizer: OptimizerKind,
+    /// SGD momentum.
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub backend: BackendChoice,
+    /// Write a checkpoint every N epochs; 0 writes one only at the end.
+    pub checkpoint_every: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            batch_size: 64,
+            learning_rate: 1e-3,
+            seed: 42,
+            optimizer: OptimizerKind::Adam,
+            momentum: 0.9,
+            weight_decay: 0.0,
+            backend: BackendChoice::Auto,
+            checkpoint_every: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MonitorConfig {
+    /// Train − validation accuracy above this is an overfitting warning.
+    pub gap_threshold: f64,
+    /// Epochs a trend must hold before a warning appears or clears.
+    pub patience: usize,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self {
+            gap_threshold: 0.05,
+            patience: 3,
+        }
+    }
+}
+
+impl Default for Experiment {
+    fn default() -> Self {
+        Self {
+            name: "experiment".into(),
+            description: String::new(),
+            data: DataConfig::default(),
+            model: ModelConfig::default(),
+            augment: AugmentConfig::default(),
+            train: TrainConfig::default(),
+            monitor: MonitorConfig::default(),
+        }
+    }
+}
+
+impl Experiment {
+    /// Loads `path` (following `extends`), applies `--set` overrides and validates the result.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment, ConfigError> {
+        let layer = layers::read_with_extends(path)?;
+        let layer = layers::apply_overrides(layer, overrides)?;
+        if let Some(err) = validate::negative_integer(&layer) {
+            return Err(err);
+        }
+        let mut experiment: Experiment = toml::Value::Table(layer.table.clone())
+            .try_into()
+            .map_err(|err: toml::de::Error| ConfigError::Syntax {
+                origin: Origin::File {
+                    path: path.to_path_buf(),
+                    line: 1,
+                },
+                message: err.message().trim().to_string(),
+            })?;
+        if layer.get("name").is_none() {
+            experiment.name = path
+                .file_stem()
+                .map(|stem| stem.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "experiment".into());
+        }
+        resolve_dataset_path(&mut experiment, &layer.origin("data.dataset"));
+        validate::check(&experiment, &layer)?;
+        Ok(experiment)
+    }
+
+    /// The resolved experiment as TOML, for `experiment.toml` in a run directory.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|err| format!("# cannot serialise: {err}\n"))
+    }
+
+    /// Reads a resolved experiment written by [`Experiment::to_toml`].
+    pub fn from_toml(text: &str) -> Result<Experiment, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Short label of the tricks in use, e.g. `dropout 0.30 · bn · aug`.
+    pub fn tricks(&self) -> String {
+        let mut parts = vec![format!("dropout {:.2}", self.model.dropout)];
+        if self.model.batch_norm {
+            parts.push("bn".into());
+        }
+        if self.augment.is_active() {
+            parts.push("aug".into());
+        }
+        parts.join(" · ")
+    }
+}
+
+/// A relative dataset folder is relative to the file that named it (or to the working directory
+/// for `--set`), so experiments can be run from anywhere.
+fn resolve_dataset_path(experiment: &mut Experiment, origin: &Origin) {
+    if experiment.data.is_bundled() {
+        return;
+    }
+    let given = PathBuf::from(&experiment.data.dataset);
+    if given.is_absolute() {
+        return;
+    }
+    let base = match origin {
+        Origin::File { path, .. } => path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        _ => PathBuf::new(),
+    };
+    let joined = base.join(given);
+    let resolved = std::path::absolute(&joined).unwrap_or(joined);
+    experiment.data.dataset = resolved.to_string_lossy().into_owned();
+}

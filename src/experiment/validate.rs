@@ -1,0 +1,254 @@
+//! Range and consistency checks on a typed experiment, each error pointing at the line that set
+//! the offending value.
+
+use std::path::Path;
+
+use super::error::ConfigError;
+use super::layers::Layer;
+use super::{DataConfig, Experiment};
+
+/// Side of the images a dataset yields when `data.image_size` is absent.
+pub fn native_image_size(data: &DataConfig) -> usize {
+    match data.dataset.as_str() {
+        "digits" => 8,
+        "mnist-5k" => 28,
+        _ => 64,
+    }
+}
+
+struct Checker<'a> {
+    layer: &'a Layer,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn fail(&mut self, key: &str, value: impl ToString, problem: impl Into<String>) {
+        self.errors.push(ConfigError::Invalid {
+            origin: self.layer.origin(key),
+            key: key.to_string(),
+            value: value.to_string(),
+            problem: problem.into(),
+        });
+    }
+
+    fn require(&mut self, ok: bool, key: &str, value: impl ToString, problem: &str) {
+        if !ok {
+            self.fail(key, value, problem);
+        }
+    }
+}
+
+pub fn check(experiment: &Experiment, layer: &Layer) -> Result<(), ConfigError> {
+    let mut c = Checker {
+        layer,
+        errors: Vec::new(),
+    };
+    check_data(&mut c, experiment);
+    check_model(&mut c, experiment);
+    check_augment(&mut c, experiment);
+    check_train(&mut c, experiment);
+    let m = &experiment.monitor;
+    c.require(
+        m.gap_threshold > 0.0 && m.gap_threshold < 1.0,
+        "monitor.gap_threshold",
+        m.gap_threshold,
+        "expected an accuracy gap between 0 and 1 (e.g. 0.05 for 5 points)",
+    );
+    c.require(
+        m.patience >= 1,
+        "monitor.patience",
+        m.patience,
+        "expected at least 1 epoch",
+    );
+    match c.errors.len() {
+        0 => Ok(()),
+        1 => Err(c.errors.remove(0)),
+        _ => Err(ConfigError::Several(c.errors)),
+    }
+}
+
+fn check_data(c: &mut Checker, experiment: &Experiment) {
+    let d = &experiment.data;
+    if !d.is_bundled() {
+        let root = Path::new(&d.dataset);
+        if !root.is_dir() {
+            c.fail(
+                "data.dataset",
+                format!("\"{}\"", d.dataset),
+                "no such folder; expected \"digits\", \"mnist-5k\" or a dataset folder",
+            );
+        } else if let Some(csv) = &d.csv {
+            let csv_path = root.join(csv);
+            if !csv_path.is_file() {
+                c.fail(
+                    "data.csv",
+                    format!("\"{csv}\""),
+                    format!("no such file: {}", csv_path.display()),
+                );
+            }
+            let images = root.join(&d.image_dir);
+            if !images.is_dir() {
+                c.fail(
+                    "data.image_dir",
+                    format!("\"{}\"", d.image_dir),
+                    format!("no such folder: {}", images.display()),
+                );
+            }
+        }
+    }
+    if let Some(size) = d.image_size {
+        c.require(
+            (1..=4096).contains(&size),
+            "data.image_size",
+            size,
+            "expected a side length between 1 and 4096 pixels",
+        );
+    }
+    if let Some(channels) = d.channels {
+        c.require(
+            channels == 1 || channels == 3,
+            "data.channels",
+            channels,
+            "expected 1 (grey) or 3 (RGB)",
+        );
+    }
+    c.require(
+        d.validation_fraction > 0.0 && d.validation_fraction < 1.0,
+        "data.validation_fraction",
+        d.validation_fraction,
+        "expected a fraction strictly between 0 and 1",
+    );
+    if let Some(n) = d.train_images {
+        c.require(n >= 1, "data.train_images", n, "expected at least 1 image");
+    }
+}
+
+fn check_model(c: &mut Checker, experiment: &Experiment) {
+    let m = &experiment.model;
+    let list = |v: &[usize]| format!("{v:?}");
+    if m.conv_channels.is_empty() {
+        c.fail(
+            "model.conv_channels",
+            "[]",
+            "expected at least one conv block, e.g. [16, 32]",
+        );
+    } else if m.conv_channels.contains(&0) {
+        c.fail(
+            "model.conv_channels",
+            list(&m.conv_channels),
+            "every conv block needs at least 1 channel",
+        );
+    } else {
+        let blocks = m.conv_channels.len();
+        let size = experiment
+            .data
+            .image_size
+            .unwrap_or_else(|| native_image_size(&experiment.data));
+        let needed = 1usize.checked_shl(blocks as u32).unwrap_or(usize::MAX);
+        if size < needed {
+            c.fail(
+                "model.conv_channels",
+                list(&m.conv_channels),
+                format!(
+                    "{blocks} pooling layers need images of at least {needed}×{needed}, \
+                     but the images are {size}×{size}; remove a conv block or raise data.image_size"
+                ),
+            );
+        }
+    }
+    c.require(
+        (1..=15).contains(&m.kernel_size),
+        "model.kernel_size",
+        m.kernel_size,
+        "expected a kernel size between 1 and 15",
+    );
+    c.require(
+        !m.dense.contains(&0),
+        "model.dense",
+        list(&m.dense),
+        "every dense layer needs at least 1 unit",
+    );
+    c.require(
+        m.dropout.is_finite() && (0.0..1.0).contains(&m.dropout),
+        "model.dropout",
+        m.dropout,
+        "expected a probability in [0, 1)",
+    );
+}
+
+fn check_augment(c: &mut Checker, experiment: &Experiment) {
+    let a = &experiment.augment;
+    let ranges = [
+        ("augment.rotation", a.rotation, 180.0, "degrees in [0, 180]"),
+        ("augment.shear", a.shear, 45.0, "degrees in [0, 45]"),
+        (
+            "augment.shift",
+            a.shift,
+            0.5,
+            "a fraction of the image in [0, 0.5]",
+        ),
+        ("augment.zoom", a.zoom, 0.9, "a fraction in [0, 0.9]"),
+    ];
+    for (key, value, max, expected) in ranges {
+        c.require(
+            value.is_finite() && (0.0..=max).contains(&value),
+            key,
+            value,
+            &format!("expected {expected}"),
+        );
+    }
+}
+
+fn check_train(c: &mut Checker, experiment: &Experiment) {
+    let t = &experiment.train;
+    c.require(
+        t.epochs >= 1,
+        "train.epochs",
+        t.epochs,
+        "expected at least 1 epoch",
+    );
+    c.require(
+        t.batch_size >= 1,
+        "train.batch_size",
+        t.batch_size,
+        "expected a positive batch size",
+    );
+    c.require(
+        t.learning_rate.is_finite() && t.learning_rate > 0.0,
+        "train.learning_rate",
+        t.learning_rate,
+        "expected a positive learning rate, e.g. 1e-3",
+    );
+    c.require(
+        t.momentum.is_finite() && (0.0..1.0).contains(&t.momentum),
+        "train.momentum",
+        t.momentum,
+        "expected a momentum in [0, 1)",
+    );
+    c.require(
+        t.weight_decay.is_finite() && t.weight_decay >= 0.0,
+        "train.weight_decay",
+        t.weight_decay,
+        "expected a non-negative weight decay",
+    );
+}
+
+/// Negative integers reach serde as a type error; report them with their origin instead.
+pub fn negative_integer(layer: &Layer) -> Option<ConfigError> {
+    layer.origins.keys().find_map(|key| {
+        let value = layer.get(key)?;
+        let negative = match value {
+            toml::Value::Integer(n) => *n < 0,
+            toml::Value::Array(items) => {
+                items.iter().any(|i| i.as_integer().is_some_and(|n| n < 0))
+            }
+            _ => false,
+        };
+        negative.then(|| ConfigError::Invalid {
+            origin: layer.origin(key),
+            key: key.clone(),
+            value: value.to_string(),
+            problem: "expected a non-negative integer".into(),
+        })
+    })
+}

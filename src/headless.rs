@@ -1,0 +1,150 @@
+//! Plain-text progress for logs and pipes: one line per epoch and per notable event, no control
+//! characters, and a closing summary naming the run directory.
+
+use std::io::Write;
+
+use crate::protocol::{Event, EventKind, HyperParameter, Outcome, PauseReason};
+
+/// Turns events into lines; remembers what later lines need (total epochs).
+#[derive(Debug, Default)]
+pub struct LineFormatter {
+    epochs: usize,
+    run_dir: String,
+}
+
+impl LineFormatter {
+    pub fn new(run_dir: impl Into<String>) -> Self {
+        Self {
+            epochs: 0,
+            run_dir: run_dir.into(),
+        }
+    }
+
+    /// The line for an event, if it deserves one (batch progress does not).
+    pub fn line(&mut self, event: &Event) -> Option<String> {
+        let at = |event: &Event| match (event.epoch, event.step) {
+            (Some(epoch), Some(step)) => format!(" (epoch {epoch}, step {step})"),
+            (None, Some(step)) => format!(" (step {step})"),
+            _ => String::new(),
+        };
+        Some(match &event.kind {
+            EventKind::RunStarted(start) => {
+                self.epochs = start.epochs;
+                let d = &start.dataset;
+                format!(
+                    "kiln · {} · {} ({} train / {} validation, {} classes, {}x{}x{}) · {} on {}: {}\n\
+                     model: {} parameters · batch {} · lr {} · {}",
+                    start.experiment,
+                    d.name,
+                    d.train_images,
+                    d.validation_images,
+                    d.classes.len(),
+                    d.channels,
+                    d.height,
+                    d.width,
+                    start.backend.name,
+                    start.backend.device,
+                    start.backend.reason,
+                    start.parameters,
+                    start.batch_size,
+                    start.learning_rate,
+                    tricks(start.dropout, start.batch_norm, start.augmentation),
+                )
+            }
+            EventKind::Batch(_) => return None,
+            EventKind::Epoch(m) => format!(
+                "epoch {:>width$}/{}  train loss {:.4} acc {:.4}  val loss {:.4} acc {:.4}  gap {:+.4}  {:.1}s  {:.0} img/s",
+                event.epoch.unwrap_or(0),
+                self.epochs,
+                m.train_loss,
+                m.train_accuracy,
+                m.validation_loss,
+                m.validation_accuracy,
+                m.gap(),
+                m.seconds,
+                m.images_per_second,
+                width = self.epochs.to_string().len(),
+            ),
+            EventKind::HyperParameterChanged {
+                parameter,
+                from,
+                to,
+            } => {
+                let name = match parameter {
+                    HyperParameter::Dropout => "dropout",
+                    HyperParameter::LearningRate => "learning rate",
+                };
+                format!("{name} {from} -> {to}{}", at(event))
+            }
+            EventKind::Paused { reason } => match reason {
+                PauseReason::Requested => format!("paused{}", at(event)),
+                PauseReason::Diverged => format!("paused because the loss diverged{}", at(event)),
+            },
+            EventKind::Resumed => format!("resumed{}", at(event)),
+            EventKind::CheckpointWritten { path } => format!("checkpoint {path}{}", at(event)),
+            EventKind::Warning { message } => format!("warning: {message}"),
+            EventKind::Diverged { loss } => format!(
+                "the loss is {loss}{}: the run is paused; lower the learning rate and resume",
+                at(event)
+            ),
+            EventKind::Finished(end) => {
+                let how = match end.outcome {
+                    Outcome::Completed => "finished",
+                    Outcome::Stopped => "stopped",
+                };
+                let best = match (end.best_epoch, end.best_validation_accuracy) {
+                    (Some(epoch), Some(acc)) => {
+                        format!(", best validation accuracy {acc:.4} at epoch {epoch}")
+                    }
+                    _ => String::new(),
+                };
+                format!(
+                    "{how} after {} epoch(s) in {:.1}s{best}\nrun: {}",
+                    end.epochs_completed, end.seconds, self.run_dir
+                )
+            }
+            EventKind::Failed { error } => {
+                format!("failed: {error}\nrun: {}", self.run_dir)
+            }
+        })
+    }
+}
+
+fn tricks(dropout: f64, batch_norm: bool, augmentation: bool) -> String {
+    let on_off = |on: bool| if on { "on" } else { "off" };
+    format!(
+        "dropout {dropout} · batch norm {} · augmentation {}",
+        on_off(batch_norm),
+        on_off(augmentation)
+    )
+}
+
+/// How a followed run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    Finished,
+    Failed,
+    /// The event stream closed without a final event.
+    Lost,
+}
+
+/// Prints events as lines until the run ends. A closed output (e.g. `| head`) stops printing
+/// but not the waiting: the run still ends properly.
+pub fn follow(
+    events: &crossbeam_channel::Receiver<Event>,
+    formatter: &mut LineFormatter,
+    out: &mut impl Write,
+) -> RunEnd {
+    let mut printing = true;
+    for event in events.iter() {
+        if printing && let Some(line) = formatter.line(&event) {
+            printing = writeln!(out, "{line}").and_then(|_| out.flush()).is_ok();
+        }
+        match event.kind {
+            EventKind::Finished(_) => return RunEnd::Finished,
+            EventKind::Failed { .. } => return RunEnd::Failed,
+            _ => {}
+        }
+    }
+    RunEnd::Lost
+}

@@ -1,0 +1,15 @@
+//! kiln: a terminal-native trainer and monitor for image classifiers.
+//!
+//! The training thread ([`train`]) and any front end talk only through [`protocol`] messages;
+//! every event also lands in the run's log ([`runs`]), so live and past runs share one format.
+
+pub mod cli;
+pub mod data;
+pub mod diagnose;
+pub mod experiment;
+pub mod headless;
+pub mod model;
+pub mod protocol;
+pub mod runs;
+pub mod train;
+pub mod tui;

@@ -1,0 +1,188 @@
+//! The messages between the front end and the training thread: `Command`s in, `Event`s out.
+//!
+//! Plain data with no burn or terminal types, so a live run and a replayed log are rendered from
+//! the same values. Events are also the lines of `events.jsonl`.
+
+use serde::{Deserialize, Serialize};
+
+/// What the front end asks of the training thread; applied at the next batch boundary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    Pause,
+    Resume,
+    SetDropout { value: f64 },
+    SetLearningRate { value: f64 },
+    Checkpoint,
+    Stop,
+}
+
+/// One thing that happened in a run, stamped with wall time and position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// UTC wall time, RFC 3339 with milliseconds.
+    pub time: String,
+    /// 1-based epoch the event belongs to; absent before training starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<usize>,
+    /// Number of optimiser steps taken so far in the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<u64>,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+impl Event {
+    /// An event stamped with the current time.
+    pub fn now(epoch: Option<usize>, step: Option<u64>, kind: EventKind) -> Self {
+        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        Self {
+            time,
+            epoch,
+            step,
+            kind,
+        }
+    }
+}
+
+/// The payload of an [`Event`]; `kind` in the JSON line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    RunStarted(RunStarted),
+    Batch(BatchProgress),
+    Epoch(EpochMetrics),
+    HyperParameterChanged {
+        parameter: HyperParameter,
+        from: f64,
+        to: f64,
+    },
+    Paused {
+        reason: PauseReason,
+    },
+    Resumed,
+    CheckpointWritten {
+        path: String,
+    },
+    Warning {
+        message: String,
+    },
+    /// The loss became NaN or infinite; the run is paused, not ended.
+    Diverged {
+        /// `NaN`, `inf` or `-inf` (JSON has no such numbers).
+        loss: String,
+    },
+    Finished(RunFinished),
+    Failed {
+        error: String,
+    },
+}
+
+/// Everything the front end needs to lay out the screen for a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunStarted {
+    pub run_id: String,
+    pub experiment: String,
+    pub dataset: DatasetSummary,
+    pub backend: BackendSummary,
+    pub epochs: usize,
+    pub batches_per_epoch: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub dropout: f64,
+    pub batch_norm: bool,
+    pub augmentation: bool,
+    pub parameters: usize,
+    /// Train − validation accuracy gap that counts as overfitting.
+    pub gap_threshold: f64,
+    /// Epochs a trend must hold before a warning appears or clears.
+    pub patience: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetSummary {
+    pub name: String,
+    pub classes: Vec<String>,
+    pub train_images: usize,
+    pub validation_images: usize,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    /// Files that could not be decoded and were left out.
+    pub skipped: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendSummary {
+    /// `wgpu` or `flex` (burn's CPU backend).
+    pub name: String,
+    pub device: String,
+    /// Why this backend was chosen, in plain words.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchProgress {
+    /// 1-based batch index within the epoch.
+    pub batch: usize,
+    pub batches: usize,
+    pub loss: f64,
+    pub images_per_second: f64,
+}
+
+/// Whole-split metrics of one epoch (weighted by batch size).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub validation_loss: f64,
+    pub validation_accuracy: f64,
+    pub learning_rate: f64,
+    pub dropout: f64,
+    pub seconds: f64,
+    pub images_per_second: f64,
+}
+
+impl EpochMetrics {
+    /// Train minus validation accuracy: the overfitting gap.
+    pub fn gap(&self) -> f64 {
+        self.train_accuracy - self.validation_accuracy
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HyperParameter {
+    Dropout,
+    LearningRate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseReason {
+    /// The user asked for it.
+    Requested,
+    /// The loss became NaN or infinite.
+    Diverged,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunFinished {
+    pub outcome: Outcome,
+    pub epochs_completed: usize,
+    /// Epoch with the highest validation accuracy, if any epoch completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_epoch: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_validation_accuracy: Option<f64>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// All epochs ran.
+    Completed,
+    /// The user stopped the run.
+    Stopped,
+}

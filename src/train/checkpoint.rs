@@ -1,0 +1,127 @@
+//! Checkpoints: model and optimiser state plus where the run stood, written into a temporary
+//! folder and renamed into place so a crash never leaves a half-written checkpoint under its
+//! final name.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::{ModuleOptimizer, OptimizerRecord};
+use burn::store::ModuleRecord;
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::experiment::ModelConfig;
+use crate::model::{Classifier, ModelShape};
+
+pub const MODEL_FILE: &str = "model.bpk";
+pub const OPTIMIZER_FILE: &str = "optimizer.bpk";
+pub const STATE_FILE: &str = "state.json";
+
+/// Where the run stood when the checkpoint was taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointState {
+    /// Epochs fully trained and evaluated.
+    pub epochs_completed: usize,
+    /// The epoch in progress (equal to `epochs_completed` at an epoch boundary).
+    pub epoch: usize,
+    pub step: u64,
+    pub learning_rate: f64,
+    pub dropout: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Record { path: PathBuf, message: String },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn record(path: &Path) -> impl FnOnce(burn::store::RecordError) -> CheckpointError + '_ {
+    move |err| CheckpointError::Record {
+        path: path.to_path_buf(),
+        message: err.to_string(),
+    }
+}
+
+/// Writes `checkpoints/epoch-EEEE-step-SSSSSSS/` and returns its path.
+pub fn write(
+    checkpoints: &Path,
+    model: &Classifier,
+    optimizer: &ModuleOptimizer,
+    state: &CheckpointState,
+) -> Result<PathBuf, CheckpointError> {
+    let name = format!("epoch-{:04}-step-{:07}", state.epoch, state.step);
+    let target = checkpoints.join(&name);
+    let temporary = checkpoints.join(format!(".tmp-{name}"));
+    if temporary.exists() {
+        std::fs::remove_dir_all(&temporary).map_err(io(&temporary))?;
+    }
+    std::fs::create_dir_all(&temporary).map_err(io(&temporary))?;
+
+    let model_path = temporary.join(MODEL_FILE);
+    model
+        .clone()
+        .into_record()
+        .save(&model_path)
+        .map_err(record(&model_path))?;
+    let optimizer_path = temporary.join(OPTIMIZER_FILE);
+    optimizer
+        .to_record()
+        .save(&optimizer_path)
+        .map_err(record(&optimizer_path))?;
+    let state_path = temporary.join(STATE_FILE);
+    let json = serde_json::to_vec_pretty(state).map_err(|err| io(&state_path)(err.into()))?;
+    std::fs::write(&state_path, json).map_err(io(&state_path))?;
+
+    if target.exists() {
+        std::fs::remove_dir_all(&target).map_err(io(&target))?;
+    }
+    std::fs::rename(&temporary, &target).map_err(io(&target))?;
+    Ok(target)
+}
+
+/// Rebuilds the model saved in a checkpoint folder.
+pub fn load_model(
+    checkpoint: &Path,
+    config: &ModelConfig,
+    shape: ModelShape,
+    device: &Device,
+) -> Result<Classifier, CheckpointError> {
+    let path = checkpoint.join(MODEL_FILE);
+    let saved = ModuleRecord::load(&path).map_err(record(&path))?;
+    let mut model = Classifier::new(config, shape, device)
+        .try_load_record(saved)
+        .map_err(record(&path))?;
+    if let Ok(state) = load_state(checkpoint) {
+        model.set_dropout(state.dropout);
+    }
+    Ok(model)
+}
+
+/// Restores optimiser state (e.g. Adam's moments) saved in a checkpoint folder.
+pub fn load_optimizer(
+    checkpoint: &Path,
+    optimizer: ModuleOptimizer,
+) -> Result<ModuleOptimizer, CheckpointError> {
+    let path = checkpoint.join(OPTIMIZER_FILE);
+    let saved = OptimizerRecord::load(&path).map_err(record(&path))?;
+    Ok(optimizer.load_record(saved))
+}
+
+pub fn load_state(checkpoint: &Path) -> Result<CheckpointState, CheckpointError> {
+    let path = checkpoint.join(STATE_FILE);
+    let text = std::fs::read(&path).map_err(io(&path))?;
+    serde_json::from_slice(&text).map_err(|err| io(&path)(err.into()))
+}

@@ -1,0 +1,551 @@
+//! One run on the training thread: prepare data, model and optimiser, then the loop that trains,
+//! evaluates, checkpoints and applies commands at batch boundaries.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLoss;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use crossbeam_channel::{Receiver, TryRecvError};
+
+use super::checkpoint::{self, CheckpointState};
+use super::sink::EventSink;
+use crate::data::{self, Augmenter, Dataset, Loader, LoaderPlan, Normalizer};
+use crate::experiment::{Experiment, OptimizerKind, TrainConfig};
+use crate::model::{Classifier, ModelShape};
+use crate::protocol::{
+    BatchProgress, Command, DatasetSummary, EpochMetrics, EventKind, HyperParameter, Outcome,
+    PauseReason, RunFinished, RunStarted,
+};
+use crate::runs::RunDir;
+
+/// Validation batches are larger than training ones: no gradients, so memory allows it.
+const EVAL_BATCH: usize = 256;
+
+/// Runs one experiment to its end; every outcome, failures included, ends in an event.
+pub fn run(experiment: Experiment, run: RunDir, mut sink: EventSink, commands: Receiver<Command>) {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Session::prepare(experiment, run, &mut sink, commands).and_then(|mut s| s.train(&mut sink))
+    }));
+    let error = match result {
+        Ok(Ok(())) => return,
+        Ok(Err(message)) => message,
+        Err(panic) => panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .map_or_else(
+                || "the training thread panicked".to_string(),
+                |m| format!("internal error: {m}"),
+            ),
+    };
+    sink.emit(None, None, EventKind::Failed { error });
+}
+
+/// Host-side validation data, normalised once for the whole run.
+struct ValidationSet {
+    images: Vec<f32>,
+    labels: Vec<i64>,
+    image_len: usize,
+}
+
+enum BatchOutcome {
+    /// Mean loss and number of correct predictions.
+    Trained { loss: f64, correct: f64 },
+    /// The loss was NaN or infinite; no step was taken.
+    Diverged { loss: f64 },
+}
+
+/// Whether the loop goes on after the commands at a batch boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}
+
+struct Session {
+    experiment: Experiment,
+    run: RunDir,
+    commands: Receiver<Command>,
+    device: Device,
+    train_device: Device,
+    dataset: Arc<Dataset>,
+    loader_plan: LoaderPlan,
+    validation: ValidationSet,
+    shape: ModelShape,
+    model: Option<Classifier>,
+    optimizer: ModuleOptimizer,
+    learning_rate: f64,
+    paused: bool,
+    /// Time spent paused or writing checkpoints, left out of epoch timings.
+    idle: Duration,
+    step: u64,
+    epochs_completed: usize,
+    best: Option<(usize, f64)>,
+}
+
+impl Session {
+    fn prepare(
+        experiment: Experiment,
+        run: RunDir,
+        sink: &mut EventSink,
+        commands: Receiver<Command>,
+    ) -> Result<Session, String> {
+        let (device, backend) =
+            super::backend::choose(experiment.train.backend).map_err(|e| e.to_string())?;
+        let dataset = Arc::new(data::load(&experiment.data).map_err(|e| e.to_string())?);
+        let split = data::stratified_split(
+            &dataset.labels,
+            dataset.classes.len(),
+            experiment.data.validation_fraction,
+            experiment.data.train_images,
+            experiment.train.seed,
+        );
+        if split.train.is_empty() || split.validation.is_empty() {
+            return Err(format!(
+                "dataset {} is too small to split: {} training and {} validation images",
+                dataset.name,
+                split.train.len(),
+                split.validation.len()
+            ));
+        }
+        let normalizer = Normalizer::fit(&dataset, &split.train);
+        let validation = ValidationSet {
+            images: normalizer.images(&dataset, &split.validation),
+            labels: split
+                .validation
+                .iter()
+                .map(|&i| dataset.labels[i] as i64)
+                .collect(),
+            image_len: dataset.image_len(),
+        };
+        let shape = ModelShape {
+            channels: dataset.channels,
+            height: dataset.height,
+            width: dataset.width,
+            classes: dataset.classes.len(),
+        };
+        let train_device = device.clone().autodiff();
+        // Seed before building the model: weight initialisation and dropout draw from it.
+        train_device.seed(experiment.train.seed);
+        let model = Classifier::new(&experiment.model, shape, &train_device);
+        let optimizer = build_optimizer(&experiment.train);
+        let loader_plan = LoaderPlan {
+            train: split.train.clone(),
+            batch_size: experiment.train.batch_size,
+            seed: experiment.train.seed,
+            first_epoch: 1,
+            last_epoch: experiment.train.epochs,
+            normalizer,
+            augmenter: Augmenter::new(experiment.augment.clone(), dataset.height, dataset.width),
+        };
+
+        sink.emit(
+            None,
+            Some(0),
+            EventKind::RunStarted(RunStarted {
+                run_id: run.id.clone(),
+                experiment: experiment.name.clone(),
+                dataset: DatasetSummary {
+                    name: dataset.name.clone(),
+                    classes: dataset.classes.clone(),
+                    train_images: split.train.len(),
+                    validation_images: split.validation.len(),
+                    channels: dataset.channels,
+                    height: dataset.height,
+                    width: dataset.width,
+                    skipped: dataset.skipped.len(),
+                },
+                backend,
+                epochs: experiment.train.epochs,
+                batches_per_epoch: loader_plan.batches_per_epoch(),
+                batch_size: experiment.train.batch_size,
+                learning_rate: experiment.train.learning_rate,
+                dropout: experiment.model.dropout,
+                batch_norm: experiment.model.batch_norm,
+                augmentation: experiment.augment.is_active(),
+                parameters: model.num_params(),
+                gap_threshold: experiment.monitor.gap_threshold,
+                patience: experiment.monitor.patience,
+            }),
+        );
+        if let Some(message) = dataset.skipped_summary() {
+            sink.emit(None, Some(0), EventKind::Warning { message });
+        }
+        Ok(Session {
+            learning_rate: experiment.train.learning_rate,
+            experiment,
+            run,
+            commands,
+            device,
+            train_device,
+            dataset,
+            loader_plan,
+            validation,
+            shape,
+            model: Some(model),
+            optimizer,
+            paused: false,
+            idle: Duration::ZERO,
+            step: 0,
+            epochs_completed: 0,
+            best: None,
+        })
+    }
+
+    fn model(&self) -> &Classifier {
+        self.model
+            .as_ref()
+            .expect("the model is only taken out during an optimiser step")
+    }
+
+    fn train(&mut self, sink: &mut EventSink) -> Result<(), String> {
+        let started = Instant::now();
+        let loader = Loader::spawn(self.dataset.clone(), self.loader_plan.clone())
+            .map_err(|e| format!("cannot start the loader thread: {e}"))?;
+        let epochs = self.experiment.train.epochs;
+        let batches = self.loader_plan.batches_per_epoch();
+        let loss_fn = CrossEntropyLoss::new(None, &self.train_device);
+
+        let mut outcome = Outcome::Completed;
+        'epochs: for epoch in 1..=epochs {
+            let epoch_start = Instant::now();
+            self.idle = Duration::ZERO;
+            let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0.0f64, 0usize);
+            for batch_index in 1..=batches {
+                if self.poll_commands(sink, epoch) == Flow::Stop {
+                    outcome = Outcome::Stopped;
+                    break 'epochs;
+                }
+                let batch = loader
+                    .batches
+                    .recv()
+                    .map_err(|_| "the loader thread ended early".to_string())?;
+                let batch_start = Instant::now();
+                let n = batch.len();
+                match self.train_batch(&loss_fn, batch)? {
+                    BatchOutcome::Trained {
+                        loss,
+                        correct: batch_correct,
+                    } => {
+                        self.step += 1;
+                        loss_sum += loss * n as f64;
+                        correct += batch_correct;
+                        seen += n;
+                        let seconds = batch_start.elapsed().as_secs_f64().max(1e-9);
+                        sink.emit(
+                            Some(epoch),
+                            Some(self.step),
+                            EventKind::Batch(BatchProgress {
+                                batch: batch_index,
+                                batches,
+                                loss,
+                                images_per_second: n as f64 / seconds,
+                            }),
+                        );
+                    }
+                    BatchOutcome::Diverged { loss } => self.diverged(sink, epoch, loss),
+                }
+            }
+            let train_seconds = (epoch_start.elapsed() - self.idle).as_secs_f64();
+            let (validation_loss, validation_accuracy) = evaluate(
+                self.model(),
+                &self.device,
+                &self.validation.images,
+                &self.validation.labels,
+                self.validation.image_len,
+                self.shape,
+            )?;
+            self.epochs_completed = epoch;
+            let metrics = EpochMetrics {
+                train_loss: loss_sum / seen.max(1) as f64,
+                train_accuracy: correct / seen.max(1) as f64,
+                validation_loss,
+                validation_accuracy,
+                learning_rate: self.learning_rate,
+                dropout: self.model().dropout(),
+                seconds: (epoch_start.elapsed() - self.idle).as_secs_f64(),
+                images_per_second: seen as f64 / train_seconds.max(1e-9),
+            };
+            if self.best.is_none_or(|(_, acc)| validation_accuracy > acc) {
+                self.best = Some((epoch, validation_accuracy));
+            }
+            sink.emit(Some(epoch), Some(self.step), EventKind::Epoch(metrics));
+            let every = self.experiment.train.checkpoint_every;
+            if every > 0 && epoch % every == 0 && epoch < epochs {
+                self.checkpoint(sink, epoch);
+            }
+        }
+        drop(loader);
+        let last_epoch = self.epochs_completed.max(1);
+        self.checkpoint(sink, last_epoch);
+        sink.emit(
+            Some(self.epochs_completed),
+            Some(self.step),
+            EventKind::Finished(RunFinished {
+                outcome,
+                epochs_completed: self.epochs_completed,
+                best_epoch: self.best.map(|(e, _)| e),
+                best_validation_accuracy: self.best.map(|(_, a)| a),
+                seconds: started.elapsed().as_secs_f64(),
+            }),
+        );
+        Ok(())
+    }
+
+    /// One optimiser step, skipped when the loss is not finite so the weights stay usable.
+    fn train_batch(
+        &mut self,
+        loss_fn: &CrossEntropyLoss,
+        batch: data::Batch,
+    ) -> Result<BatchOutcome, String> {
+        let n = batch.len();
+        let (c, h, w) = (self.shape.channels, self.shape.height, self.shape.width);
+        let images = Tensor::<4>::from_data(
+            TensorData::new(batch.images, [n, c, h, w]),
+            &self.train_device,
+        );
+        let targets =
+            Tensor::<1, Int>::from_data(TensorData::new(batch.labels, [n]), &self.train_device);
+        let model = self.model.take().expect("model present between steps");
+        let logits = model.forward(images);
+        let loss = loss_fn.forward(logits.clone(), targets.clone());
+        let correct = logits.argmax(1).reshape([n]).equal(targets).int().sum();
+        // One read per batch for both numbers: each read waits for the device.
+        let stats = Tensor::cat(vec![loss.clone().detach(), correct.float().detach()], 0);
+        let values = read_floats(stats)?;
+        let (loss_value, correct_value) = (values[0] as f64, values[1] as f64);
+        if !loss_value.is_finite() {
+            self.model = Some(model);
+            return Ok(BatchOutcome::Diverged { loss: loss_value });
+        }
+        let gradients = GradientsParams::from_grads(loss.backward(), &model);
+        self.model = Some(self.optimizer.step(self.learning_rate, model, gradients));
+        Ok(BatchOutcome::Trained {
+            loss: loss_value,
+            correct: correct_value,
+        })
+    }
+
+    fn diverged(&mut self, sink: &mut EventSink, epoch: usize, loss: f64) {
+        sink.emit(
+            Some(epoch),
+            Some(self.step),
+            EventKind::Diverged {
+                loss: loss.to_string(),
+            },
+        );
+        self.paused = true;
+        sink.emit(
+            Some(epoch),
+            Some(self.step),
+            EventKind::Paused {
+                reason: PauseReason::Diverged,
+            },
+        );
+    }
+
+    /// Applies every pending command; while paused, blocks on the channel (no CPU used).
+    fn poll_commands(&mut self, sink: &mut EventSink, epoch: usize) -> Flow {
+        loop {
+            let command = if self.paused {
+                let waiting = Instant::now();
+                let received = self.commands.recv();
+                self.idle += waiting.elapsed();
+                match received {
+                    Ok(command) => command,
+                    Err(_) => {
+                        // Nobody is left to resume the run: carry on rather than hang.
+                        self.paused = false;
+                        sink.emit(
+                            Some(epoch),
+                            Some(self.step),
+                            EventKind::Warning {
+                                message: "the front end went away while paused; resuming".into(),
+                            },
+                        );
+                        sink.emit(Some(epoch), Some(self.step), EventKind::Resumed);
+                        return Flow::Continue;
+                    }
+                }
+            } else {
+                match self.commands.try_recv() {
+                    Ok(command) => command,
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => {
+                        return Flow::Continue;
+                    }
+                }
+            };
+            if self.apply(command, sink, epoch) == Flow::Stop {
+                return Flow::Stop;
+            }
+        }
+    }
+
+    fn apply(&mut self, command: Command, sink: &mut EventSink, epoch: usize) -> Flow {
+        let (at_epoch, at_step) = (Some(epoch), Some(self.step));
+        let reject = |sink: &mut EventSink, message: String| {
+            sink.emit(at_epoch, at_step, EventKind::Warning { message });
+        };
+        match command {
+            Command::Pause if !self.paused => {
+                self.paused = true;
+                sink.emit(
+                    at_epoch,
+                    at_step,
+                    EventKind::Paused {
+                        reason: PauseReason::Requested,
+                    },
+                );
+            }
+            Command::Resume if self.paused => {
+                self.paused = false;
+                sink.emit(at_epoch, at_step, EventKind::Resumed);
+            }
+            Command::Pause | Command::Resume => {}
+            Command::SetDropout { value } => {
+                if value.is_finite() && (0.0..1.0).contains(&value) {
+                    let model = self.model.as_mut().expect("model present between steps");
+                    let from = model.dropout();
+                    model.set_dropout(value);
+                    sink.emit(
+                        at_epoch,
+                        at_step,
+                        EventKind::HyperParameterChanged {
+                            parameter: HyperParameter::Dropout,
+                            from,
+                            to: value,
+                        },
+                    );
+                } else {
+                    reject(
+                        sink,
+                        format!("dropout {value} rejected: expected a probability in [0, 1)"),
+                    );
+                }
+            }
+            Command::SetLearningRate { value } => {
+                if value.is_finite() && value > 0.0 {
+                    let from = self.learning_rate;
+                    self.learning_rate = value;
+                    sink.emit(
+                        at_epoch,
+                        at_step,
+                        EventKind::HyperParameterChanged {
+                            parameter: HyperParameter::LearningRate,
+                            from,
+                            to: value,
+                        },
+                    );
+                } else {
+                    reject(
+                        sink,
+                        format!("learning rate {value} rejected: expected a positive number"),
+                    );
+                }
+            }
+            Command::Checkpoint => self.checkpoint(sink, epoch),
+            Command::Stop => return Flow::Stop,
+        }
+        Flow::Continue
+    }
+
+    fn checkpoint(&mut self, sink: &mut EventSink, epoch: usize) {
+        let started = Instant::now();
+        let state = CheckpointState {
+            epochs_completed: self.epochs_completed,
+            epoch,
+            step: self.step,
+            learning_rate: self.learning_rate,
+            dropout: self.model().dropout(),
+        };
+        let written = checkpoint::write(
+            &self.run.checkpoints_path(),
+            self.model(),
+            &self.optimizer,
+            &state,
+        );
+        let kind = match written {
+            Ok(path) => EventKind::CheckpointWritten {
+                path: path
+                    .strip_prefix(&self.run.path)
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string(),
+            },
+            Err(err) => EventKind::Warning {
+                message: format!("checkpoint failed: {err}"),
+            },
+        };
+        sink.emit(Some(epoch), Some(self.step), kind);
+        self.idle += started.elapsed();
+    }
+}
+
+fn build_optimizer(train: &TrainConfig) -> ModuleOptimizer {
+    let decay =
+        (train.weight_decay > 0.0).then(|| WeightDecayConfig::new(train.weight_decay as f32));
+    match train.optimizer {
+        OptimizerKind::Adam => AdamConfig::new().with_weight_decay(decay).init(),
+        OptimizerKind::AdamW => AdamWConfig::new()
+            .with_weight_decay(train.weight_decay as f32)
+            .init(),
+        OptimizerKind::Sgd => SgdConfig::new()
+            .with_weight_decay(decay)
+            .with_momentum((train.momentum > 0.0).then(|| {
+                MomentumConfig::new()
+                    .with_momentum(train.momentum)
+                    .with_dampening(0.0)
+            }))
+            .init(),
+    }
+}
+
+fn read_floats(tensor: Tensor<1>) -> Result<Vec<f32>, String> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| format!("cannot read metrics from the device: {e:?}"))
+}
+
+/// Mean loss and accuracy of `model` over a whole split (weighted by batch size).
+pub fn evaluate(
+    model: &Classifier,
+    device: &Device,
+    images: &[f32],
+    labels: &[i64],
+    image_len: usize,
+    shape: ModelShape,
+) -> Result<(f64, f64), String> {
+    let model = model.valid();
+    let loss_fn = CrossEntropyLoss::new(None, device);
+    let mut totals = Tensor::<1>::zeros([2], device);
+    for (start, chunk) in labels.chunks(EVAL_BATCH).enumerate() {
+        let n = chunk.len();
+        let offset = start * EVAL_BATCH * image_len;
+        let batch = images[offset..offset + n * image_len].to_vec();
+        let input = Tensor::<4>::from_data(
+            TensorData::new(batch, [n, shape.channels, shape.height, shape.width]),
+            device,
+        );
+        let targets = Tensor::<1, Int>::from_data(TensorData::new(chunk.to_vec(), [n]), device);
+        let logits = model.forward(input);
+        let loss = loss_fn.forward(logits.clone(), targets.clone()) * n as f32;
+        let correct = logits
+            .argmax(1)
+            .reshape([n])
+            .equal(targets)
+            .int()
+            .sum()
+            .float();
+        totals = totals + Tensor::cat(vec![loss, correct], 0);
+    }
+    let values = read_floats(totals)?;
+    let n = labels.len().max(1) as f64;
+    Ok((values[0] as f64 / n, values[1] as f64 / n))
+}

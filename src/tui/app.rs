@@ -1,0 +1,448 @@
+//! The front end's state and its one `update` function: trainer events and user actions in,
+//! state changes and commands for the trainer out. No drawing, no I/O.
+
+use crate::protocol::{Command, Event, EventKind, HyperParameter};
+
+use super::run_view::{RunStatus, RunView, lr};
+
+/// Dropout moves in steps of this size with `d` / `D`.
+const DROPOUT_STEP: f64 = 0.05;
+const DROPOUT_MAX: f64 = 0.95;
+
+/// What the user can do; keys map to these (see `keys`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    TogglePause,
+    DropoutDown,
+    DropoutUp,
+    LearningRateDown,
+    LearningRateUp,
+    /// Open the prompt to type an exact value.
+    EditValue,
+    Checkpoint,
+    Stop,
+    Quit,
+    /// Ctrl-C: stop the run, then quit.
+    Interrupt,
+    ToggleChart,
+    ToggleHelp,
+    ScrollUp,
+    ScrollDown,
+    ScrollToLatest,
+    /// Answers in a confirmation.
+    Yes,
+    No,
+    /// Prompt editing.
+    Type(char),
+    Backspace,
+    SwitchField,
+    Submit,
+    Cancel,
+}
+
+/// Everything that can change the state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Trainer(Event),
+    /// The trainer's channel closed.
+    TrainerGone,
+    Action(Action),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    pub field: HyperParameter,
+    pub input: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    Normal,
+    Help,
+    Prompt(Prompt),
+    ConfirmQuit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Dashboard,
+    Chart,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeState {
+    /// Sent; waiting for the trainer to apply it.
+    Pending,
+    Confirmed,
+    Rejected,
+}
+
+/// The acknowledgement line for the latest command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub text: String,
+    pub state: NoticeState,
+    /// Which event confirms it.
+    awaiting: Awaiting,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Awaiting {
+    Nothing,
+    Paused,
+    Resumed,
+    Change(HyperParameter),
+    Checkpoint,
+    Finished,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct App {
+    pub run: RunView,
+    pub mode: Mode,
+    pub screen: Screen,
+    /// Rows scrolled up from the newest epoch in the table.
+    pub table_scroll: usize,
+    pub notice: Option<Notice>,
+    /// Stop was asked for and the trainer has not finished yet.
+    pub stopping: bool,
+    /// Quit as soon as the trainer has finished.
+    pub quit_when_finished: bool,
+    pub should_quit: bool,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl App {
+    pub fn new() -> Self {
+        Self {
+            run: RunView::default(),
+            mode: Mode::Normal,
+            screen: Screen::Dashboard,
+            table_scroll: 0,
+            notice: None,
+            stopping: false,
+            quit_when_finished: false,
+            should_quit: false,
+        }
+    }
+
+    fn notify(&mut self, text: impl Into<String>, state: NoticeState, awaiting: Awaiting) {
+        self.notice = Some(Notice {
+            text: text.into(),
+            state,
+            awaiting,
+        });
+    }
+
+    fn awaiting(&self) -> Awaiting {
+        self.notice
+            .as_ref()
+            .map_or(Awaiting::Nothing, |n| n.awaiting)
+    }
+}
+
+/// Applies a message; returns the commands to send to the trainer.
+pub fn update(app: &mut App, message: Message) -> Vec<Command> {
+    match message {
+        Message::Trainer(event) => {
+            on_event(app, &event);
+            Vec::new()
+        }
+        Message::TrainerGone => {
+            if app.run.is_active() {
+                app.run.status = RunStatus::Failed("the training thread ended unexpectedly".into());
+            }
+            if app.quit_when_finished {
+                app.should_quit = true;
+            }
+            Vec::new()
+        }
+        Message::Action(action) => on_action(app, action),
+    }
+}
+
+fn on_event(app: &mut App, event: &Event) {
+    app.run.apply(event);
+    let awaiting = app.awaiting();
+    let step = event.step.unwrap_or(app.run.step);
+    let confirmed = match (&event.kind, awaiting) {
+        (EventKind::Paused { .. }, Awaiting::Paused) => Some(format!("paused at step {step}")),
+        (EventKind::Resumed, Awaiting::Resumed) => Some(format!("resumed at step {step}")),
+        (EventKind::HyperParameterChanged { parameter, .. }, Awaiting::Change(wanted))
+            if *parameter == wanted =>
+        {
+            app.run
+                .changes
+                .last()
+                .map(|c| format!("{} applied at step {step}", c.describe()))
+        }
+        (EventKind::CheckpointWritten { path }, Awaiting::Checkpoint) => {
+            Some(format!("checkpoint saved: {path}"))
+        }
+        (EventKind::Finished(_), Awaiting::Finished) => Some("run stopped".to_string()),
+        _ => None,
+    };
+    if let Some(text) = confirmed {
+        app.notify(text, NoticeState::Confirmed, Awaiting::Nothing);
+    } else if let (EventKind::Warning { message }, Awaiting::Change(_)) = (&event.kind, awaiting) {
+        app.notify(message.clone(), NoticeState::Rejected, Awaiting::Nothing);
+    }
+    if !app.run.is_active() {
+        app.stopping = false;
+        if app.quit_when_finished {
+            app.should_quit = true;
+        }
+    }
+}
+
+fn on_action(app: &mut App, action: Action) -> Vec<Command> {
+    match app.mode.clone() {
+        Mode::Help => {
+            if matches!(action, Action::ToggleHelp | Action::Cancel | Action::Quit) {
+                app.mode = Mode::Normal;
+                return Vec::new();
+            }
+            if action == Action::Interrupt {
+                return on_normal_action(app, action);
+            }
+            Vec::new()
+        }
+        Mode::ConfirmQuit => match action {
+            Action::Yes => {
+                app.mode = Mode::Normal;
+                quit(app)
+            }
+            Action::No | Action::Cancel => {
+                app.mode = Mode::Normal;
+                Vec::new()
+            }
+            Action::Interrupt => on_normal_action(app, action),
+            _ => Vec::new(),
+        },
+        Mode::Prompt(prompt) => on_prompt_action(app, prompt, action),
+        Mode::Normal => on_normal_action(app, action),
+    }
+}
+
+/// Stops an active run and quits once it has ended; quits at once otherwise.
+fn quit(app: &mut App) -> Vec<Command> {
+    if app.run.is_active() {
+        app.quit_when_finished = true;
+        stop(app)
+    } else {
+        app.should_quit = true;
+        Vec::new()
+    }
+}
+
+fn stop(app: &mut App) -> Vec<Command> {
+    if app.stopping {
+        return Vec::new();
+    }
+    app.stopping = true;
+    app.notify(
+        "stop requested: finishing the batch and saving a checkpoint…",
+        NoticeState::Pending,
+        Awaiting::Finished,
+    );
+    vec![Command::Stop]
+}
+
+fn on_normal_action(app: &mut App, action: Action) -> Vec<Command> {
+    let live_only = matches!(
+        action,
+        Action::TogglePause
+            | Action::DropoutDown
+            | Action::DropoutUp
+            | Action::LearningRateDown
+            | Action::LearningRateUp
+            | Action::EditValue
+            | Action::Checkpoint
+            | Action::Stop
+    );
+    if live_only && (!app.run.is_active() || app.stopping) {
+        app.notify(
+            "the run is no longer training",
+            NoticeState::Rejected,
+            Awaiting::Nothing,
+        );
+        return Vec::new();
+    }
+    match action {
+        Action::TogglePause => {
+            if matches!(app.run.status, RunStatus::Paused | RunStatus::Diverged) {
+                app.notify("resume requested…", NoticeState::Pending, Awaiting::Resumed);
+                vec![Command::Resume]
+            } else {
+                app.notify("pause requested…", NoticeState::Pending, Awaiting::Paused);
+                vec![Command::Pause]
+            }
+        }
+        Action::DropoutDown | Action::DropoutUp => {
+            let delta = if action == Action::DropoutUp {
+                DROPOUT_STEP
+            } else {
+                -DROPOUT_STEP
+            };
+            let value = ((app.run.dropout + delta) * 100.0).round() / 100.0;
+            set_dropout(app, value.clamp(0.0, DROPOUT_MAX))
+        }
+        Action::LearningRateDown => set_learning_rate(app, app.run.learning_rate / 2.0),
+        Action::LearningRateUp => set_learning_rate(app, app.run.learning_rate * 2.0),
+        Action::EditValue => {
+            app.mode = Mode::Prompt(Prompt {
+                field: HyperParameter::Dropout,
+                input: format!("{:.2}", app.run.dropout),
+                error: None,
+            });
+            Vec::new()
+        }
+        Action::Checkpoint => {
+            app.notify(
+                "checkpoint requested…",
+                NoticeState::Pending,
+                Awaiting::Checkpoint,
+            );
+            vec![Command::Checkpoint]
+        }
+        Action::Stop => stop(app),
+        Action::Quit => {
+            if app.run.is_active() {
+                app.mode = Mode::ConfirmQuit;
+            } else {
+                app.should_quit = true;
+            }
+            Vec::new()
+        }
+        Action::Interrupt => {
+            if app.stopping || !app.run.is_active() {
+                // A second Ctrl-C, or nothing left to stop: leave now.
+                app.should_quit = true;
+                Vec::new()
+            } else {
+                app.mode = Mode::Normal;
+                quit(app)
+            }
+        }
+        Action::ToggleChart => {
+            app.screen = match app.screen {
+                Screen::Dashboard => Screen::Chart,
+                Screen::Chart => Screen::Dashboard,
+            };
+            Vec::new()
+        }
+        Action::ToggleHelp => {
+            app.mode = Mode::Help;
+            Vec::new()
+        }
+        Action::ScrollUp => {
+            let max = app.run.epochs.len().saturating_sub(1);
+            app.table_scroll = (app.table_scroll + 1).min(max);
+            Vec::new()
+        }
+        Action::ScrollDown => {
+            app.table_scroll = app.table_scroll.saturating_sub(1);
+            Vec::new()
+        }
+        Action::ScrollToLatest => {
+            app.table_scroll = 0;
+            Vec::new()
+        }
+        Action::Yes
+        | Action::No
+        | Action::Type(_)
+        | Action::Backspace
+        | Action::SwitchField
+        | Action::Submit
+        | Action::Cancel => Vec::new(),
+    }
+}
+
+fn set_dropout(app: &mut App, value: f64) -> Vec<Command> {
+    app.notify(
+        format!("dropout {value:.2} requested…"),
+        NoticeState::Pending,
+        Awaiting::Change(HyperParameter::Dropout),
+    );
+    vec![Command::SetDropout { value }]
+}
+
+fn set_learning_rate(app: &mut App, value: f64) -> Vec<Command> {
+    app.notify(
+        format!("learning rate {} requested…", lr(value)),
+        NoticeState::Pending,
+        Awaiting::Change(HyperParameter::LearningRate),
+    );
+    vec![Command::SetLearningRate { value }]
+}
+
+fn on_prompt_action(app: &mut App, mut prompt: Prompt, action: Action) -> Vec<Command> {
+    match action {
+        Action::Type(c) if c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+') => {
+            prompt.input.push(c);
+            prompt.error = None;
+        }
+        Action::Backspace => {
+            prompt.input.pop();
+            prompt.error = None;
+        }
+        Action::SwitchField => {
+            prompt.field = match prompt.field {
+                HyperParameter::Dropout => HyperParameter::LearningRate,
+                HyperParameter::LearningRate => HyperParameter::Dropout,
+            };
+            prompt.input = match prompt.field {
+                HyperParameter::Dropout => format!("{:.2}", app.run.dropout),
+                HyperParameter::LearningRate => lr(app.run.learning_rate),
+            };
+            prompt.error = None;
+        }
+        Action::Cancel => {
+            app.mode = Mode::Normal;
+            return Vec::new();
+        }
+        Action::Interrupt => {
+            app.mode = Mode::Normal;
+            return on_normal_action(app, Action::Interrupt);
+        }
+        Action::Submit => match validate_prompt(&prompt) {
+            Ok(value) => {
+                app.mode = Mode::Normal;
+                if !app.run.is_active() || app.stopping {
+                    return on_normal_action(app, Action::EditValue);
+                }
+                return match prompt.field {
+                    HyperParameter::Dropout => set_dropout(app, value),
+                    HyperParameter::LearningRate => set_learning_rate(app, value),
+                };
+            }
+            Err(error) => prompt.error = Some(error),
+        },
+        _ => {}
+    }
+    app.mode = Mode::Prompt(prompt);
+    Vec::new()
+}
+
+fn validate_prompt(prompt: &Prompt) -> Result<f64, String> {
+    let value: f64 = prompt
+        .input
+        .trim()
+        .parse()
+        .map_err(|_| format!("\"{}\" is not a number", prompt.input))?;
+    match prompt.field {
+        HyperParameter::Dropout if !(0.0..1.0).contains(&value) => {
+            Err("dropout must be in [0, 1)".into())
+        }
+        HyperParameter::LearningRate if !(value.is_finite() && value > 0.0) => {
+            Err("the learning rate must be positive".into())
+        }
+        _ => Ok(value),
+    }
+}

@@ -1,0 +1,66 @@
+//! Keys to actions. Which keys mean what depends on the mode: a prompt takes typed characters,
+//! a confirmation takes y / n, everything else uses the keys shown in the footer.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use super::app::{Action, Mode};
+
+/// The key list for the footer and the help screen: (keys, what they do).
+pub const KEYS: &[(&str, &str)] = &[
+    ("space", "pause / resume"),
+    ("d / D", "dropout − / + 0.05"),
+    ("l / L", "learning rate ÷2 / ×2"),
+    ("e", "type an exact dropout or learning rate"),
+    ("c", "checkpoint now"),
+    ("s", "stop the run (checkpoint, keep the screen)"),
+    ("g", "chart / dashboard"),
+    ("↑ / ↓", "scroll the epoch table (End: latest)"),
+    ("?", "help"),
+    ("q", "quit (asks first while training)"),
+    ("Ctrl-C", "stop the run and quit"),
+];
+
+pub fn action_for(mode: &Mode, key: KeyEvent) -> Option<Action> {
+    if key.kind == KeyEventKind::Release {
+        return None;
+    }
+    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+        return Some(Action::Interrupt);
+    }
+    match mode {
+        Mode::Prompt(_) => match key.code {
+            KeyCode::Char(c) => Some(Action::Type(c)),
+            KeyCode::Backspace => Some(Action::Backspace),
+            KeyCode::Tab | KeyCode::BackTab => Some(Action::SwitchField),
+            KeyCode::Enter => Some(Action::Submit),
+            KeyCode::Esc => Some(Action::Cancel),
+            _ => None,
+        },
+        Mode::ConfirmQuit => match key.code {
+            KeyCode::Char('y' | 'Y') | KeyCode::Enter => Some(Action::Yes),
+            KeyCode::Char('n' | 'N') | KeyCode::Esc => Some(Action::No),
+            _ => None,
+        },
+        Mode::Help => match key.code {
+            KeyCode::Esc | KeyCode::Char('?' | 'q') => Some(Action::ToggleHelp),
+            _ => None,
+        },
+        Mode::Normal => match key.code {
+            KeyCode::Char(' ') => Some(Action::TogglePause),
+            KeyCode::Char('d') => Some(Action::DropoutDown),
+            KeyCode::Char('D') => Some(Action::DropoutUp),
+            KeyCode::Char('l') => Some(Action::LearningRateDown),
+            KeyCode::Char('L') => Some(Action::LearningRateUp),
+            KeyCode::Char('e') => Some(Action::EditValue),
+            KeyCode::Char('c') => Some(Action::Checkpoint),
+            KeyCode::Char('s') => Some(Action::Stop),
+            KeyCode::Char('q') => Some(Action::Quit),
+            KeyCode::Char('g') => Some(Action::ToggleChart),
+            KeyCode::Char('?') => Some(Action::ToggleHelp),
+            KeyCode::Up | KeyCode::Char('k') => Some(Action::ScrollUp),
+            KeyCode::Down | KeyCode::Char('j') => Some(Action::ScrollDown),
+            KeyCode::End => Some(Action::ScrollToLatest),
+            _ => None,
+        },
+    }
+}

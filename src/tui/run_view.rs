@@ -1,0 +1,320 @@
+//! What the screen knows about one run, built only from its events, so a live run and a replayed
+//! log produce the same state.
+
+use crate::diagnose::{self, Finding, Thresholds};
+use crate::protocol::{
+    EpochMetrics, Event, EventKind, HyperParameter, Outcome, PauseReason, RunFinished, RunStarted,
+};
+
+/// Weight of the newest batch in the smoothed loss and throughput.
+const SMOOTHING: f64 = 0.1;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunStatus {
+    Starting,
+    Running,
+    Paused,
+    /// Paused by the trainer because the loss became NaN or infinite.
+    Diverged,
+    Finished(Outcome),
+    Failed(String),
+}
+
+/// A hyper-parameter change, where it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub epoch: usize,
+    pub step: u64,
+    pub parameter: HyperParameter,
+    pub from: f64,
+    pub to: f64,
+}
+
+impl Change {
+    pub fn describe(&self) -> String {
+        match self.parameter {
+            HyperParameter::Dropout => format!("dropout {:.2} → {:.2}", self.from, self.to),
+            HyperParameter::LearningRate => format!("lr {} → {}", lr(self.from), lr(self.to)),
+        }
+    }
+}
+
+/// A learning rate in short scientific notation: `1e-3`, or `2.50e-4` when one digit is not
+/// exact.
+pub fn lr(value: f64) -> String {
+    let short = format!("{value:.0e}");
+    let exact = short
+        .parse::<f64>()
+        .is_ok_and(|v| (v - value).abs() <= value.abs() * 1e-9);
+    if exact { short } else { format!("{value:.2e}") }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warning,
+    Error,
+}
+
+/// One line of the activity log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Activity {
+    pub epoch: Option<usize>,
+    pub step: Option<u64>,
+    pub text: String,
+    pub level: Level,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunView {
+    pub started: Option<RunStarted>,
+    pub status: RunStatus,
+    /// Epoch in progress (1-based); 0 before the first batch.
+    pub epoch: usize,
+    /// Last finished batch within the epoch.
+    pub batch: usize,
+    pub step: u64,
+    /// Smoothed training loss after every batch.
+    pub train_loss: Vec<f64>,
+    pub last_batch_loss: Option<f64>,
+    /// Smoothed images per second.
+    pub throughput: Option<f64>,
+    pub epochs: Vec<EpochMetrics>,
+    pub changes: Vec<Change>,
+    pub activity: Vec<Activity>,
+    pub learning_rate: f64,
+    pub dropout: f64,
+    pub finished: Option<RunFinished>,
+    pub divergence: Option<Finding>,
+}
+
+impl Default for RunView {
+    fn default() -> Self {
+        Self {
+            started: None,
+            status: RunStatus::Starting,
+            epoch: 0,
+            batch: 0,
+            step: 0,
+            train_loss: Vec::new(),
+            last_batch_loss: None,
+            throughput: None,
+            epochs: Vec::new(),
+            changes: Vec::new(),
+            activity: Vec::new(),
+            learning_rate: 0.0,
+            dropout: 0.0,
+            finished: None,
+            divergence: None,
+        }
+    }
+}
+
+impl RunView {
+    /// The state after a whole event log.
+    pub fn replay<'a>(events: impl IntoIterator<Item = &'a Event>) -> Self {
+        let mut view = RunView::default();
+        for event in events {
+            view.apply(event);
+        }
+        view
+    }
+
+    pub fn apply(&mut self, event: &Event) {
+        if let Some(step) = event.step {
+            self.step = step;
+        }
+        let note = |view: &mut RunView, text: String, level: Level| {
+            view.activity.push(Activity {
+                epoch: event.epoch,
+                step: event.step,
+                text,
+                level,
+            });
+        };
+        match &event.kind {
+            EventKind::RunStarted(start) => {
+                self.learning_rate = start.learning_rate;
+                self.dropout = start.dropout;
+                self.status = RunStatus::Running;
+                self.started = Some(start.clone());
+                note(
+                    self,
+                    format!(
+                        "started on {}: {}",
+                        start.backend.name, start.backend.reason
+                    ),
+                    Level::Info,
+                );
+            }
+            EventKind::Batch(batch) => {
+                self.epoch = event.epoch.unwrap_or(self.epoch);
+                self.batch = batch.batch;
+                let smoothed = match self.train_loss.last() {
+                    Some(previous) if batch.loss.is_finite() => {
+                        previous + SMOOTHING * (batch.loss - previous)
+                    }
+                    _ => batch.loss,
+                };
+                self.train_loss.push(smoothed);
+                self.last_batch_loss = Some(batch.loss);
+                self.throughput = Some(match self.throughput {
+                    Some(previous) => previous + SMOOTHING * (batch.images_per_second - previous),
+                    None => batch.images_per_second,
+                });
+                if self.status == RunStatus::Diverged {
+                    self.status = RunStatus::Running;
+                }
+            }
+            EventKind::Epoch(metrics) => {
+                self.epoch = event.epoch.unwrap_or(self.epoch);
+                self.epochs.push(metrics.clone());
+            }
+            EventKind::HyperParameterChanged {
+                parameter,
+                from,
+                to,
+            } => {
+                match parameter {
+                    HyperParameter::Dropout => self.dropout = *to,
+                    HyperParameter::LearningRate => self.learning_rate = *to,
+                }
+                let change = Change {
+                    epoch: event.epoch.unwrap_or(self.epoch),
+                    step: event.step.unwrap_or(self.step),
+                    parameter: *parameter,
+                    from: *from,
+                    to: *to,
+                };
+                note(self, change.describe(), Level::Info);
+                self.changes.push(change);
+            }
+            EventKind::Paused { reason } => {
+                self.status = match reason {
+                    PauseReason::Requested => RunStatus::Paused,
+                    PauseReason::Diverged => RunStatus::Diverged,
+                };
+                if *reason == PauseReason::Requested {
+                    note(self, "paused".into(), Level::Info);
+                }
+            }
+            EventKind::Resumed => {
+                self.status = RunStatus::Running;
+                self.divergence = None;
+                note(self, "resumed".into(), Level::Info);
+            }
+            EventKind::CheckpointWritten { path } => {
+                note(self, format!("checkpoint {path}"), Level::Info);
+            }
+            EventKind::Warning { message } => note(self, message.clone(), Level::Warning),
+            EventKind::Diverged { loss } => {
+                self.divergence = Some(diagnose::divergence(
+                    event.epoch.unwrap_or(self.epoch),
+                    loss,
+                    self.learning_rate,
+                ));
+                note(self, format!("loss became {loss}: paused"), Level::Error);
+            }
+            EventKind::Finished(end) => {
+                self.status = RunStatus::Finished(end.outcome);
+                self.finished = Some(end.clone());
+                let how = match end.outcome {
+                    Outcome::Completed => "finished",
+                    Outcome::Stopped => "stopped",
+                };
+                note(
+                    self,
+                    format!("{how} after {} epoch(s)", end.epochs_completed),
+                    Level::Info,
+                );
+            }
+            EventKind::Failed { error } => {
+                self.status = RunStatus::Failed(error.clone());
+                note(self, format!("failed: {error}"), Level::Error);
+            }
+        }
+    }
+
+    pub fn total_epochs(&self) -> usize {
+        self.started.as_ref().map_or(0, |s| s.epochs)
+    }
+
+    pub fn batches_per_epoch(&self) -> usize {
+        self.started.as_ref().map_or(0, |s| s.batches_per_epoch)
+    }
+
+    /// Whether the trainer is still working (not finished or failed).
+    pub fn is_active(&self) -> bool {
+        !matches!(self.status, RunStatus::Finished(_) | RunStatus::Failed(_))
+    }
+
+    /// 1-based epoch with the best validation accuracy.
+    pub fn best_epoch(&self) -> Option<usize> {
+        diagnose::best_epoch(&self.epochs)
+    }
+
+    /// Fraction of the whole run done, from finished batches.
+    pub fn progress(&self) -> f64 {
+        let total = self.total_epochs() * self.batches_per_epoch();
+        if total == 0 {
+            return 0.0;
+        }
+        if matches!(self.status, RunStatus::Finished(Outcome::Completed)) {
+            return 1.0;
+        }
+        let done = self.epochs.len() * self.batches_per_epoch()
+            + if self.epoch > self.epochs.len() {
+                self.batch
+            } else {
+                0
+            };
+        (done as f64 / total as f64).min(1.0)
+    }
+
+    /// Fraction of the current epoch done.
+    pub fn epoch_progress(&self) -> f64 {
+        let batches = self.batches_per_epoch();
+        if batches == 0 || self.epoch <= self.epochs.len() {
+            return if self.epoch > 0 { 1.0 } else { 0.0 };
+        }
+        self.batch as f64 / batches as f64
+    }
+
+    /// Seconds left, from the mean epoch time (or the throughput during the first epoch).
+    pub fn eta_seconds(&self) -> Option<f64> {
+        if !self.is_active() {
+            return None;
+        }
+        let total = self.total_epochs() as f64;
+        let remaining = total * (1.0 - self.progress());
+        if !self.epochs.is_empty() {
+            let mean =
+                self.epochs.iter().map(|m| m.seconds).sum::<f64>() / self.epochs.len() as f64;
+            return Some(mean * remaining);
+        }
+        let started = self.started.as_ref()?;
+        let per_second = self.throughput?;
+        let images = remaining * (started.dataset.train_images as f64);
+        (per_second > 0.0).then(|| images / per_second)
+    }
+
+    /// What the overfitting panel shows: divergence first, then the diagnosis of the history.
+    pub fn findings(&self) -> Vec<Finding> {
+        let mut findings: Vec<Finding> = self.divergence.iter().cloned().collect();
+        if let Some(started) = &self.started {
+            findings.extend(diagnose::diagnose(
+                &self.epochs,
+                Thresholds {
+                    gap: started.gap_threshold,
+                    patience: started.patience,
+                },
+            ));
+        }
+        findings
+    }
+
+    /// Changes that happened during epoch `epoch` (1-based).
+    pub fn changes_in(&self, epoch: usize) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(move |c| c.epoch == epoch)
+    }
+}

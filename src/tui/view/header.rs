@@ -1,0 +1,129 @@
+//! The header: experiment, dataset and backend, run state, epoch and run progress, speed, ETA.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph};
+
+use crate::protocol::Outcome;
+use crate::tui::app::App;
+use crate::tui::run_view::RunStatus;
+use crate::tui::theme::Theme;
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let run = &app.run;
+    let title = match &run.started {
+        Some(s) => format!(" kiln · {} · {} ", s.experiment, s.dataset.name),
+        None => " kiln ".to_string(),
+    };
+    let (status, style) = status(app, theme);
+    let block = Block::bordered()
+        .title(Line::from(Span::styled(title, theme.strong())))
+        .title(Line::from(Span::styled(format!(" {status} "), style)).right_aligned());
+    let inner_width = area.width.saturating_sub(2) as usize;
+    let lines = vec![
+        progress_line(app, theme, inner_width),
+        about_line(app, inner_width),
+    ];
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+fn status(app: &App, theme: &Theme) -> (String, Style) {
+    let reversed = |style: Style| style.add_modifier(Modifier::REVERSED);
+    match &app.run.status {
+        _ if app.stopping && app.run.is_active() => ("STOPPING".into(), reversed(theme.warn())),
+        RunStatus::Starting => ("STARTING".into(), theme.accent()),
+        RunStatus::Running => ("RUNNING".into(), theme.good()),
+        RunStatus::Paused => ("PAUSED".into(), reversed(theme.warn())),
+        RunStatus::Diverged => ("PAUSED: DIVERGED".into(), reversed(theme.bad())),
+        RunStatus::Finished(Outcome::Completed) => ("FINISHED".into(), reversed(theme.good())),
+        RunStatus::Finished(Outcome::Stopped) => ("STOPPED".into(), reversed(theme.accent())),
+        RunStatus::Failed(_) => ("FAILED".into(), reversed(theme.bad())),
+    }
+}
+
+/// `epoch 7/20 ▕███▌  ▏ 12/32  run ▕██    ▏ 33%  1840 img/s  ETA 1m12s`, bars sized to fit.
+fn progress_line(app: &App, theme: &Theme, width: usize) -> Line<'static> {
+    let run = &app.run;
+    if let RunStatus::Failed(error) = &run.status {
+        return Line::from(Span::styled(format!("failed: {error}"), theme.bad()));
+    }
+    let total = run.total_epochs();
+    let epoch = run.epoch.max(1).min(total.max(1));
+    let epoch_text = format!("epoch {epoch}/{total} ");
+    let batch_text = format!(" {}/{}  run ", run.batch, run.batches_per_epoch());
+    let percent = format!(" {:.0}%", run.progress() * 100.0);
+    let speed = run
+        .throughput
+        .map(|s| format!("  {s:.0} img/s"))
+        .unwrap_or_default();
+    let eta = run
+        .eta_seconds()
+        .map(|s| format!("  ETA {}", duration(s)))
+        .unwrap_or_default();
+    let fixed = epoch_text.chars().count()
+        + batch_text.chars().count()
+        + percent.chars().count()
+        + speed.chars().count()
+        + eta.chars().count()
+        + 4; // the bars' end caps
+    let bar = (width.saturating_sub(fixed) / 2).clamp(3, 20);
+    Line::from(vec![
+        Span::raw(epoch_text),
+        Span::styled(theme.bar(run.epoch_progress(), bar), theme.accent()),
+        Span::raw(batch_text),
+        Span::styled(theme.bar(run.progress(), bar), theme.accent()),
+        Span::raw(percent),
+        Span::raw(speed),
+        Span::styled(eta, theme.dim()),
+    ])
+}
+
+/// Backend and data, dropping the least useful pieces when the line is too narrow.
+fn about_line(app: &App, width: usize) -> Line<'static> {
+    let Some(s) = &app.run.started else {
+        return Line::from("loading the dataset and choosing a backend…");
+    };
+    let d = &s.dataset;
+    let pieces = [
+        format!("{}: {}", s.backend.name, s.backend.device),
+        format!("{} train / {} val", d.train_images, d.validation_images),
+        format!("{} classes", d.classes.len()),
+        format!("{}×{}×{}", d.channels, d.height, d.width),
+        format!("{} params", compact(s.parameters)),
+    ];
+    let mut text = String::new();
+    for piece in pieces {
+        let joined = if text.is_empty() {
+            piece
+        } else {
+            format!("{text} · {piece}")
+        };
+        if joined.chars().count() > width {
+            break;
+        }
+        text = joined;
+    }
+    Line::from(text)
+}
+
+/// `950`, `13.7k`, `207k`, `1.2M`.
+fn compact(n: usize) -> String {
+    match n {
+        0..1_000 => n.to_string(),
+        1_000..100_000 => format!("{:.1}k", n as f64 / 1e3),
+        100_000..1_000_000 => format!("{:.0}k", n as f64 / 1e3),
+        _ => format!("{:.1}M", n as f64 / 1e6),
+    }
+}
+
+/// `42s`, `3m05s`, `1h02m`.
+pub fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}

@@ -1,0 +1,61 @@
+//! Shared test helpers: scratch folders, the training lock and event waiting.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+use kiln::protocol::{Event, EventKind};
+
+/// The CPU backend's random generator is process-wide, so runs that must be reproducible may not
+/// overlap with other training; two cores are also better spent on one run at a time.
+static TRAINING: Mutex<()> = Mutex::new(());
+
+pub fn training_lock() -> MutexGuard<'static, ()> {
+    TRAINING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A fresh, empty scratch folder unique to this process and call.
+pub fn scratch(name: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("kiln-test-{}-{name}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}
+
+pub fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// Receives events until one matches, returning everything seen up to and including it.
+pub fn wait_for(
+    events: &Receiver<Event>,
+    what: &str,
+    matches: impl Fn(&EventKind) -> bool,
+) -> Vec<Event> {
+    let mut seen = Vec::new();
+    loop {
+        let event = events
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}; saw {seen:#?}"));
+        let done = matches(&event.kind);
+        if let EventKind::Failed { error } = &event.kind {
+            panic!("run failed while waiting for {what}: {error}");
+        }
+        seen.push(event);
+        if done {
+            return seen;
+        }
+    }
+}
+
+/// Writes a file, creating its folder.
+pub fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("folder");
+    std::fs::write(path, text).expect("write");
+}

@@ -1,0 +1,12 @@
+//! kiln's integration tests, in one binary so burn links once.
+
+mod common;
+mod datasets;
+mod event_log;
+mod experiment_files;
+mod headless_output;
+mod script;
+mod training;
+mod tui_screens;
+mod tui_state;
+mod tui_terminal;

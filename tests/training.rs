@@ -1,0 +1,366 @@
+//! The training thread driven from a test, with no terminal: learning, determinism, commands,
+//! checkpoints and the run log.
+
+use std::time::Duration;
+
+use kiln::data::{self, Normalizer, stratified_split};
+use kiln::experiment::Experiment;
+use kiln::model::ModelShape;
+use kiln::protocol::{
+    Command, EpochMetrics, Event, EventKind, HyperParameter, Outcome, PauseReason,
+};
+use kiln::runs::read_events;
+use kiln::train::{self, TrainOptions, TrainerHandle, checkpoint, evaluate};
+
+use crate::common::{repo_path, scratch, training_lock, wait_for};
+
+fn digits(overrides: &[&str]) -> Experiment {
+    let mut all = vec!["train.backend=cpu".to_string()];
+    all.extend(overrides.iter().map(|s| s.to_string()));
+    Experiment::load(&repo_path("experiments/digits.toml"), &all).unwrap()
+}
+
+fn start(experiment: Experiment) -> TrainerHandle {
+    train::spawn(TrainOptions {
+        experiment,
+        runs_dir: scratch("runs"),
+    })
+    .unwrap()
+}
+
+/// Collects every event until the channel closes (the thread has ended).
+fn drain(handle: TrainerHandle) -> (Vec<Event>, std::path::PathBuf) {
+    let events: Vec<Event> = handle.events.iter().collect();
+    let path = handle.run.path.clone();
+    handle.join();
+    (events, path)
+}
+
+fn epochs(events: &[Event]) -> Vec<EpochMetrics> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Epoch(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn is_batch(kind: &EventKind) -> bool {
+    matches!(kind, EventKind::Batch(_))
+}
+
+#[test]
+fn digits_on_cpu_reaches_90_percent_within_5_epochs_and_logs_everything() {
+    let _guard = training_lock();
+    let experiment = digits(&[]);
+    assert!(experiment.train.epochs <= 5);
+    let (events, run_dir) = drain(start(experiment));
+
+    let metrics = epochs(&events);
+    assert_eq!(metrics.len(), 5, "{events:#?}");
+    let best = metrics
+        .iter()
+        .map(|m| m.validation_accuracy)
+        .fold(0.0, f64::max);
+    assert!(
+        best >= 0.90,
+        "best validation accuracy {best}: {metrics:#?}"
+    );
+    assert!(metrics[4].train_loss < metrics[0].train_loss);
+
+    let EventKind::RunStarted(started) = &events[0].kind else {
+        panic!("first event is {:?}", events[0]);
+    };
+    assert_eq!(started.backend.name, "flex");
+    assert_eq!(
+        started.dataset.train_images + started.dataset.validation_images,
+        1797
+    );
+    let batches = events.iter().filter(|e| is_batch(&e.kind)).count();
+    assert_eq!(batches, 5 * started.batches_per_epoch);
+    let Some(EventKind::Finished(end)) = events.last().map(|e| &e.kind) else {
+        panic!("last event is {:?}", events.last());
+    };
+    assert_eq!(end.outcome, Outcome::Completed);
+    assert_eq!(end.epochs_completed, 5);
+    assert_eq!(end.best_validation_accuracy, Some(best));
+
+    // The log holds exactly what the channel delivered, byte for byte, and reads back whole.
+    let text = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let sent: Vec<String> = events
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap())
+        .collect();
+    assert_eq!(lines, sent);
+    let log = read_events(&run_dir.join("events.jsonl")).unwrap();
+    assert_eq!(log.events.len(), events.len());
+    assert_eq!(log.skipped_lines, 0);
+    let saved = std::fs::read_to_string(run_dir.join("experiment.toml")).unwrap();
+    assert_eq!(Experiment::from_toml(&saved).unwrap(), digits(&[]));
+}
+
+#[test]
+fn same_seed_gives_same_first_epoch_and_another_seed_does_not() {
+    let _guard = training_lock();
+    let first_epoch = |seed: &str| {
+        let (events, _) = drain(start(digits(&["train.epochs=1", seed])));
+        epochs(&events)[0].clone()
+    };
+    let a = first_epoch("train.seed=11");
+    let b = first_epoch("train.seed=11");
+    let c = first_epoch("train.seed=12");
+    assert!((a.train_loss - b.train_loss).abs() < 1e-6, "{a:?} vs {b:?}");
+    assert!(
+        (a.validation_loss - b.validation_loss).abs() < 1e-6,
+        "{a:?} vs {b:?}"
+    );
+    assert!(
+        (a.train_loss - c.train_loss).abs() > 1e-6,
+        "seeds 11 and 12 agree: {a:?}"
+    );
+}
+
+#[test]
+fn pause_stops_batches_until_resume_and_stop_ends_cleanly() {
+    let _guard = training_lock();
+    let handle = start(digits(&["train.epochs=50"]));
+    wait_for(&handle.events, "first batch", is_batch);
+    handle.commands.send(Command::Pause).unwrap();
+    wait_for(&handle.events, "paused", |k| {
+        matches!(
+            k,
+            EventKind::Paused {
+                reason: PauseReason::Requested
+            }
+        )
+    });
+    // While paused nothing trains: no batch arrives.
+    let quiet: Vec<Event> =
+        std::iter::from_fn(|| handle.events.recv_timeout(Duration::from_millis(700)).ok())
+            .collect();
+    assert!(quiet.is_empty(), "events while paused: {quiet:#?}");
+
+    handle.commands.send(Command::Resume).unwrap();
+    let resumed = wait_for(&handle.events, "a batch after resuming", is_batch);
+    assert!(
+        matches!(resumed[0].kind, EventKind::Resumed),
+        "{resumed:#?}"
+    );
+
+    handle.commands.send(Command::Stop).unwrap();
+    let run_dir = handle.run.path.clone();
+    let (rest, _) = drain(handle);
+    let kinds: Vec<&EventKind> = rest.iter().map(|e| &e.kind).collect();
+    let n = kinds.len();
+    assert!(n >= 2, "{rest:#?}");
+    assert!(
+        matches!(kinds[n - 2], EventKind::CheckpointWritten { .. }),
+        "{rest:#?}"
+    );
+    let EventKind::Finished(end) = kinds[n - 1] else {
+        panic!("last event is {:?}", kinds[n - 1]);
+    };
+    assert_eq!(end.outcome, Outcome::Stopped);
+    assert!(end.epochs_completed < 50);
+    let log = read_events(&run_dir.join("events.jsonl")).unwrap();
+    assert!(matches!(
+        log.events.last().unwrap().kind,
+        EventKind::Finished(_)
+    ));
+}
+
+#[test]
+fn set_dropout_applies_at_the_next_batch_and_is_logged() {
+    let _guard = training_lock();
+    let handle = start(digits(&["train.epochs=50"]));
+    wait_for(&handle.events, "first batch", is_batch);
+    handle
+        .commands
+        .send(Command::SetDropout { value: 0.4 })
+        .unwrap();
+    let seen = wait_for(&handle.events, "the dropout change", |k| {
+        matches!(k, EventKind::HyperParameterChanged { .. })
+    });
+    let change = seen.last().unwrap().clone();
+    let EventKind::HyperParameterChanged {
+        parameter,
+        from,
+        to,
+    } = change.kind
+    else {
+        unreachable!("matched above")
+    };
+    assert_eq!((parameter, from, to), (HyperParameter::Dropout, 0.0, 0.4));
+    let step = change.step.unwrap();
+    let next = wait_for(&handle.events, "the next batch", is_batch);
+    assert_eq!(
+        next.last().unwrap().step,
+        Some(step + 1),
+        "applied before the next step"
+    );
+    let until_epoch = wait_for(&handle.events, "an epoch", |k| {
+        matches!(k, EventKind::Epoch(_))
+    });
+    let Some(EventKind::Epoch(metrics)) = until_epoch.last().map(|e| &e.kind) else {
+        unreachable!("matched above")
+    };
+    assert_eq!(metrics.dropout, 0.4);
+
+    handle
+        .commands
+        .send(Command::SetDropout { value: 1.5 })
+        .unwrap();
+    let rejected = wait_for(&handle.events, "a warning", |k| {
+        matches!(k, EventKind::Warning { .. })
+    });
+    let EventKind::Warning { message } = &rejected.last().unwrap().kind else {
+        unreachable!("matched above")
+    };
+    assert!(message.contains("dropout 1.5 rejected"), "{message}");
+
+    handle.commands.send(Command::Stop).unwrap();
+    let (_, run_dir) = drain(handle);
+    let log = read_events(&run_dir.join("events.jsonl")).unwrap();
+    assert!(
+        log.events.contains(&change),
+        "the change is in the log at step {step}"
+    );
+}
+
+#[test]
+fn checkpoints_load_back_into_the_same_model() {
+    let _guard = training_lock();
+    let experiment = digits(&["train.epochs=2"]);
+    let handle = start(experiment.clone());
+    wait_for(&handle.events, "first batch", is_batch);
+    handle.commands.send(Command::Checkpoint).unwrap();
+    let (events, run_dir) = drain(handle);
+
+    let written: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::CheckpointWritten { path } => Some(path.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        written.len(),
+        2,
+        "one asked for, one at the end: {written:?}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(run_dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // The final checkpoint, evaluated again, gives the last epoch's validation loss.
+    let final_dir = run_dir.join(written[1]);
+    let state = checkpoint::load_state(&final_dir).unwrap();
+    assert_eq!(state.epochs_completed, 2);
+    let dataset = data::load(&experiment.data).unwrap();
+    let split = stratified_split(
+        &dataset.labels,
+        dataset.classes.len(),
+        experiment.data.validation_fraction,
+        experiment.data.train_images,
+        experiment.train.seed,
+    );
+    let normalizer = Normalizer::fit(&dataset, &split.train);
+    let images = normalizer.images(&dataset, &split.validation);
+    let labels: Vec<i64> = split
+        .validation
+        .iter()
+        .map(|&i| dataset.labels[i] as i64)
+        .collect();
+    let shape = ModelShape {
+        channels: dataset.channels,
+        height: dataset.height,
+        width: dataset.width,
+        classes: dataset.classes.len(),
+    };
+    let device = burn::tensor::Device::flex();
+    let model = checkpoint::load_model(&final_dir, &experiment.model, shape, &device).unwrap();
+    let (loss, accuracy) = evaluate(
+        &model,
+        &device,
+        &images,
+        &labels,
+        dataset.image_len(),
+        shape,
+    )
+    .unwrap();
+    let last = epochs(&events).pop().unwrap();
+    assert!(
+        (loss - last.validation_loss).abs() < 1e-4,
+        "{loss} vs {last:?}"
+    );
+    assert!(
+        (accuracy - last.validation_accuracy).abs() < 1e-9,
+        "{accuracy} vs {last:?}"
+    );
+
+    // The mid-run checkpoint is complete too, optimiser state included.
+    let early = run_dir.join(written[0]);
+    assert!(checkpoint::load_model(&early, &experiment.model, shape, &device).is_ok());
+    let optimizer = burn::optim::AdamConfig::new().init();
+    assert!(checkpoint::load_optimizer(&early, optimizer).is_ok());
+}
+
+#[test]
+fn divergence_pauses_the_run_instead_of_crashing() {
+    let _guard = training_lock();
+    let handle = start(digits(&["train.epochs=50", "train.learning_rate=1e30"]));
+    let seen = wait_for(&handle.events, "divergence", |k| {
+        matches!(k, EventKind::Diverged { .. })
+    });
+    let EventKind::Diverged { loss } = &seen.last().unwrap().kind else {
+        unreachable!("matched above")
+    };
+    assert!(["NaN", "inf", "-inf"].contains(&loss.as_str()), "{loss}");
+    let next = handle.events.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(
+        matches!(
+            next.kind,
+            EventKind::Paused {
+                reason: PauseReason::Diverged
+            }
+        ),
+        "{next:?}"
+    );
+    handle
+        .commands
+        .send(Command::SetLearningRate { value: 1e-3 })
+        .unwrap();
+    handle.commands.send(Command::Stop).unwrap();
+    let (rest, _) = drain(handle);
+    assert!(rest.iter().any(|e| matches!(
+        e.kind,
+        EventKind::HyperParameterChanged {
+            parameter: HyperParameter::LearningRate,
+            to,
+            ..
+        } if to == 1e-3
+    )));
+    assert!(matches!(rest.last().unwrap().kind, EventKind::Finished(_)));
+}
+
+#[test]
+fn unusable_dataset_ends_in_a_failed_event() {
+    let _guard = training_lock();
+    let root = scratch("bad-data");
+    std::fs::create_dir_all(root.join("only")).unwrap();
+    std::fs::write(root.join("only/x.png"), "garbage").unwrap();
+    let experiment = digits(&[&format!("data.dataset={}", root.display())]);
+    let (events, _) = drain(start(experiment));
+    let Some(EventKind::Failed { error }) = events.last().map(|e| &e.kind) else {
+        panic!("{events:#?}");
+    };
+    assert!(
+        error.contains("class \"only\" has no readable images"),
+        "{error}"
+    );
+}

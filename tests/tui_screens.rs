@@ -1,0 +1,197 @@
+//! Whole-screen snapshots (insta on ratatui's TestBackend) from scripted runs.
+
+use kiln::protocol::{HyperParameter, Outcome};
+use kiln::tui::app::{Action, App, Message, update};
+use kiln::tui::theme::Theme;
+use kiln::tui::view;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+
+use crate::script::Script;
+
+fn app_after(script: Script) -> App {
+    let mut app = App::new();
+    for event in script.events {
+        update(&mut app, Message::Trainer(event));
+    }
+    app
+}
+
+fn render_with(app: &App, width: u16, height: u16, theme: Theme) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal
+        .draw(|frame| view::draw(frame, app, &theme))
+        .unwrap();
+    text(terminal.backend().buffer())
+}
+
+fn render(app: &App, width: u16, height: u16) -> String {
+    render_with(app, width, height, Theme::default())
+}
+
+/// The buffer as lines of text (colours are checked separately).
+fn text(buffer: &Buffer) -> String {
+    let width = buffer.area.width as usize;
+    let mut out = String::new();
+    for (i, cell) in buffer.content.iter().enumerate() {
+        out.push_str(cell.symbol());
+        if (i + 1) % width == 0 {
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn early() -> Script {
+    Script::new(20).started().epochs(&[(0.70, 0.68)]).batches(2)
+}
+
+fn overfitting() -> Script {
+    Script::new(20)
+        .started()
+        .epochs(&[
+            (0.80, 0.79),
+            (0.90, 0.84),
+            (0.96, 0.85),
+            (0.99, 0.85),
+            (1.0, 0.84),
+        ])
+        .batches(1)
+}
+
+fn with_change() -> Script {
+    Script::new(20)
+        .started()
+        .epochs(&[(0.80, 0.79), (0.90, 0.84)])
+        .change(HyperParameter::Dropout, 0.0, 0.3)
+        .epochs(&[(0.92, 0.86), (0.93, 0.87)])
+        .change(HyperParameter::LearningRate, 1e-3, 5e-4)
+        .warning("skipped 2 unreadable images: cars/a.png, cars/b.png")
+        .epochs(&[(0.94, 0.88)])
+}
+
+#[test]
+fn early_run() {
+    let app = app_after(early());
+    insta::assert_snapshot!("early_80x24", render(&app, 80, 24));
+    insta::assert_snapshot!("early_120x40", render(&app, 120, 40));
+}
+
+#[test]
+fn overfitting_warning() {
+    let app = app_after(overfitting());
+    let screen = render(&app, 80, 24);
+    assert!(screen.contains("⚠ overfitting"), "{screen}");
+    insta::assert_snapshot!("overfitting_80x24", screen);
+    insta::assert_snapshot!("overfitting_120x40", render(&app, 120, 40));
+}
+
+#[test]
+fn paused() {
+    let mut app = app_after(early());
+    update(&mut app, Message::Action(Action::TogglePause));
+    for event in early()
+        .paused()
+        .events
+        .into_iter()
+        .skip(early().events.len())
+    {
+        update(&mut app, Message::Trainer(event));
+    }
+    let screen = render(&app, 80, 24);
+    assert!(screen.contains("PAUSED"), "{screen}");
+    insta::assert_snapshot!("paused_80x24", screen);
+    insta::assert_snapshot!("paused_120x40", render(&app, 120, 40));
+}
+
+#[test]
+fn finished() {
+    let app = app_after(overfitting().finished(Outcome::Completed, 5));
+    let screen = render(&app, 80, 24);
+    assert!(screen.contains("FINISHED"), "{screen}");
+    insta::assert_snapshot!("finished_80x24", screen);
+    insta::assert_snapshot!("finished_120x40", render(&app, 120, 40));
+}
+
+#[test]
+fn hyper_parameter_change_markers() {
+    let app = app_after(with_change());
+    let screen = render(&app, 120, 40);
+    assert!(screen.contains("dropout 0.00 → 0.30"), "{screen}");
+    insta::assert_snapshot!("change_marker_120x40", screen);
+    insta::assert_snapshot!("change_marker_80x24", render(&app, 80, 24));
+    let mut chart = app.clone();
+    update(&mut chart, Message::Action(Action::ToggleChart));
+    insta::assert_snapshot!("change_marker_chart_120x40", render(&chart, 120, 40));
+}
+
+#[test]
+fn too_small_terminal_says_so() {
+    let app = app_after(early());
+    let screen = render(&app, 50, 12);
+    assert!(screen.contains("terminal too small: 50×12"), "{screen}");
+    insta::assert_snapshot!("too_small_50x12", screen);
+    // Degenerate sizes draw nothing and do not panic.
+    render(&app, 1, 1);
+    render(&app, 0, 0);
+}
+
+#[test]
+fn help_overlay_and_prompt() {
+    let mut app = app_after(early());
+    update(&mut app, Message::Action(Action::ToggleHelp));
+    insta::assert_snapshot!("help_80x24", render(&app, 80, 24));
+    update(&mut app, Message::Action(Action::Cancel));
+    update(&mut app, Message::Action(Action::EditValue));
+    let screen = render(&app, 80, 24);
+    assert!(screen.contains("set dropout: 0.00_"), "{screen}");
+}
+
+#[test]
+fn ascii_mode_uses_no_block_or_braille_glyphs() {
+    let app = app_after(with_change());
+    let theme = Theme {
+        color: false,
+        ascii: true,
+    };
+    let mut screens = render_with(&app, 100, 30, theme);
+    let mut chart = app.clone();
+    update(&mut chart, Message::Action(Action::ToggleChart));
+    screens.push_str(&render_with(&chart, 100, 30, theme));
+    let fancy: Vec<char> = screens.chars().filter(|c| !c.is_ascii()).collect();
+    assert!(fancy.is_empty(), "found {fancy:?} in\n{screens}");
+    assert!(screens.contains("dropout 0.00 > 0.30"), "{screens}");
+    insta::assert_snapshot!("ascii_100x30", screens);
+}
+
+#[test]
+fn key_styles_carry_meaning_in_colour_and_not_under_no_color() {
+    use ratatui::style::Color;
+    let app = app_after(overfitting());
+    let cell_colour = |theme: Theme, needle: &str| {
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        terminal.draw(|f| view::draw(f, &app, &theme)).unwrap();
+        let buffer = terminal.backend().buffer().clone();
+        let screen = text(&buffer);
+        let line = screen.lines().position(|l| l.contains(needle)).unwrap();
+        let column = screen
+            .lines()
+            .nth(line)
+            .unwrap()
+            .chars()
+            .position(|c| c == needle.chars().next().unwrap())
+            .unwrap();
+        buffer[(column as u16, line as u16)].fg
+    };
+    assert_eq!(
+        cell_colour(Theme::default(), "⚠ overfitting"),
+        Color::Yellow
+    );
+    assert_eq!(cell_colour(Theme::default(), "RUNNING"), Color::Green);
+    let plain = Theme {
+        color: false,
+        ascii: false,
+    };
+    assert_eq!(cell_colour(plain, "⚠ overfitting"), Color::Reset);
+}

@@ -1,0 +1,280 @@
+//! The live screen's state: events in, state out; keys in, commands out.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use kiln::protocol::{Command, EventKind, HyperParameter, Outcome, PauseReason};
+use kiln::tui::app::{Action, App, Message, Mode, NoticeState, Screen, update};
+use kiln::tui::keys::action_for;
+use kiln::tui::run_view::{RunStatus, RunView};
+
+use crate::script::{Script, at};
+
+fn started_app() -> App {
+    let mut app = App::new();
+    for event in Script::new(10).started().events {
+        update(&mut app, Message::Trainer(event));
+    }
+    app
+}
+
+fn press(app: &mut App, code: KeyCode) -> Vec<Command> {
+    press_with(app, code, KeyModifiers::NONE)
+}
+
+fn press_with(app: &mut App, code: KeyCode, modifiers: KeyModifiers) -> Vec<Command> {
+    match action_for(&app.mode, KeyEvent::new(code, modifiers)) {
+        Some(action) => update(app, Message::Action(action)),
+        None => Vec::new(),
+    }
+}
+
+fn trainer(app: &mut App, epoch: usize, step: u64, kind: EventKind) {
+    update(app, Message::Trainer(at(epoch, step, kind)));
+}
+
+#[test]
+fn events_build_the_run_view() {
+    let script = Script::new(4)
+        .started()
+        .epochs(&[(0.80, 0.78), (0.90, 0.85)])
+        .change(HyperParameter::Dropout, 0.0, 0.3)
+        .epochs(&[(0.95, 0.86)]);
+    let view = RunView::replay(&script.events);
+    assert_eq!(view.status, RunStatus::Running);
+    assert_eq!(view.epochs.len(), 3);
+    assert_eq!(view.epoch, 3);
+    assert_eq!(view.dropout, 0.3);
+    assert_eq!(view.changes.len(), 1);
+    assert_eq!(
+        view.changes[0].epoch, 3,
+        "the change happened during epoch 3"
+    );
+    assert_eq!(view.best_epoch(), Some(3));
+    assert_eq!(view.train_loss.len(), 3 * script.batches);
+    assert!((view.progress() - 0.75).abs() < 1e-9, "{}", view.progress());
+    let eta = view.eta_seconds().unwrap();
+    assert!(
+        (eta - 2.0).abs() < 1e-9,
+        "one epoch left at 2 s each: {eta}"
+    );
+    assert!(
+        view.activity
+            .iter()
+            .any(|a| a.text == "dropout 0.00 → 0.30")
+    );
+}
+
+#[test]
+fn overfitting_shows_after_patience_epochs_and_names_the_fix() {
+    let early = Script::new(10).started().epochs(&[(0.9, 0.8), (0.95, 0.8)]);
+    assert!(
+        RunView::replay(&early.events).findings().is_empty(),
+        "2 epochs < patience 3"
+    );
+    let late = early.epochs(&[(0.99, 0.8)]);
+    let findings = RunView::replay(&late.events).findings();
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0].since_epoch, 1);
+    assert!(
+        findings[0].evidence.contains("gap 19.0 pts"),
+        "{findings:#?}"
+    );
+    assert!(findings[0].remedies.iter().any(|r| r.key == Some('D')));
+}
+
+#[test]
+fn pause_is_acknowledged_then_confirmed() {
+    let mut app = started_app();
+    assert_eq!(press(&mut app, KeyCode::Char(' ')), vec![Command::Pause]);
+    let notice = app.notice.clone().unwrap();
+    assert_eq!(notice.state, NoticeState::Pending);
+    assert_eq!(notice.text, "pause requested…");
+    trainer(
+        &mut app,
+        1,
+        5,
+        EventKind::Paused {
+            reason: PauseReason::Requested,
+        },
+    );
+    assert_eq!(app.run.status, RunStatus::Paused);
+    let notice = app.notice.clone().unwrap();
+    assert_eq!(
+        (notice.state, notice.text.as_str()),
+        (NoticeState::Confirmed, "paused at step 5")
+    );
+    assert_eq!(press(&mut app, KeyCode::Char(' ')), vec![Command::Resume]);
+}
+
+#[test]
+fn dropout_and_learning_rate_keys_send_commands() {
+    let mut app = started_app();
+    assert_eq!(
+        press(&mut app, KeyCode::Char('D')),
+        vec![Command::SetDropout { value: 0.05 }]
+    );
+    assert_eq!(
+        press(&mut app, KeyCode::Char('d')),
+        vec![Command::SetDropout { value: 0.0 }]
+    );
+    assert_eq!(
+        press(&mut app, KeyCode::Char('l')),
+        vec![Command::SetLearningRate { value: 5e-4 }]
+    );
+    assert_eq!(
+        press(&mut app, KeyCode::Char('L')),
+        vec![Command::SetLearningRate { value: 2e-3 }]
+    );
+    trainer(
+        &mut app,
+        1,
+        7,
+        EventKind::HyperParameterChanged {
+            parameter: HyperParameter::LearningRate,
+            from: 1e-3,
+            to: 2e-3,
+        },
+    );
+    let notice = app.notice.clone().unwrap();
+    assert_eq!(notice.state, NoticeState::Confirmed);
+    assert_eq!(notice.text, "lr 1e-3 → 2e-3 applied at step 7");
+    assert_eq!(
+        press(&mut app, KeyCode::Char('c')),
+        vec![Command::Checkpoint]
+    );
+}
+
+#[test]
+fn the_prompt_validates_before_sending() {
+    let mut app = started_app();
+    press(&mut app, KeyCode::Char('e'));
+    assert!(matches!(app.mode, Mode::Prompt(_)));
+    for _ in 0..4 {
+        press(&mut app, KeyCode::Backspace);
+    }
+    for c in "1.5".chars() {
+        press(&mut app, KeyCode::Char(c));
+    }
+    assert!(press(&mut app, KeyCode::Enter).is_empty());
+    let Mode::Prompt(prompt) = &app.mode else {
+        panic!("{:?}", app.mode)
+    };
+    assert_eq!(prompt.error.as_deref(), Some("dropout must be in [0, 1)"));
+
+    for _ in 0..3 {
+        press(&mut app, KeyCode::Backspace);
+    }
+    for c in "0.35".chars() {
+        press(&mut app, KeyCode::Char(c));
+    }
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        vec![Command::SetDropout { value: 0.35 }]
+    );
+    assert_eq!(app.mode, Mode::Normal);
+
+    press(&mut app, KeyCode::Char('e'));
+    press(&mut app, KeyCode::Tab);
+    let Mode::Prompt(prompt) = &app.mode else {
+        panic!("{:?}", app.mode)
+    };
+    assert_eq!(prompt.field, HyperParameter::LearningRate);
+    assert_eq!(prompt.input, "1e-3");
+    // Keys that mean something elsewhere are just text here, and Esc sends nothing.
+    assert!(press(&mut app, KeyCode::Char('q')).is_empty());
+    assert!(press(&mut app, KeyCode::Esc).is_empty());
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(!app.should_quit);
+}
+
+#[test]
+fn quit_asks_while_training_and_stops_first() {
+    let mut app = started_app();
+    assert!(press(&mut app, KeyCode::Char('q')).is_empty());
+    assert_eq!(app.mode, Mode::ConfirmQuit);
+    assert!(press(&mut app, KeyCode::Char('n')).is_empty());
+    assert_eq!(app.mode, Mode::Normal);
+    press(&mut app, KeyCode::Char('q'));
+    assert_eq!(press(&mut app, KeyCode::Char('y')), vec![Command::Stop]);
+    assert!(app.stopping && !app.should_quit);
+    let finished = Script::new(10).finished(Outcome::Stopped, 0);
+    for event in finished.events {
+        update(&mut app, Message::Trainer(event));
+    }
+    assert!(app.should_quit);
+}
+
+#[test]
+fn stop_keeps_the_screen_and_q_then_quits_at_once() {
+    let mut app = started_app();
+    assert_eq!(press(&mut app, KeyCode::Char('s')), vec![Command::Stop]);
+    assert!(
+        press(&mut app, KeyCode::Char('s')).is_empty(),
+        "stop is sent once"
+    );
+    for event in Script::new(10).finished(Outcome::Stopped, 0).events {
+        update(&mut app, Message::Trainer(event));
+    }
+    assert_eq!(app.run.status, RunStatus::Finished(Outcome::Stopped));
+    assert!(!app.should_quit, "the screen stays to review the run");
+    assert!(
+        press(&mut app, KeyCode::Char(' ')).is_empty(),
+        "nothing left to pause"
+    );
+    assert_eq!(app.notice.as_ref().unwrap().state, NoticeState::Rejected);
+    press(&mut app, KeyCode::Char('q'));
+    assert!(app.should_quit);
+}
+
+#[test]
+fn ctrl_c_stops_then_quits_and_a_second_one_quits_now() {
+    let mut app = started_app();
+    assert_eq!(
+        press_with(&mut app, KeyCode::Char('c'), KeyModifiers::CONTROL),
+        vec![Command::Stop]
+    );
+    assert!(!app.should_quit);
+    assert!(press_with(&mut app, KeyCode::Char('c'), KeyModifiers::CONTROL).is_empty());
+    assert!(app.should_quit);
+}
+
+#[test]
+fn a_vanished_trainer_is_a_failure_not_a_hang() {
+    let mut app = started_app();
+    update(&mut app, Message::TrainerGone);
+    assert!(matches!(app.run.status, RunStatus::Failed(_)));
+    press(&mut app, KeyCode::Char('q'));
+    assert!(app.should_quit);
+}
+
+#[test]
+fn views_and_scrolling() {
+    let mut app = App::new();
+    for event in Script::new(30).started().epochs(&[(0.5, 0.5); 20]).events {
+        update(&mut app, Message::Trainer(event));
+    }
+    press(&mut app, KeyCode::Char('g'));
+    assert_eq!(app.screen, Screen::Chart);
+    press(&mut app, KeyCode::Char('g'));
+    assert_eq!(app.screen, Screen::Dashboard);
+    press(&mut app, KeyCode::Char('?'));
+    assert_eq!(app.mode, Mode::Help);
+    assert!(
+        press(&mut app, KeyCode::Char(' ')).is_empty(),
+        "help swallows keys"
+    );
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.mode, Mode::Normal);
+    for _ in 0..3 {
+        press(&mut app, KeyCode::Up);
+    }
+    assert_eq!(app.table_scroll, 3);
+    press(&mut app, KeyCode::Down);
+    assert_eq!(app.table_scroll, 2);
+    press(&mut app, KeyCode::End);
+    assert_eq!(app.table_scroll, 0);
+    assert_eq!(
+        update(&mut app, Message::Action(Action::ScrollDown)),
+        vec![]
+    );
+    assert_eq!(app.table_scroll, 0);
+}

@@ -1,0 +1,167 @@
+//! End to end: the real `kiln` binary in a real pseudo-terminal (tmux), driven with keys.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use kiln::protocol::{EventKind, HyperParameter};
+use kiln::runs::read_events;
+
+use crate::common::{repo_path, scratch, training_lock};
+
+/// A tmux server and session of our own, killed when the test ends however it ends.
+struct Tmux {
+    socket: String,
+    session: String,
+}
+
+impl Tmux {
+    fn start(width: u16, height: u16, directory: &Path, shell_command: &str) -> Tmux {
+        let id = std::process::id();
+        let tmux = Tmux {
+            socket: format!("kiln-test-{id}"),
+            session: format!("kiln-{id}"),
+        };
+        let output = tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            &tmux.session,
+            "-x",
+            &width.to_string(),
+            "-y",
+            &height.to_string(),
+            "-c",
+            &directory.display().to_string(),
+            shell_command,
+        ]);
+        assert!(
+            output.status.success(),
+            "tmux new-session failed: {output:?}"
+        );
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .env_remove("TMUX")
+            .output()
+            .expect("tmux is installed (.ci/run installs it)")
+    }
+
+    fn keys(&self, keys: &str) {
+        self.run(&["send-keys", "-t", &self.session, keys]);
+    }
+
+    fn screen(&self) -> String {
+        let output = self.run(&["capture-pane", "-p", "-t", &self.session]);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn flag(&self, format: &str) -> String {
+        let output = self.run(&["display-message", "-p", "-t", &self.session, format]);
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// Waits until the screen shows `text`, returning the screen.
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} on screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+#[test]
+fn live_screen_pause_dropout_resume_stop_quit() {
+    let _guard = training_lock();
+    let runs = scratch("tmux-runs");
+    let binary = env!("CARGO_BIN_EXE_kiln");
+    let script = format!(
+        "before=$(stty -g); \
+         {binary} train experiments/digits.toml --backend cpu --runs-dir {runs} \
+         --set train.epochs=5000; code=$?; \
+         [ \"$(stty -g)\" = \"$before\" ] && echo TTY-RESTORED; echo KILN-EXIT=$code; sleep 600",
+        runs = runs.display()
+    );
+    let tmux = Tmux::start(100, 30, &repo_path(""), &script);
+
+    let screen = tmux.wait_for("RUNNING");
+    assert!(screen.contains("kiln · digits · digits"), "{screen}");
+    assert_eq!(
+        tmux.flag("#{alternate_on}"),
+        "1",
+        "the live screen uses the alternate screen"
+    );
+
+    tmux.keys("Space");
+    let screen = tmux.wait_for("PAUSED");
+    assert!(screen.contains("paused at step"), "{screen}");
+
+    tmux.keys("D");
+    let screen = tmux.wait_for("dropout 0.00 → 0.05 applied at step");
+    assert!(screen.contains("drop 0.05"), "{screen}");
+
+    tmux.keys("Space");
+    tmux.wait_for("RUNNING");
+    tmux.wait_for("resumed at step");
+
+    tmux.keys("s");
+    let screen = tmux.wait_for("STOPPED");
+    assert!(screen.contains("run stopped"), "{screen}");
+
+    tmux.keys("q");
+    let screen = tmux.wait_for("KILN-EXIT=");
+    assert!(screen.contains("KILN-EXIT=0"), "{screen}");
+    assert!(
+        screen.contains("TTY-RESTORED"),
+        "terminal modes not restored:\n{screen}"
+    );
+    assert!(
+        screen.contains("stopped after"),
+        "summary left on the screen:\n{screen}"
+    );
+    assert_eq!(tmux.flag("#{alternate_on}"), "0", "alternate screen left");
+    assert_eq!(tmux.flag("#{cursor_flag}"), "1", "cursor visible again");
+
+    // The log has the dropout change at a step, between batches.
+    let run_dir = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let log = read_events(&run_dir.join("events.jsonl")).unwrap();
+    let change = log
+        .events
+        .iter()
+        .position(|e| {
+            matches!(e.kind, EventKind::HyperParameterChanged {
+                parameter: HyperParameter::Dropout, to, ..
+            } if (to - 0.05).abs() < 1e-12)
+        })
+        .expect("dropout change logged");
+    let step = log.events[change].step.unwrap();
+    assert!(step > 0);
+    let next_batch = log.events[change..]
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::Batch(_)))
+        .expect("training continued after the change");
+    assert_eq!(next_batch.step, Some(step + 1));
+}
