@@ -49,7 +49,7 @@ impl Event {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
-    RunStarted(RunStarted),
+    RunStarted(Box<RunStarted>),
     Batch(BatchProgress),
     Epoch(EpochMetrics),
     HyperParameterChanged {

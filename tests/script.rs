@@ -50,7 +50,7 @@ impl Script {
             time: TIME.into(),
             epoch: None,
             step: Some(0),
-            kind: EventKind::RunStarted(RunStarted {
+            kind: EventKind::RunStarted(Box::new(RunStarted {
                 run_id: "20261127-120000-baseline".into(),
                 experiment: "baseline".into(),
                 dataset: DatasetSummary {
@@ -78,7 +78,7 @@ impl Script {
                 parameters: 206_922,
                 gap_threshold: 0.05,
                 patience: 3,
-            }),
+            })),
         });
         self
     }

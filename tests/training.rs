@@ -46,6 +46,27 @@ fn epochs(events: &[Event]) -> Vec<EpochMetrics> {
         .collect()
 }
 
+/// CPU time (clock ticks) used so far by this process's threads with these names, and how many
+/// such threads there are; `None` where /proc is not available.
+fn cpu_ticks(names: &[&str]) -> Option<(usize, u64)> {
+    let mut total = 0;
+    let mut found = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let task = task.ok()?.path();
+        let name = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        if !names.contains(&name.trim()) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.join("stat")).ok()?;
+        // Fields after the parenthesised name: state is 3rd, utime 14th, stime 15th.
+        let after_name = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        total += fields[11].parse::<u64>().ok()? + fields[12].parse::<u64>().ok()?;
+        found += 1;
+    }
+    Some((found, total))
+}
+
 fn is_batch(kind: &EventKind) -> bool {
     matches!(kind, EventKind::Batch(_))
 }
@@ -136,11 +157,22 @@ fn pause_stops_batches_until_resume_and_stop_ends_cleanly() {
             }
         )
     });
-    // While paused nothing trains: no batch arrives.
+    // While paused nothing trains: no batch arrives, and the trainer and loader threads sleep.
+    let threads = ["kiln-trainer", "kiln-loader"];
+    let ticks_before = cpu_ticks(&threads);
     let quiet: Vec<Event> =
         std::iter::from_fn(|| handle.events.recv_timeout(Duration::from_millis(700)).ok())
             .collect();
     assert!(quiet.is_empty(), "events while paused: {quiet:#?}");
+    if let (Some((found, before)), Some((_, after))) = (ticks_before, cpu_ticks(&threads)) {
+        // Threads the trainer starts (the CPU backend's workers) inherit its name, so ≥ 2.
+        assert!(found >= 2, "trainer and loader threads by name: {found}");
+        assert!(
+            after - before <= 2,
+            "paused threads used {} CPU ticks",
+            after - before
+        );
+    }
 
     handle.commands.send(Command::Resume).unwrap();
     let resumed = wait_for(&handle.events, "a batch after resuming", is_batch);

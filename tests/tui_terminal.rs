@@ -16,11 +16,11 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn start(width: u16, height: u16, directory: &Path, shell_command: &str) -> Tmux {
+    fn start(name: &str, width: u16, height: u16, directory: &Path, shell_command: &str) -> Tmux {
         let id = std::process::id();
         let tmux = Tmux {
-            socket: format!("kiln-test-{id}"),
-            session: format!("kiln-{id}"),
+            socket: format!("kiln-test-{id}-{name}"),
+            session: format!("kiln-{id}-{name}"),
         };
         let output = tmux.run(&[
             "new-session",
@@ -60,6 +60,16 @@ impl Tmux {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
+    /// Sends a signal to the program the pane's shell is running.
+    fn signal_child(&self, signal: &str) {
+        let shell = self.flag("#{pane_pid}");
+        let status = Command::new("pkill")
+            .args([&format!("-{signal}"), "-P", &shell])
+            .status()
+            .expect("pkill");
+        assert!(status.success(), "no child of pane shell {shell} to signal");
+    }
+
     fn flag(&self, format: &str) -> String {
         let output = self.run(&["display-message", "-p", "-t", &self.session, format]);
         String::from_utf8_lossy(&output.stdout).trim().to_string()
@@ -88,19 +98,39 @@ impl Drop for Tmux {
     }
 }
 
-#[test]
-fn live_screen_pause_dropout_resume_stop_quit() {
-    let _guard = training_lock();
-    let runs = scratch("tmux-runs");
+/// A shell command that runs kiln on the digits for many epochs, then reports whether the
+/// terminal modes came back as they were and kiln's exit code.
+fn kiln_in_shell(runs: &Path) -> String {
     let binary = env!("CARGO_BIN_EXE_kiln");
-    let script = format!(
+    format!(
         "before=$(stty -g); \
          {binary} train experiments/digits.toml --backend cpu --runs-dir {runs} \
          --set train.epochs=5000; code=$?; \
          [ \"$(stty -g)\" = \"$before\" ] && echo TTY-RESTORED; echo KILN-EXIT=$code; sleep 600",
         runs = runs.display()
-    );
-    let tmux = Tmux::start(100, 30, &repo_path(""), &script);
+    )
+}
+
+#[test]
+fn sigterm_stops_the_run_and_restores_the_terminal() {
+    let _guard = training_lock();
+    let runs = scratch("tmux-term");
+    let tmux = Tmux::start("term", 80, 24, &repo_path(""), &kiln_in_shell(&runs));
+    tmux.wait_for("RUNNING");
+    tmux.signal_child("TERM");
+    let screen = tmux.wait_for("KILN-EXIT=");
+    assert!(screen.contains("KILN-EXIT=0"), "{screen}");
+    assert!(screen.contains("TTY-RESTORED"), "{screen}");
+    assert!(screen.contains("stopped after"), "{screen}");
+    assert_eq!(tmux.flag("#{alternate_on}"), "0");
+    assert_eq!(tmux.flag("#{cursor_flag}"), "1");
+}
+
+#[test]
+fn live_screen_pause_dropout_resume_stop_quit() {
+    let _guard = training_lock();
+    let runs = scratch("tmux-runs");
+    let tmux = Tmux::start("keys", 100, 30, &repo_path(""), &kiln_in_shell(&runs));
 
     let screen = tmux.wait_for("RUNNING");
     assert!(screen.contains("kiln · digits · digits"), "{screen}");

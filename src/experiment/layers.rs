@@ -186,9 +186,7 @@ fn parse_override_value(raw: &str, kind: Kind) -> toml::Value {
         .ok()
         .and_then(|mut table| table.remove("value"));
     match parsed {
-        Some(value) if !(matches!(kind, Kind::String | Kind::Choice(_)) && !value.is_str()) => {
-            value
-        }
+        Some(value) if !matches!(kind, Kind::String | Kind::Choice(_)) || value.is_str() => value,
         _ => toml::Value::String(raw.to_string()),
     }
 }

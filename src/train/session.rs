@@ -147,7 +147,7 @@ impl Session {
         sink.emit(
             None,
             Some(0),
-            EventKind::RunStarted(RunStarted {
+            EventKind::RunStarted(Box::new(RunStarted {
                 run_id: run.id.clone(),
                 experiment: experiment.name.clone(),
                 dataset: DatasetSummary {
@@ -171,7 +171,7 @@ impl Session {
                 parameters: model.num_params(),
                 gap_threshold: experiment.monitor.gap_threshold,
                 patience: experiment.monitor.patience,
-            }),
+            })),
         );
         if let Some(message) = dataset.skipped_summary() {
             sink.emit(None, Some(0), EventKind::Warning { message });

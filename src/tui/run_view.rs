@@ -137,7 +137,7 @@ impl RunView {
                 self.learning_rate = start.learning_rate;
                 self.dropout = start.dropout;
                 self.status = RunStatus::Running;
-                self.started = Some(start.clone());
+                self.started = Some(start.as_ref().clone());
                 note(
                     self,
                     format!(

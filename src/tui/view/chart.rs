@@ -80,10 +80,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     frame.render_widget(accuracy, bottom);
 }
 
+/// A named line and its style.
+type Series<'a> = (&'a str, &'a [(f64, f64)], Style);
+
 fn series_chart<'a>(
     theme: &Theme,
     title: &str,
-    series: &[(&'a str, &'a [(f64, f64)], Style)],
+    series: &[Series<'a>],
     markers: &'a [(String, [(f64, f64); 2])],
     x: [f64; 2],
     y: [f64; 2],
