@@ -9,8 +9,13 @@ use clap::{Parser, Subcommand};
 use crate::experiment::{BackendChoice, Experiment};
 use crate::headless::{self, LineFormatter, RunEnd};
 use crate::protocol::{Command, Event, EventKind};
+use crate::report;
+use crate::runs;
 use crate::train::{self, TrainOptions};
-use crate::tui::{self, run_view::RunStatus, theme::Theme};
+use crate::tui::app::App;
+use crate::tui::browser::{self, Browser};
+use crate::tui::run_view::{RunStatus, RunView};
+use crate::tui::{self, theme::Theme};
 
 /// Exit code for bad input: an invalid experiment or a failed run set-up.
 pub const EXIT_USAGE: u8 = 2;
@@ -36,6 +41,69 @@ enum Action {
     Train(TrainArgs),
     /// Validate an experiment and print it fully resolved, without training.
     Check(CheckArgs),
+    /// Browse past runs (a table with --plain).
+    Runs(RunsArgs),
+    /// Review one past run with the live views (a text report with --plain).
+    Show(ShowArgs),
+    /// Compare runs side by side (a table with --plain).
+    Compare(CompareArgs),
+    /// Export a run's per-epoch metrics (CSV) or its curves (PNG).
+    Export(ExportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunsArgs {
+    /// Where run directories are.
+    #[arg(long, value_name = "DIR", default_value = "runs")]
+    runs_dir: PathBuf,
+    /// Print a plain table instead of opening the browser.
+    #[arg(long)]
+    plain: bool,
+    /// Draw with plain ASCII.
+    #[arg(long)]
+    ascii: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct ShowArgs {
+    /// Run id, a unique prefix of it, or its directory.
+    run: String,
+    #[arg(long, value_name = "DIR", default_value = "runs")]
+    runs_dir: PathBuf,
+    /// Print a plain report instead of the screen.
+    #[arg(long)]
+    plain: bool,
+    #[arg(long)]
+    ascii: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct CompareArgs {
+    /// Two or more runs (ids, unique prefixes or directories).
+    #[arg(required = true, num_args = 2..)]
+    runs: Vec<String>,
+    #[arg(long, value_name = "DIR", default_value = "runs")]
+    runs_dir: PathBuf,
+    /// Print a plain table instead of the screen.
+    #[arg(long)]
+    plain: bool,
+    #[arg(long)]
+    ascii: bool,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("format").required(true).multiple(true).args(["csv", "png"])))]
+struct ExportArgs {
+    /// Run id, a unique prefix of it, or its directory.
+    run: String,
+    #[arg(long, value_name = "DIR", default_value = "runs")]
+    runs_dir: PathBuf,
+    /// Write per-epoch metrics here (one row per epoch, with a header).
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// Write loss and accuracy curves with change markers here.
+    #[arg(long, value_name = "FILE")]
+    png: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -75,6 +143,10 @@ pub fn run() -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Action::Check(args)) => check(args),
         Some(Action::Train(args)) => train(args),
+        Some(Action::Runs(args)) => runs_command(args),
+        Some(Action::Show(args)) => show(args),
+        Some(Action::Compare(args)) => compare(args),
+        Some(Action::Export(args)) => export(args),
         None => train(TrainArgs {
             experiment: None,
             overrides: Vec::new(),
@@ -104,12 +176,12 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     }
     let handle = train::spawn(TrainOptions {
         experiment,
-        runs_dir: args.runs_dir,
+        runs_dir: args.runs_dir.clone(),
     })
     .map_err(|err| anyhow::anyhow!("cannot create the run directory: {err}"))?;
-    let live = !args.headless && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    let live = !args.headless && interactive();
     let end = if live {
-        follow_live(&handle, Theme::from_env(args.ascii))?
+        follow_live(&handle, Theme::from_env(args.ascii), args.runs_dir)?
     } else {
         stop_on_interrupt(handle.commands.clone());
         let mut formatter = LineFormatter::new(handle.run.path.display().to_string());
@@ -128,8 +200,18 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The live screen; once it closes, a plain summary stays on the normal screen.
-fn follow_live(handle: &train::TrainerHandle, theme: Theme) -> anyhow::Result<RunEnd> {
-    let app = tui::run(handle.events.clone(), handle.commands.clone(), theme)?;
+fn follow_live(
+    handle: &train::TrainerHandle,
+    theme: Theme,
+    runs_dir: PathBuf,
+) -> anyhow::Result<RunEnd> {
+    let app = tui::run(
+        App::live(),
+        handle.events.clone(),
+        handle.commands.clone(),
+        theme,
+        runs_dir,
+    )?;
     let run_dir = handle.run.path.display().to_string();
     let end = match &app.run.status {
         RunStatus::Finished(_) => RunEnd::Finished,
@@ -151,6 +233,102 @@ fn follow_live(handle: &train::TrainerHandle, theme: Theme) -> anyhow::Result<Ru
     };
     let _ = writeln!(std::io::stdout().lock(), "{summary}");
     Ok(end)
+}
+
+fn interactive() -> bool {
+    std::io::stdout().is_terminal() && std::io::stdin().is_terminal()
+}
+
+/// The browser on its own, optionally with a run or comparison already open.
+fn browse(
+    runs_dir: PathBuf,
+    ascii: bool,
+    open: Option<browser::Effect>,
+) -> anyhow::Result<ExitCode> {
+    let mut browser = Browser::new(runs_dir.clone());
+    browser::execute(&mut browser, browser::Effect::Refresh);
+    if let Some(effect) = open {
+        browser::execute(&mut browser, effect);
+        if let Some(message) = browser.message.take() {
+            anyhow::bail!(message);
+        }
+    }
+    let mut app = App::new();
+    app.browser = Some(Box::new(browser));
+    let (no_commands, _) = crossbeam_channel::unbounded();
+    tui::run(
+        app,
+        crossbeam_channel::never(),
+        no_commands,
+        Theme::from_env(ascii),
+        runs_dir,
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runs_command(args: RunsArgs) -> anyhow::Result<ExitCode> {
+    if args.plain || !interactive() {
+        let listing = runs::list_runs(&args.runs_dir)?;
+        let _ = write!(std::io::stdout().lock(), "{}", report::runs_table(&listing));
+        return Ok(ExitCode::SUCCESS);
+    }
+    browse(args.runs_dir, args.ascii, None)
+}
+
+fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
+    let path = runs::resolve_run(&args.runs_dir, &args.run)?;
+    if args.plain || !interactive() {
+        let run = runs::open_run(&path)?;
+        let view = RunView::replay(&run.events);
+        let _ = write!(
+            std::io::stdout().lock(),
+            "{}",
+            report::run_report(&run.summary, &view)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    browse(args.runs_dir, args.ascii, Some(browser::Effect::Open(path)))
+}
+
+fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    let paths = args
+        .runs
+        .iter()
+        .map(|run| runs::resolve_run(&args.runs_dir, run))
+        .collect::<Result<Vec<_>, _>>()?;
+    if args.plain || !interactive() {
+        let opened = paths
+            .iter()
+            .map(|p| runs::open_run(p).map(|r| (r.summary, r.settings)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let _ = write!(
+            std::io::stdout().lock(),
+            "{}",
+            report::comparison_table(&opened)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    browse(
+        args.runs_dir,
+        args.ascii,
+        Some(browser::Effect::Compare(paths)),
+    )
+}
+
+fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let path = runs::resolve_run(&args.runs_dir, &args.run)?;
+    let run = runs::open_run(&path)?;
+    let mut out = std::io::stdout().lock();
+    if let Some(csv) = &args.csv {
+        let rows = runs::export_csv(&run.events, csv)?;
+        let _ = writeln!(out, "wrote {rows} epoch(s) to {}", csv.display());
+    }
+    if let Some(png) = &args.png {
+        let title = format!("{} · {}", run.summary.id, run.summary.dataset);
+        runs::export_png(&run.events, &title, png)?;
+        let _ = writeln!(out, "wrote {}", png.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// First Ctrl-C (or SIGTERM) stops the run gracefully: checkpoint, final event. A second one

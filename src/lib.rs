@@ -10,6 +10,7 @@ pub mod experiment;
 pub mod headless;
 pub mod model;
 pub mod protocol;
+pub mod report;
 pub mod runs;
 pub mod train;
 pub mod tui;

@@ -5,6 +5,7 @@ mod datasets;
 mod event_log;
 mod experiment_files;
 mod headless_output;
+mod run_store;
 mod script;
 mod training;
 mod tui_screens;

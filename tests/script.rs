@@ -29,6 +29,7 @@ pub struct Script {
     step: u64,
     learning_rate: f64,
     dropout: f64,
+    experiment: String,
 }
 
 impl Script {
@@ -42,7 +43,14 @@ impl Script {
             step: 0,
             learning_rate: 1e-3,
             dropout: 0.0,
+            experiment: "baseline".into(),
         }
+    }
+
+    /// The experiment name the run reports.
+    pub fn named(mut self, name: &str) -> Self {
+        self.experiment = name.into();
+        self
     }
 
     pub fn started(mut self) -> Self {
@@ -52,7 +60,7 @@ impl Script {
             step: Some(0),
             kind: EventKind::RunStarted(Box::new(RunStarted {
                 run_id: "20261127-120000-baseline".into(),
-                experiment: "baseline".into(),
+                experiment: self.experiment.clone(),
                 dataset: DatasetSummary {
                     name: "mnist-5k".into(),
                     classes: (0..10).map(|d| d.to_string()).collect(),

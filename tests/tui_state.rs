@@ -9,7 +9,7 @@ use kiln::tui::run_view::{RunStatus, RunView};
 use crate::script::{Script, at};
 
 fn started_app() -> App {
-    let mut app = App::new();
+    let mut app = App::live();
     for event in Script::new(10).started().events {
         update(&mut app, Message::Trainer(event));
     }
@@ -277,4 +277,23 @@ fn views_and_scrolling() {
         vec![]
     );
     assert_eq!(app.table_scroll, 0);
+}
+
+#[test]
+fn without_a_trainer_ctrl_c_quits_at_once() {
+    let mut app = App::new();
+    assert!(press_with(&mut app, KeyCode::Char('c'), KeyModifiers::CONTROL).is_empty());
+    assert!(app.should_quit);
+}
+
+#[test]
+fn a_past_run_is_read_only() {
+    let mut app = App::new();
+    app.review = Some(kiln::runs::RunState::Interrupted);
+    for event in Script::new(10).started().epochs(&[(0.5, 0.5)]).events {
+        update(&mut app, Message::Trainer(event));
+    }
+    assert!(press(&mut app, KeyCode::Char(' ')).is_empty());
+    assert!(press(&mut app, KeyCode::Char('D')).is_empty());
+    assert_eq!(app.notice.as_ref().unwrap().text, "a past run is read only");
 }

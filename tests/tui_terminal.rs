@@ -152,6 +152,14 @@ fn live_screen_pause_dropout_resume_stop_quit() {
     tmux.wait_for("RUNNING");
     tmux.wait_for("resumed at step");
 
+    // The run browser opens over the live screen and lists this run as running; the run
+    // keeps training meanwhile, and Esc comes back to it.
+    tmux.keys("r");
+    let screen = tmux.wait_for("sorted by started");
+    assert!(screen.contains("running"), "{screen}");
+    tmux.keys("Escape");
+    tmux.wait_for("RUNNING");
+
     tmux.keys("s");
     let screen = tmux.wait_for("STOPPED");
     assert!(screen.contains("run stopped"), "{screen}");

@@ -46,6 +46,7 @@ impl TrainerHandle {
 /// is reported as a `failed` event so the front end shows it like any other.
 pub fn spawn(options: TrainOptions) -> std::io::Result<TrainerHandle> {
     let run = RunDir::create(&options.runs_dir, &options.experiment.name)?;
+    run.claim()?;
     std::fs::write(run.experiment_path(), options.experiment.to_toml())?;
     let log = EventLog::create(&run.events_path())?;
     let (command_tx, command_rx) = unbounded();

@@ -28,22 +28,29 @@ const EVAL_BATCH: usize = 256;
 
 /// Runs one experiment to its end; every outcome, failures included, ends in an event.
 pub fn run(experiment: Experiment, run: RunDir, mut sink: EventSink, commands: Receiver<Command>) {
+    let marker = run.clone();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         Session::prepare(experiment, run, &mut sink, commands).and_then(|mut s| s.train(&mut sink))
     }));
     let error = match result {
-        Ok(Ok(())) => return,
-        Ok(Err(message)) => message,
-        Err(panic) => panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .map_or_else(
-                || "the training thread panicked".to_string(),
-                |m| format!("internal error: {m}"),
-            ),
+        Ok(Ok(())) => None,
+        Ok(Err(message)) => Some(message),
+        Err(panic) => Some(
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .map_or_else(
+                    || "the training thread panicked".to_string(),
+                    |m| format!("internal error: {m}"),
+                ),
+        ),
     };
-    sink.emit(None, None, EventKind::Failed { error });
+    if let Some(error) = error {
+        sink.emit(None, None, EventKind::Failed { error });
+    }
+    // The final event is in the log: nobody trains this run any more.
+    marker.release();
 }
 
 /// Host-side validation data, normalised once for the whole run.

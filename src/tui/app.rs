@@ -2,7 +2,9 @@
 //! state changes and commands for the trainer out. No drawing, no I/O.
 
 use crate::protocol::{Command, Event, EventKind, HyperParameter};
+use crate::runs::RunState;
 
+use super::browser::Browser;
 use super::run_view::{RunStatus, RunView, lr};
 
 /// Dropout moves in steps of this size with `d` / `D`.
@@ -26,6 +28,8 @@ pub enum Action {
     Interrupt,
     ToggleChart,
     ToggleHelp,
+    /// Open the run browser over the live screen (the run keeps training).
+    OpenBrowser,
     ScrollUp,
     ScrollDown,
     ScrollToLatest,
@@ -110,6 +114,12 @@ pub struct App {
     /// Quit as soon as the trainer has finished.
     pub quit_when_finished: bool,
     pub should_quit: bool,
+    /// Set when this shows a past run (read only), with its state from the run store.
+    pub review: Option<RunState>,
+    /// The run browser, when open; it takes the keys and the screen.
+    pub browser: Option<Box<Browser>>,
+    /// Whether a training thread is attached (its commands go somewhere).
+    pub live: bool,
 }
 
 impl Default for App {
@@ -129,6 +139,17 @@ impl App {
             stopping: false,
             quit_when_finished: false,
             should_quit: false,
+            review: None,
+            browser: None,
+            live: false,
+        }
+    }
+
+    /// An app attached to a running trainer.
+    pub fn live() -> Self {
+        Self {
+            live: true,
+            ..Self::new()
         }
     }
 
@@ -266,6 +287,14 @@ fn on_normal_action(app: &mut App, action: Action) -> Vec<Command> {
             | Action::Checkpoint
             | Action::Stop
     );
+    if live_only && app.review.is_some() {
+        app.notify(
+            "a past run is read only",
+            NoticeState::Rejected,
+            Awaiting::Nothing,
+        );
+        return Vec::new();
+    }
     if live_only && (!app.run.is_active() || app.stopping) {
         app.notify(
             "the run is no longer training",
@@ -321,7 +350,7 @@ fn on_normal_action(app: &mut App, action: Action) -> Vec<Command> {
             Vec::new()
         }
         Action::Interrupt => {
-            if app.stopping || !app.run.is_active() {
+            if app.stopping || !app.live || !app.run.is_active() {
                 // A second Ctrl-C, or nothing left to stop: leave now.
                 app.should_quit = true;
                 Vec::new()
@@ -341,6 +370,8 @@ fn on_normal_action(app: &mut App, action: Action) -> Vec<Command> {
             app.mode = Mode::Help;
             Vec::new()
         }
+        // The event loop sees the request and opens the browser (it needs the runs folder).
+        Action::OpenBrowser => Vec::new(),
         Action::ScrollUp => {
             let max = app.run.epochs.len().saturating_sub(1);
             app.table_scroll = (app.table_scroll + 1).min(max);

@@ -2,18 +2,21 @@
 //! trainer events, signals and a redraw tick.
 
 pub mod app;
+pub mod browser;
 pub mod keys;
 pub mod run_view;
 pub mod theme;
 pub mod view;
 
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, never, select, tick, unbounded};
 use crossterm::event::Event as TermEvent;
 
 use crate::protocol::{Command, Event};
 use app::{Action, App, Message, update};
+use browser::{Browser, Outcome};
 use theme::Theme;
 
 /// At most ~15 frames a second, and only when something changed.
@@ -28,11 +31,18 @@ impl Drop for TerminalGuard {
     }
 }
 
-/// Shows the run live until the user quits; returns the final state.
+/// A listed run still training elsewhere is re-read this often while the browser shows it.
+const REFRESH: Duration = Duration::from_secs(2);
+
+/// Shows `app` until the user quits; returns the final state. `events` and `commands` connect
+/// a live run (use `never()` and a dropped channel for none); `runs_dir` is where the browser
+/// looks. An app that starts with its browser open quits when the browser closes.
 pub fn run(
+    mut app: App,
     events: Receiver<Event>,
     commands: Sender<Command>,
     theme: Theme,
+    runs_dir: PathBuf,
 ) -> anyhow::Result<App> {
     // try_init also installs a panic hook that restores the terminal before the message prints.
     let mut terminal = ratatui::try_init()?;
@@ -41,7 +51,8 @@ pub fn run(
     let signals = spawn_signal_listener();
     let ticker = tick(FRAME);
     let mut trainer = events;
-    let mut app = App::new();
+    let standalone = app.browser.is_some();
+    let mut refreshed = Instant::now();
     let mut dirty = true;
     let mut screen_ok = true;
 
@@ -50,7 +61,21 @@ pub fn run(
         select! {
             recv(keys) -> key => match key {
                 Ok(TermEvent::Key(key)) => {
-                    if let Some(action) = keys::action_for(&app.mode, key) {
+                    // Ctrl-C over a live run always reaches the run, browser open or not.
+                    let interrupt = keys::action_for(&app.mode, key) == Some(Action::Interrupt);
+                    let to_browser = !interrupt || standalone;
+                    if let Some(browser) = app.browser.as_deref_mut().filter(|_| to_browser) {
+                        if browse(browser, key) == Outcome::Close {
+                            app.browser = None;
+                            app.should_quit |= standalone;
+                        }
+                        dirty = true;
+                    } else if let Some(action) = keys::action_for(&app.mode, key) {
+                        if action == Action::OpenBrowser {
+                            let mut browser = Browser::new(runs_dir.clone());
+                            browser::execute(&mut browser, browser::Effect::Refresh);
+                            app.browser = Some(Box::new(browser));
+                        }
                         messages.push(Message::Action(action));
                     }
                 }
@@ -75,6 +100,15 @@ pub fn run(
             },
             recv(signals) -> _ => messages.push(Message::Action(Action::Interrupt)),
             recv(ticker) -> _ => {
+                if let Some(browser) = app.browser.as_deref_mut()
+                    && browser.opened.is_none()
+                    && browser.has_running()
+                    && refreshed.elapsed() >= REFRESH
+                {
+                    browser::execute(browser, browser::Effect::Refresh);
+                    refreshed = Instant::now();
+                    dirty = true;
+                }
                 if dirty && screen_ok {
                     screen_ok = terminal.draw(|frame| view::draw(frame, &app, &theme)).is_ok();
                     dirty = false;
@@ -90,6 +124,18 @@ pub fn run(
         }
     }
     Ok(app)
+}
+
+/// One key in the browser: update, then the file work it asked for.
+fn browse(browser: &mut Browser, key: crossterm::event::KeyEvent) -> Outcome {
+    let Some(action) = browser::action_for(browser, key) else {
+        return Outcome::Stay;
+    };
+    let (effects, outcome) = browser::update(browser, action);
+    for effect in effects {
+        browser::execute(browser, effect);
+    }
+    outcome
 }
 
 fn spawn_input_reader() -> Receiver<TermEvent> {

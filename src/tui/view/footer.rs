@@ -17,6 +17,7 @@ const KEYS_WIDE: &[(&str, &str)] = &[
     ("c", "checkpoint"),
     ("s", "stop"),
     ("g", "chart"),
+    ("r", "runs"),
     ("?", "help"),
     ("q", "quit"),
 ];
@@ -42,6 +43,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             " The run is still training. Stop it and quit? y: stop and quit · n: keep training",
             theme.warn(),
         )]),
+        Mode::Normal | Mode::Help if app.review.is_some() => Line::from(vec![
+            Span::styled(" Esc", theme.accent()),
+            Span::raw(" back to the runs · "),
+            Span::styled("g", theme.accent()),
+            Span::raw(" chart · "),
+            Span::styled("↑/↓", theme.accent()),
+            Span::raw(" scroll"),
+        ]),
         Mode::Normal | Mode::Help if !app.run.is_active() => Line::from(vec![
             Span::styled(" the run has ended", theme.dim()),
             Span::raw(" · "),
@@ -67,7 +76,7 @@ fn keys_line(width: usize, theme: &Theme) -> Line<'static> {
             .map(|(k, what)| k.chars().count() + what.chars().count() + 4)
             .sum::<usize>()
     };
-    for dropped in ["edit", "chart", "checkpoint"] {
+    for dropped in ["edit", "runs", "chart", "checkpoint"] {
         if length(&keys) <= width {
             break;
         }

@@ -31,6 +31,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 
 fn status(app: &App, theme: &Theme) -> (String, Style) {
     let reversed = |style: Style| style.add_modifier(Modifier::REVERSED);
+    if let Some(state) = app.review {
+        return (
+            format!("PAST RUN: {}", state.label().to_uppercase()),
+            reversed(theme.accent()),
+        );
+    }
     match &app.run.status {
         _ if app.stopping && app.run.is_active() => ("STOPPING".into(), reversed(theme.warn())),
         RunStatus::Starting => ("STARTING".into(), theme.accent()),

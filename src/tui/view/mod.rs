@@ -23,7 +23,9 @@
 //! `g` swaps the middle for full loss and accuracy charts; `?` lays the key list over it all.
 
 mod ascii;
+mod browser;
 mod chart;
+mod compare;
 mod dashboard;
 mod footer;
 mod header;
@@ -42,13 +44,18 @@ pub const MIN_WIDTH: u16 = 60;
 pub const MIN_HEIGHT: u16 = 18;
 
 pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
-    draw_screen(frame, app, theme);
+    match &app.browser {
+        Some(b) if frame.area().width >= MIN_WIDTH && frame.area().height >= MIN_HEIGHT => {
+            browser::draw(frame, b, theme);
+        }
+        _ => draw_screen(frame, app, theme),
+    }
     if theme.ascii {
         ascii::fallback(frame.buffer_mut());
     }
 }
 
-fn draw_screen(frame: &mut Frame, app: &App, theme: &Theme) {
+pub(super) fn draw_screen(frame: &mut Frame, app: &App, theme: &Theme) {
     let area = frame.area();
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         too_small(frame, area);

@@ -1,15 +1,30 @@
-//! Run directories: their layout and ids, the append-only event log writer, and its reader,
-//! which tolerates a log cut off mid-line by a killed run.
+//! The run store: run directories and their layout, the event log, summaries for listing, and
+//! exports. Runs are read back only through their event logs.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+mod compare;
+mod export;
+mod log;
+mod store;
+mod summary;
+
+use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::protocol::Event;
+pub use compare::{differing_settings, flatten_experiment};
+pub use export::{ExportError, PNG_SIZE, export_csv, export_png};
+pub use log::{EventLog, LogContents, read_events, read_events_without_batches};
+pub use store::{
+    Listing, OpenedRun, StoreError, delete_run, list_runs, open_run, rename_run, resolve_run,
+};
+pub use summary::{RunState, RunSummary, summarise};
 
 pub const EVENTS_FILE: &str = "events.jsonl";
 pub const EXPERIMENT_FILE: &str = "experiment.toml";
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
+/// Present while a process trains into the run; holds that process's id.
+pub const PID_FILE: &str = "kiln.pid";
+/// Cached summary for fast listing, rebuilt from the log when missing or stale.
+pub const SUMMARY_FILE: &str = "summary.json";
 
 /// `runs/<run-id>/`, where the id is `<UTC yyyymmdd-HHMMSS>-<experiment name>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +71,19 @@ impl RunDir {
     pub fn checkpoints_path(&self) -> PathBuf {
         self.path.join(CHECKPOINTS_DIR)
     }
+
+    /// Marks the run as being trained by this process (see [`RunState::Running`]).
+    pub fn claim(&self) -> io::Result<()> {
+        std::fs::write(
+            self.path.join(PID_FILE),
+            format!("{}\n", std::process::id()),
+        )
+    }
+
+    /// Removes the mark once the run has ended.
+    pub fn release(&self) {
+        let _ = std::fs::remove_file(self.path.join(PID_FILE));
+    }
 }
 
 /// Keeps letters, digits, `-`, `_` and `.`; anything else becomes `-`.
@@ -76,49 +104,4 @@ pub fn sanitise(name: &str) -> String {
     } else {
         trimmed.to_string()
     }
-}
-
-/// Appends events to `events.jsonl`, one JSON object per line, flushed as written.
-pub struct EventLog {
-    file: File,
-}
-
-impl EventLog {
-    pub fn create(path: &Path) -> io::Result<EventLog> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(EventLog { file })
-    }
-
-    pub fn append(&mut self, event: &Event) -> io::Result<()> {
-        let mut line = serde_json::to_vec(event).map_err(io::Error::other)?;
-        line.push(b'\n');
-        // One write per line: a reader or a crash sees whole lines or a torn last one.
-        self.file.write_all(&line)?;
-        self.file.flush()
-    }
-}
-
-/// What a log held: the events that parsed, and how many lines did not.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct LogContents {
-    pub events: Vec<Event>,
-    /// Lines that were not events: a torn last line, or kinds from a newer kiln.
-    pub skipped_lines: usize,
-}
-
-/// Reads an event log, skipping lines that do not parse instead of failing on them.
-pub fn read_events(path: &Path) -> io::Result<LogContents> {
-    let reader = BufReader::new(File::open(path)?);
-    let mut contents = LogContents::default();
-    for line in reader.split(b'\n') {
-        let line = line?;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match serde_json::from_slice::<Event>(&line) {
-            Ok(event) => contents.events.push(event),
-            Err(_) => contents.skipped_lines += 1,
-        }
-    }
-    Ok(contents)
 }

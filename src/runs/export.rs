@@ -1,0 +1,212 @@
+//! Exports of a run for reports: per-epoch metrics as CSV, and loss and accuracy curves with
+//! hyper-parameter change markers as a PNG drawn with plotters.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::protocol::{Event, EventKind, HyperParameter};
+
+const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{path}: {message}")]
+    Write { path: String, message: String },
+    #[error("the run has no finished epoch to export")]
+    NoEpochs,
+}
+
+fn write_error(path: &Path, message: impl ToString) -> ExportError {
+    ExportError::Write {
+        path: path.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// One row per finished epoch, with a header row.
+pub fn export_csv(events: &[Event], path: &Path) -> Result<usize, ExportError> {
+    let mut writer = csv::Writer::from_path(path).map_err(|e| write_error(path, e))?;
+    writer
+        .write_record([
+            "epoch",
+            "step",
+            "train_loss",
+            "train_accuracy",
+            "validation_loss",
+            "validation_accuracy",
+            "gap",
+            "learning_rate",
+            "dropout",
+            "seconds",
+            "images_per_second",
+        ])
+        .map_err(|e| write_error(path, e))?;
+    let mut rows = 0;
+    for event in events {
+        if let EventKind::Epoch(m) = &event.kind {
+            let record = [
+                event.epoch.unwrap_or(rows + 1).to_string(),
+                event.step.unwrap_or(0).to_string(),
+                m.train_loss.to_string(),
+                m.train_accuracy.to_string(),
+                m.validation_loss.to_string(),
+                m.validation_accuracy.to_string(),
+                m.gap().to_string(),
+                m.learning_rate.to_string(),
+                m.dropout.to_string(),
+                m.seconds.to_string(),
+                m.images_per_second.to_string(),
+            ];
+            writer
+                .write_record(&record)
+                .map_err(|e| write_error(path, e))?;
+            rows += 1;
+        }
+    }
+    writer.flush().map_err(|e| write_error(path, e))?;
+    Ok(rows)
+}
+
+/// Image size of the PNG export.
+pub const PNG_SIZE: (u32, u32) = (1200, 800);
+
+/// Loss (top) and accuracy (bottom) against epochs, with a dashed line and label at each
+/// hyper-parameter change.
+pub fn export_png(events: &[Event], title: &str, path: &Path) -> Result<(), ExportError> {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+    let (mut epochs, mut batches_per_epoch) = (Vec::new(), 1.0f64);
+    let mut changes = Vec::new();
+    for event in events {
+        match &event.kind {
+            EventKind::RunStarted(start) => {
+                batches_per_epoch = start.batches_per_epoch.max(1) as f64
+            }
+            EventKind::Epoch(m) => {
+                epochs.push((event.epoch.unwrap_or(epochs.len() + 1), m.clone()))
+            }
+            EventKind::HyperParameterChanged {
+                parameter,
+                from,
+                to,
+            } => {
+                let name = match parameter {
+                    HyperParameter::Dropout => format!("dropout {from:.2}→{to:.2}"),
+                    HyperParameter::LearningRate => format!("lr {from:e}→{to:e}"),
+                };
+                changes.push((event.step.unwrap_or(0) as f64 / batches_per_epoch, name));
+            }
+            _ => {}
+        }
+    }
+    if epochs.is_empty() {
+        return Err(ExportError::NoEpochs);
+    }
+    let root = BitMapBackend::new(path, PNG_SIZE).into_drawing_area();
+    draw_png(&root, title, &epochs, &changes).map_err(|e| write_error(path, e))?;
+    root.present().map_err(|e| write_error(path, e))
+}
+
+type Epochs = [(usize, crate::protocol::EpochMetrics)];
+
+/// A named series: how to read one value from an epoch's metrics.
+type Series = (&'static str, fn(&crate::protocol::EpochMetrics) -> f64);
+
+/// One chart of the PNG: where it goes, its y label and range, and its two series.
+type Panel<'a, 'b> = (
+    &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+    &'static str,
+    f64,
+    [Series; 2],
+);
+
+fn draw_png(
+    root: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
+    title: &str,
+    epochs: &Epochs,
+    changes: &[(f64, String)],
+) -> Result<(), Box<dyn std::error::Error>> {
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 26))?;
+    let (top, bottom) = root.split_vertically(PNG_SIZE.1 / 2 - 20);
+    let last = epochs.last().map_or(1, |(e, _)| *e).max(1) as f64;
+    let loss_max = epochs
+        .iter()
+        .flat_map(|(_, m)| [m.train_loss, m.validation_loss])
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max)
+        .max(1e-3)
+        * 1.1;
+    let panels: [Panel; 2] = [
+        (
+            &top,
+            "loss",
+            loss_max,
+            [
+                ("train loss", |m| m.train_loss),
+                ("validation loss", |m| m.validation_loss),
+            ],
+        ),
+        (
+            &bottom,
+            "accuracy",
+            1.0,
+            [
+                ("train accuracy", |m| m.train_accuracy),
+                ("validation accuracy", |m| m.validation_accuracy),
+            ],
+        ),
+    ];
+    for (area, label, y_max, series) in panels {
+        let mut chart = ChartBuilder::on(area)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..last, 0.0..y_max)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc(label)
+            .label_style(("sans-serif", 16))
+            .draw()?;
+        for ((name, value), colour) in series.into_iter().zip([BLUE, RED]) {
+            chart
+                .draw_series(LineSeries::new(
+                    epochs
+                        .iter()
+                        .map(|(e, m)| (*e as f64, value(m)))
+                        .filter(|p| p.1.is_finite()),
+                    colour.stroke_width(2),
+                ))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2))
+                });
+        }
+        for (at, name) in changes {
+            chart.draw_series(DashedLineSeries::new(
+                [(*at, 0.0), (*at, y_max)],
+                6,
+                4,
+                RGBColor(230, 140, 0).stroke_width(2),
+            ))?;
+            chart.draw_series(std::iter::once(Text::new(
+                name.clone(),
+                (*at, y_max * 0.95),
+                ("sans-serif", 15).into_font().color(&RGBColor(170, 90, 0)),
+            )))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 15))
+            .draw()?;
+    }
+    Ok(())
+}
