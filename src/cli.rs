@@ -49,6 +49,27 @@ enum Action {
     Compare(CompareArgs),
     /// Export a run's per-epoch metrics (CSV) or its curves (PNG).
     Export(ExportArgs),
+    /// Run the article's tricks one after another on the same data and seed, then compare.
+    Ladder(LadderArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct LadderArgs {
+    /// Base experiment (default: experiments/baseline.toml).
+    experiment: Option<PathBuf>,
+    /// Override a setting in every rung (repeatable; the value is TOML).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    #[arg(long, value_name = "DIR", default_value = "runs")]
+    runs_dir: PathBuf,
+    #[arg(long, value_enum)]
+    backend: Option<BackendChoice>,
+    /// Validation accuracy whose first epoch counts as convergence speed.
+    #[arg(long, default_value_t = 0.9)]
+    target: f64,
+    /// Only the final table (no per-epoch progress).
+    #[arg(long)]
+    plain: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -147,6 +168,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Some(Action::Show(args)) => show(args),
         Some(Action::Compare(args)) => compare(args),
         Some(Action::Export(args)) => export(args),
+        Some(Action::Ladder(args)) => ladder(args),
         None => train(TrainArgs {
             experiment: None,
             overrides: Vec::new(),
@@ -181,7 +203,7 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     .map_err(|err| anyhow::anyhow!("cannot create the run directory: {err}"))?;
     let live = !args.headless && interactive();
     let end = if live {
-        follow_live(&handle, Theme::from_env(args.ascii), args.runs_dir)?
+        follow_live(&handle, Theme::from_env(args.ascii), args.runs_dir, path)?
     } else {
         stop_on_interrupt(handle.commands.clone());
         let mut formatter = LineFormatter::new(handle.run.path.display().to_string());
@@ -204,9 +226,12 @@ fn follow_live(
     handle: &train::TrainerHandle,
     theme: Theme,
     runs_dir: PathBuf,
+    experiment_file: PathBuf,
 ) -> anyhow::Result<RunEnd> {
+    let mut app = App::live();
+    app.experiment_file = Some(experiment_file);
     let app = tui::run(
-        App::live(),
+        app,
         handle.events.clone(),
         handle.commands.clone(),
         theme,
@@ -329,6 +354,87 @@ fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
         let _ = writeln!(out, "wrote {}", png.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn ladder(args: LadderArgs) -> anyhow::Result<ExitCode> {
+    let base = args
+        .experiment
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_EXPERIMENT));
+    let rungs = crate::ladder::rungs();
+    // Check every rung before training any, so a typo fails fast.
+    let mut experiments = Vec::new();
+    for rung in &rungs {
+        let mut overrides = args.overrides.clone();
+        overrides.extend(rung.overrides.iter().cloned());
+        let mut experiment = Experiment::load(&base, &overrides)?;
+        if rung.name != "baseline" {
+            experiment.name = format!("{}-{}", experiment.name, rung.name);
+        }
+        if let Some(backend) = args.backend {
+            experiment.train.backend = backend;
+        }
+        experiments.push(experiment);
+    }
+    let (stop_tx, stop_rx) = crossbeam_channel::unbounded::<Command>();
+    stop_on_interrupt(stop_tx);
+    let mut out = std::io::stdout().lock();
+    let mut results = Vec::new();
+    let mut failed = false;
+    for (i, (rung, experiment)) in rungs.iter().zip(experiments).enumerate() {
+        let handle = train::spawn(TrainOptions {
+            experiment,
+            runs_dir: args.runs_dir.clone(),
+        })
+        .map_err(|err| anyhow::anyhow!("cannot create the run directory: {err}"))?;
+        let mut formatter = LineFormatter::new(handle.run.path.display().to_string());
+        let mut events = Vec::new();
+        let mut stopped = false;
+        loop {
+            crossbeam_channel::select! {
+                recv(handle.events) -> event => match event {
+                    Ok(event) => {
+                        if !args.plain
+                            && let Some(line) = formatter.line(&event)
+                        {
+                            for line in line.lines() {
+                                let _ = writeln!(out, "[{}/{} {}] {line}", i + 1, rungs.len(), rung.name);
+                            }
+                        }
+                        events.push(event);
+                    }
+                    Err(_) => break,
+                },
+                recv(stop_rx) -> _ => {
+                    stopped = true;
+                    let _ = handle.commands.send(Command::Stop);
+                }
+            }
+        }
+        let run_id = handle.run.id.clone();
+        handle.join();
+        failed |= events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Failed { .. }));
+        if let Some(result) =
+            crate::ladder::RungResult::from_events(rung.name, &run_id, &events, args.target)
+        {
+            results.push(result);
+        }
+        if stopped {
+            let _ = writeln!(
+                out,
+                "ladder interrupted; the finished rungs stay in {}",
+                args.runs_dir.display()
+            );
+            break;
+        }
+    }
+    let _ = write!(out, "{}", crate::ladder::table(&results, args.target));
+    Ok(if failed {
+        ExitCode::from(EXIT_RUN_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// First Ctrl-C (or SIGTERM) stops the run gracefully: checkpoint, final event. A second one

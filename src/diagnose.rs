@@ -1,80 +1,25 @@
-//! Pure rules that read a run's epoch history and say, in plain words, what is going wrong and
-//! what to try: overfitting, underfitting, slow convergence, divergence.
+//! Pure rules that read a run's epoch history and say, in plain words, which of the article's
+//! problems it has — overfitting, underfitting, slow convergence, too little data — with the
+//! numbers and the fixes to try. A problem must show for `patience` epochs in a row to be
+//! reported and stay absent as long to clear, so noisy metrics do not make warnings flap.
 
-use crate::protocol::EpochMetrics;
+use crate::experiment::MonitorConfig;
+use crate::protocol::{EpochMetrics, Finding, Fix, Problem, Remedy, Severity};
 
-/// The thresholds the rules use; from the experiment's `[monitor]` section.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Thresholds {
-    /// Train − validation accuracy above this is overfitting.
-    pub gap: f64,
-    /// Epochs a trend must hold before it is reported.
-    pub patience: usize,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Problem {
-    Overfitting,
-    Underfitting,
-    Divergence,
-}
-
-impl Problem {
-    pub fn title(self) -> &'static str {
-        match self {
-            Problem::Overfitting => "overfitting",
-            Problem::Underfitting => "underfitting",
-            Problem::Divergence => "diverged",
-        }
-    }
-}
-
-/// Something to try, with the key that does it live, if any.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Remedy {
-    pub text: String,
-    pub key: Option<char>,
-}
-
+/// What the rules need besides the history: thresholds and the run's current set-up.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Finding {
-    pub problem: Problem,
-    /// First epoch of the streak that triggered the finding.
-    pub since_epoch: usize,
-    /// What is happening, with the numbers.
-    pub evidence: String,
-    pub remedies: Vec<Remedy>,
-}
-
-/// Findings for a history of epochs (index 0 is epoch 1), most severe first.
-pub fn diagnose(history: &[EpochMetrics], thresholds: Thresholds) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    if let Some(finding) = overfitting(history, thresholds) {
-        findings.push(finding);
-    }
-    if let Some(finding) = underfitting(history, thresholds) {
-        findings.push(finding);
-    }
-    findings
-}
-
-/// The finding for a loss that became NaN or infinite.
-pub fn divergence(epoch: usize, loss: &str, learning_rate: f64) -> Finding {
-    Finding {
-        problem: Problem::Divergence,
-        since_epoch: epoch,
-        evidence: format!("training loss became {loss}; the run is paused"),
-        remedies: vec![
-            Remedy {
-                text: format!("lower the learning rate (now {learning_rate:.0e})"),
-                key: Some('l'),
-            },
-            Remedy {
-                text: "resume".into(),
-                key: Some(' '),
-            },
-        ],
-    }
+pub struct Context {
+    pub monitor: MonitorConfig,
+    pub train_images: usize,
+    pub classes: usize,
+    pub parameters: usize,
+    pub dropout: f64,
+    pub learning_rate: f64,
+    pub batch_norm: bool,
+    pub augmentation: bool,
+    pub conv_channels: Vec<usize>,
+    pub dense: Vec<usize>,
+    pub epochs: usize,
 }
 
 /// The 1-based epoch with the highest validation accuracy (the earliest of equals).
@@ -90,100 +35,293 @@ pub fn best_epoch(history: &[EpochMetrics]) -> Option<usize> {
         .map(|(i, _)| i + 1)
 }
 
-fn overfitting(history: &[EpochMetrics], t: Thresholds) -> Option<Finding> {
-    let last = history.last()?;
-    let n = history.len();
-    // Streak of epochs (ending now) whose gap is over the threshold.
-    let gap_streak = history.iter().rev().take_while(|m| m.gap() > t.gap).count();
-    // Streak of epochs where validation loss rose while training loss fell.
-    let diverging_streak = history
-        .windows(2)
-        .rev()
-        .take_while(|w| {
-            w[1].validation_loss > w[0].validation_loss && w[1].train_loss < w[0].train_loss
-        })
-        .count();
-    let by_gap = gap_streak >= t.patience;
-    let by_loss = diverging_streak >= t.patience;
-    if !by_gap && !by_loss {
-        return None;
+/// Active findings after the last epoch of `history`, most severe first.
+pub fn diagnose(history: &[EpochMetrics], context: &Context) -> Vec<Finding> {
+    let m = &context.monitor;
+    let mut findings = Vec::new();
+    if let Some(since) = held(history, m.patience, |h| {
+        overfitting_signal(h, m.gap_threshold)
+    }) {
+        findings.push(overfitting(history, context, since));
     }
-    let since = if by_gap {
-        n - gap_streak + 1
-    } else {
-        n - diverging_streak + 1
+    if let Some(since) = held(history, m.patience, |h| {
+        underfitting_signal(h, m.underfit_accuracy)
+    }) {
+        findings.push(underfitting(history, context, since));
+    } else if let Some(since) = held(history, m.patience, |h| {
+        slow_signal(h, m.slow_loss_drop) && !underfitting_signal(h, m.underfit_accuracy)
+    }) {
+        findings.extend(slow_convergence(history, context, since));
+    }
+    if !history.is_empty() {
+        findings.extend(too_little_data(context));
+    }
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    findings
+}
+
+/// Replays a per-epoch signal with hysteresis; `Some(first epoch of the streak)` when the
+/// problem is active after the last epoch.
+fn held(
+    history: &[EpochMetrics],
+    patience: usize,
+    signal: impl Fn(&[EpochMetrics]) -> bool,
+) -> Option<usize> {
+    let patience = patience.max(1);
+    let (mut active, mut on, mut off, mut since) = (false, 0, 0, 0);
+    for end in 1..=history.len() {
+        if signal(&history[..end]) {
+            on += 1;
+            off = 0;
+            if !active && on >= patience {
+                active = true;
+                since = end + 1 - on;
+            }
+        } else {
+            off += 1;
+            on = 0;
+            if active && off >= patience {
+                active = false;
+            }
+        }
+    }
+    active.then_some(since)
+}
+
+/// The last epoch shows overfitting: a gap over the threshold, or validation loss rising
+/// while training loss falls.
+fn overfitting_signal(history: &[EpochMetrics], gap: f64) -> bool {
+    let Some(last) = history.last() else {
+        return false;
     };
+    let diverging = history.len() >= 2 && {
+        let before = &history[history.len() - 2];
+        last.validation_loss > before.validation_loss && last.train_loss < before.train_loss
+    };
+    // A hair of tolerance: 0.90 − 0.85 is 0.05000000000000004 in floating point.
+    last.gap() > gap + 1e-9 || diverging
+}
+
+/// Training accuracy low and flat (under a point gained since the epoch before).
+fn underfitting_signal(history: &[EpochMetrics], low: f64) -> bool {
+    match history {
+        [.., before, last] => {
+            last.train_accuracy < low && last.train_accuracy - before.train_accuracy < 0.01
+        }
+        _ => false,
+    }
+}
+
+/// Loss still falling, but by less than `drop` of itself per epoch, before the model fits.
+fn slow_signal(history: &[EpochMetrics], drop: f64) -> bool {
+    match history {
+        [.., before, last] => {
+            let fell = (before.train_loss - last.train_loss) / before.train_loss.max(1e-12);
+            last.train_accuracy < 0.98 && fell < drop
+        }
+        _ => false,
+    }
+}
+
+fn augment_fix() -> Fix {
+    Fix::NewExperiment {
+        suffix: "augment".into(),
+        settings: vec![
+            ("augment.rotation".into(), "15.0".into()),
+            ("augment.shift".into(), "0.05".into()),
+            ("augment.zoom".into(), "0.1".into()),
+        ],
+    }
+}
+
+fn list(values: &[usize]) -> String {
+    let items: Vec<String> = values.iter().map(ToString::to_string).collect();
+    format!("[{}]", items.join(", "))
+}
+
+fn overfitting(history: &[EpochMetrics], context: &Context, since: usize) -> Finding {
+    let last = &history[history.len() - 1];
     let mut evidence = Vec::new();
-    if by_gap {
+    if last.gap() > context.monitor.gap_threshold + 1e-9 {
         evidence.push(format!(
             "gap {:.1} pts: train {:.1}% vs val {:.1}% (limit {:.1})",
             last.gap() * 100.0,
             last.train_accuracy * 100.0,
             last.validation_accuracy * 100.0,
-            t.gap * 100.0
+            context.monitor.gap_threshold * 100.0
         ));
     }
-    if by_loss {
+    let rising = history
+        .windows(2)
+        .rev()
+        .take_while(|w| w[1].validation_loss > w[0].validation_loss)
+        .count();
+    if rising > 0 {
         evidence.push(format!(
-            "val loss up {diverging_streak} epochs while train loss falls"
+            "val loss up {rising} epoch(s) while train loss falls"
         ));
     }
-    let dropout_target = (last.dropout + 0.2).min(0.5);
-    Some(Finding {
+    let best = best_epoch(history).unwrap_or(1);
+    let dropout = ((context.dropout + 0.2).min(0.5) * 100.0).round() / 100.0;
+    let mut remedies = Vec::new();
+    if dropout > context.dropout {
+        remedies.push(Remedy {
+            text: format!("dropout {dropout:.2}"),
+            fix: Fix::SetDropout { value: dropout },
+        });
+    }
+    if !context.augmentation {
+        remedies.push(Remedy {
+            text: "augmentation".into(),
+            fix: augment_fix(),
+        });
+    }
+    if best < history.len() {
+        remedies.push(Remedy {
+            text: format!("stop (best was epoch {best})"),
+            fix: Fix::Stop,
+        });
+    }
+    let smaller: Vec<usize> = context.dense.iter().map(|d| (d / 2).max(8)).collect();
+    if !context.dense.is_empty() && smaller != context.dense {
+        remedies.push(Remedy {
+            text: format!("fewer parameters (dense {})", list(&smaller)),
+            fix: Fix::NewExperiment {
+                suffix: "smaller".into(),
+                settings: vec![("model.dense".into(), list(&smaller))],
+            },
+        });
+    }
+    Finding {
         problem: Problem::Overfitting,
+        severity: Severity::Warning,
         since_epoch: since,
         evidence: evidence.join("; "),
+        remedies,
+    }
+}
+
+fn bigger_fix(context: &Context) -> (String, Fix) {
+    let mut conv: Vec<usize> = context.conv_channels.iter().map(|c| c * 2).collect();
+    if conv.len() < 3 {
+        conv.push(conv.last().copied().unwrap_or(16) * 2);
+    }
+    let dense: Vec<usize> = if context.dense.is_empty() {
+        vec![128]
+    } else {
+        context.dense.iter().map(|d| d * 2).collect()
+    };
+    (
+        format!(
+            "bigger model (conv {}, dense {})",
+            list(&conv),
+            list(&dense)
+        ),
+        Fix::NewExperiment {
+            suffix: "bigger".into(),
+            settings: vec![
+                ("model.conv_channels".into(), list(&conv)),
+                ("model.dense".into(), list(&dense)),
+            ],
+        },
+    )
+}
+
+fn underfitting(history: &[EpochMetrics], context: &Context, since: usize) -> Finding {
+    let last = &history[history.len() - 1];
+    let (text, fix) = bigger_fix(context);
+    let lr = context.learning_rate * 2.0;
+    Finding {
+        problem: Problem::Underfitting,
+        severity: Severity::Warning,
+        since_epoch: since,
+        evidence: format!(
+            "train accuracy {:.1}%, flat since epoch {since} (below {:.0}%)",
+            last.train_accuracy * 100.0,
+            context.monitor.underfit_accuracy * 100.0
+        ),
         remedies: vec![
+            Remedy { text, fix },
             Remedy {
-                text: format!("dropout {dropout_target:.2}"),
-                key: Some('D'),
+                text: format!("learning rate {lr:.0e}"),
+                fix: Fix::SetLearningRate { value: lr },
             },
             Remedy {
-                text: "augmentation".into(),
-                key: None,
-            },
-            Remedy {
-                text: format!("stop at best epoch {}", best_epoch(history).unwrap_or(1)),
-                key: Some('s'),
+                text: format!("{} epochs", context.epochs * 2),
+                fix: Fix::NewExperiment {
+                    suffix: "longer".into(),
+                    settings: vec![("train.epochs".into(), (context.epochs * 2).to_string())],
+                },
             },
         ],
+    }
+}
+
+fn slow_convergence(history: &[EpochMetrics], context: &Context, since: usize) -> Option<Finding> {
+    let [.., before, last] = history else {
+        return None;
+    };
+    let fell = (before.train_loss - last.train_loss) / before.train_loss.max(1e-12) * 100.0;
+    let mut remedies = Vec::new();
+    if !context.batch_norm {
+        remedies.push(Remedy {
+            text: "batch normalisation".into(),
+            fix: Fix::NewExperiment {
+                suffix: "batchnorm".into(),
+                settings: vec![("model.batch_norm".into(), "true".into())],
+            },
+        });
+    }
+    let lr = context.learning_rate * 2.0;
+    remedies.push(Remedy {
+        text: format!("learning rate {lr:.0e}"),
+        fix: Fix::SetLearningRate { value: lr },
+    });
+    Some(Finding {
+        problem: Problem::SlowConvergence,
+        severity: Severity::Notice,
+        since_epoch: since,
+        evidence: format!(
+            "train loss fell {fell:.1}% last epoch (under {:.0}%) at {:.1}% train accuracy",
+            context.monitor.slow_loss_drop * 100.0,
+            last.train_accuracy * 100.0
+        ),
+        remedies,
     })
 }
 
-fn underfitting(history: &[EpochMetrics], t: Thresholds) -> Option<Finding> {
-    let n = history.len();
-    if n < t.patience.max(2) {
-        return None;
-    }
-    let window = &history[n - t.patience.max(2)..];
-    let first = window.first()?;
-    let last = window.last()?;
-    let low = last.train_accuracy < 0.7;
-    let flat = last.train_accuracy - first.train_accuracy < 0.01;
-    if !(low && flat) {
+fn too_little_data(context: &Context) -> Option<Finding> {
+    let per_class = context.train_images / context.classes.max(1);
+    let limit = context.monitor.min_images_per_class;
+    if context.augmentation || per_class >= limit {
         return None;
     }
     Some(Finding {
-        problem: Problem::Underfitting,
-        since_epoch: n - window.len() + 1,
+        problem: Problem::TooLittleData,
+        severity: Severity::Notice,
+        since_epoch: 0,
         evidence: format!(
-            "train accuracy {:.1}%, flat for {} epochs",
-            last.train_accuracy * 100.0,
-            window.len()
+            "{per_class} training images per class (under {limit}) for {} parameters",
+            context.parameters
         ),
-        remedies: vec![
-            Remedy {
-                text: "higher learning rate".into(),
-                key: Some('L'),
-            },
-            Remedy {
-                text: "a bigger model (conv blocks, channels, dense units)".into(),
-                key: None,
-            },
-            Remedy {
-                text: "more epochs".into(),
-                key: None,
-            },
-        ],
+        remedies: vec![Remedy {
+            text: "augmentation".into(),
+            fix: augment_fix(),
+        }],
     })
+}
+
+/// The finding for a loss that became NaN or infinite (the trainer has paused the run).
+pub fn divergence(epoch: usize, loss: &str, learning_rate: f64) -> Finding {
+    let lower = learning_rate / 10.0;
+    Finding {
+        problem: Problem::Divergence,
+        severity: Severity::Critical,
+        since_epoch: epoch,
+        evidence: format!("training loss became {loss}; the run is paused"),
+        remedies: vec![Remedy {
+            text: format!("learning rate {lower:.0e}, then resume (space)"),
+            fix: Fix::SetLearningRate { value: lower },
+        }],
+    }
 }

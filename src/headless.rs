@@ -10,6 +10,8 @@ use crate::protocol::{Event, EventKind, HyperParameter, Outcome, PauseReason};
 pub struct LineFormatter {
     epochs: usize,
     run_dir: String,
+    /// Problems last reported: a diagnosis is printed only when this set changes.
+    problems: Vec<crate::protocol::Problem>,
 }
 
 impl LineFormatter {
@@ -17,6 +19,7 @@ impl LineFormatter {
         Self {
             epochs: 0,
             run_dir: run_dir.into(),
+            problems: Vec::new(),
         }
     }
 
@@ -87,6 +90,30 @@ impl LineFormatter {
                 "the loss is {loss}{}: the run is paused; lower the learning rate and resume",
                 at(event)
             ),
+            EventKind::Diagnosis { findings } => {
+                let problems: Vec<_> = findings.iter().map(|f| f.problem).collect();
+                if problems == self.problems {
+                    return None;
+                }
+                self.problems = problems;
+                if findings.is_empty() {
+                    return Some(format!("diagnosis: healthy again{}", at(event)));
+                }
+                findings
+                    .iter()
+                    .map(|f| {
+                        let tries: Vec<&str> = f.remedies.iter().map(|r| r.text.as_str()).collect();
+                        format!(
+                            "diagnosis: {} since epoch {}: {}; try: {}",
+                            f.problem.title(),
+                            f.since_epoch,
+                            f.evidence,
+                            tries.join(", ")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
             EventKind::Finished(end) => {
                 let how = match end.outcome {
                     Outcome::Completed => "finished",

@@ -24,17 +24,26 @@ pub struct ModelShape {
 pub struct ConvBlock {
     conv: Conv2d,
     norm: Option<BatchNorm>,
+    norm_after_activation: bool,
     activation: Relu,
     pool: MaxPool2d,
 }
 
 impl ConvBlock {
-    fn new(input: usize, output: usize, kernel: usize, batch_norm: bool, device: &Device) -> Self {
+    fn new(
+        input: usize,
+        output: usize,
+        kernel: usize,
+        config: &ModelConfig,
+        device: &Device,
+    ) -> Self {
+        let batch_norm = config.batch_norm;
         Self {
             conv: Conv2dConfig::new([input, output], [kernel, kernel])
                 .with_padding(PaddingConfig2d::Same)
                 .init(device),
             norm: batch_norm.then(|| BatchNormConfig::new(output).init(device)),
+            norm_after_activation: config.batch_norm_after_relu,
             activation: Relu::new(),
             pool: MaxPool2dConfig::new([2, 2]).init(),
         }
@@ -43,11 +52,12 @@ impl ConvBlock {
     /// `[batch, in, h, w]` → `[batch, out, h / 2, w / 2]`
     fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let x = self.conv.forward(input);
-        let x = match &self.norm {
-            Some(norm) => norm.forward(x),
-            None => x,
+        let x = match (&self.norm, self.norm_after_activation) {
+            (Some(norm), false) => self.activation.forward(norm.forward(x)),
+            (Some(norm), true) => norm.forward(self.activation.forward(x)),
+            (None, _) => self.activation.forward(x),
         };
-        self.pool.forward(self.activation.forward(x))
+        self.pool.forward(x)
     }
 }
 
@@ -71,7 +81,7 @@ impl Classifier {
                 channels,
                 out,
                 config.kernel_size,
-                config.batch_norm,
+                config,
                 device,
             ));
             channels = out;

@@ -72,10 +72,89 @@ pub enum EventKind {
         /// `NaN`, `inf` or `-inf` (JSON has no such numbers).
         loss: String,
     },
+    /// The set of active findings changed (after an epoch); empty when all is well.
+    Diagnosis {
+        findings: Vec<Finding>,
+    },
     Finished(RunFinished),
     Failed {
         error: String,
     },
+}
+
+/// One of the four problems of the article (plus divergence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Problem {
+    Overfitting,
+    Underfitting,
+    SlowConvergence,
+    TooLittleData,
+    Divergence,
+}
+
+impl Problem {
+    pub fn title(self) -> &'static str {
+        match self {
+            Problem::Overfitting => "overfitting",
+            Problem::Underfitting => "underfitting",
+            Problem::SlowConvergence => "slow convergence",
+            Problem::TooLittleData => "too little data",
+            Problem::Divergence => "diverged",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Notice,
+    Warning,
+    Critical,
+}
+
+/// A problem a run has, since when, the numbers that show it, and what to try.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub problem: Problem,
+    pub severity: Severity,
+    /// First epoch of the streak that raised it (0: before training).
+    pub since_epoch: usize,
+    pub evidence: String,
+    pub remedies: Vec<Remedy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Remedy {
+    pub text: String,
+    pub fix: Fix,
+}
+
+/// How a remedy is applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "fix", rename_all = "snake_case")]
+pub enum Fix {
+    /// Live: a command to the running trainer.
+    SetDropout {
+        value: f64,
+    },
+    SetLearningRate {
+        value: f64,
+    },
+    /// Live: stop now (the best epoch is behind us).
+    Stop,
+    /// Needs a new model or data pipeline: a new experiment file that extends this one with
+    /// these settings (dotted key, TOML value).
+    NewExperiment {
+        suffix: String,
+        settings: Vec<(String, String)>,
+    },
+}
+
+impl Fix {
+    pub fn is_live(&self) -> bool {
+        !matches!(self, Fix::NewExperiment { .. })
+    }
 }
 
 /// Everything the front end needs to lay out the screen for a run.

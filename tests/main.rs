@@ -2,12 +2,14 @@
 
 mod common;
 mod datasets;
+mod diagnosis;
 mod event_log;
 mod experiment_files;
 mod headless_output;
 mod run_store;
 mod script;
 mod training;
+mod tricks;
 mod tui_screens;
 mod tui_state;
 mod tui_terminal;

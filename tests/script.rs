@@ -1,9 +1,11 @@
 //! Scripted event streams for front-end tests: a run described in a few calls, with fixed
 //! times so screens render the same every time.
 
+use kiln::diagnose::{Context, diagnose};
+use kiln::experiment::MonitorConfig;
 use kiln::protocol::{
-    BackendSummary, BatchProgress, DatasetSummary, EpochMetrics, Event, EventKind, HyperParameter,
-    Outcome, PauseReason, RunFinished, RunStarted,
+    BackendSummary, BatchProgress, DatasetSummary, EpochMetrics, Event, EventKind, Finding,
+    HyperParameter, Outcome, PauseReason, RunFinished, RunStarted,
 };
 
 pub const TIME: &str = "2026-11-27T12:00:00.000Z";
@@ -30,6 +32,8 @@ pub struct Script {
     learning_rate: f64,
     dropout: f64,
     experiment: String,
+    history: Vec<EpochMetrics>,
+    findings: Vec<Finding>,
 }
 
 impl Script {
@@ -44,6 +48,8 @@ impl Script {
             learning_rate: 1e-3,
             dropout: 0.0,
             experiment: "baseline".into(),
+            history: Vec::new(),
+            findings: Vec::new(),
         }
     }
 
@@ -118,22 +124,44 @@ impl Script {
             self = self.batches(remaining);
             self.epoch += 1;
             self.batch = 0;
-            self.events.push(at(
-                self.epoch,
-                self.step,
-                EventKind::Epoch(EpochMetrics {
-                    train_loss: (1.0 - train) * 2.0 + 0.01,
-                    train_accuracy: train,
-                    validation_loss: (1.0 - validation) * 2.0 + 0.05 * self.epoch as f64,
-                    validation_accuracy: validation,
-                    learning_rate: self.learning_rate,
-                    dropout: self.dropout,
-                    seconds: 2.0,
-                    images_per_second: 500.0,
-                }),
-            ));
+            let metrics = EpochMetrics {
+                train_loss: (1.0 - train) * 2.0 + 0.01,
+                train_accuracy: train,
+                validation_loss: (1.0 - validation) * 2.0 + 0.05 * self.epoch as f64,
+                validation_accuracy: validation,
+                learning_rate: self.learning_rate,
+                dropout: self.dropout,
+                seconds: 2.0,
+                images_per_second: 500.0,
+            };
+            self.history.push(metrics.clone());
+            self.events
+                .push(at(self.epoch, self.step, EventKind::Epoch(metrics)));
+            // As the trainer does: a diagnosis event whenever the findings change.
+            let findings = diagnose(&self.history, &self.context());
+            if findings != self.findings {
+                self.findings = findings.clone();
+                self.events
+                    .push(at(self.epoch, self.step, EventKind::Diagnosis { findings }));
+            }
         }
         self
+    }
+
+    fn context(&self) -> Context {
+        Context {
+            monitor: MonitorConfig::default(),
+            train_images: 1000,
+            classes: 10,
+            parameters: 206_922,
+            dropout: self.dropout,
+            learning_rate: self.learning_rate,
+            batch_norm: false,
+            augmentation: false,
+            conv_channels: vec![16, 32],
+            dense: vec![128],
+            epochs: self.total_epochs,
+        }
     }
 
     pub fn change(mut self, parameter: HyperParameter, from: f64, to: f64) -> Self {

@@ -78,7 +78,12 @@ fn overfitting_shows_after_patience_epochs_and_names_the_fix() {
         findings[0].evidence.contains("gap 19.0 pts"),
         "{findings:#?}"
     );
-    assert!(findings[0].remedies.iter().any(|r| r.key == Some('D')));
+    assert!(
+        findings[0]
+            .remedies
+            .iter()
+            .any(|r| matches!(r.fix, kiln::protocol::Fix::SetDropout { .. }))
+    );
 }
 
 #[test]
@@ -296,4 +301,33 @@ fn a_past_run_is_read_only() {
     assert!(press(&mut app, KeyCode::Char(' ')).is_empty());
     assert!(press(&mut app, KeyCode::Char('D')).is_empty());
     assert_eq!(app.notice.as_ref().unwrap().text, "a past run is read only");
+}
+
+#[test]
+fn numbered_remedies_apply_live_or_ask_for_a_new_file() {
+    let mut app = App::live();
+    let script = Script::new(20).started().epochs(&[
+        (0.80, 0.79),
+        (0.90, 0.84),
+        (0.96, 0.85),
+        (0.99, 0.85),
+        (1.0, 0.84),
+    ]);
+    for event in script.events {
+        update(&mut app, Message::Trainer(event));
+    }
+    assert_eq!(
+        press(&mut app, KeyCode::Char('f')),
+        vec![Command::SetDropout { value: 0.2 }],
+        "f applies the first remedy: raise dropout, live"
+    );
+    assert!(press(&mut app, KeyCode::Char('2')).is_empty());
+    let (suffix, settings) = app
+        .write_request
+        .clone()
+        .expect("a new experiment to write");
+    assert_eq!(suffix, "augment");
+    assert!(settings.iter().any(|(k, _)| k == "augment.rotation"));
+    assert_eq!(press(&mut app, KeyCode::Char('3')), vec![Command::Stop]);
+    assert!(press(&mut app, KeyCode::Char('9')).is_empty());
 }

@@ -98,6 +98,8 @@ pub struct ModelConfig {
     /// Also apply dropout after each conv block's pooling, not only in the dense head.
     pub dropout_after_conv: bool,
     pub batch_norm: bool,
+    /// Batch norm after the ReLU instead of before it (the article's placement).
+    pub batch_norm_after_relu: bool,
 }
 
 impl Default for ModelConfig {
@@ -109,6 +111,7 @@ impl Default for ModelConfig {
             dropout: 0.0,
             dropout_after_conv: false,
             batch_norm: false,
+            batch_norm_after_relu: false,
         }
     }
 }
@@ -209,6 +212,13 @@ pub struct MonitorConfig {
     pub gap_threshold: f64,
     /// Epochs a trend must hold before a warning appears or clears.
     pub patience: usize,
+    /// Training accuracy below this, and flat, is underfitting.
+    pub underfit_accuracy: f64,
+    /// Training loss falling by less than this fraction per epoch (before the model fits) is
+    /// slow convergence.
+    pub slow_loss_drop: f64,
+    /// Fewer training images per class than this is too little data (without augmentation).
+    pub min_images_per_class: usize,
 }
 
 impl Default for MonitorConfig {
@@ -216,6 +226,9 @@ impl Default for MonitorConfig {
         Self {
             gap_threshold: 0.05,
             patience: 3,
+            underfit_accuracy: 0.8,
+            slow_loss_drop: 0.05,
+            min_images_per_class: 100,
         }
     }
 }

@@ -79,6 +79,7 @@ pub const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
             ("dropout", Kind::Float),
             ("dropout_after_conv", Kind::Boolean),
             ("batch_norm", Kind::Boolean),
+            ("batch_norm_after_relu", Kind::Boolean),
         ],
     ),
     (
@@ -108,7 +109,13 @@ pub const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
     ),
     (
         "monitor",
-        &[("gap_threshold", Kind::Float), ("patience", Kind::Integer)],
+        &[
+            ("gap_threshold", Kind::Float),
+            ("patience", Kind::Integer),
+            ("underfit_accuracy", Kind::Float),
+            ("slow_loss_drop", Kind::Float),
+            ("min_images_per_class", Kind::Integer),
+        ],
     ),
 ];
 

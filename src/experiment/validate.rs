@@ -60,6 +60,18 @@ pub fn check(experiment: &Experiment, layer: &Layer) -> Result<(), ConfigError> 
         m.patience,
         "expected at least 1 epoch",
     );
+    c.require(
+        m.underfit_accuracy > 0.0 && m.underfit_accuracy <= 1.0,
+        "monitor.underfit_accuracy",
+        m.underfit_accuracy,
+        "expected an accuracy in (0, 1]",
+    );
+    c.require(
+        m.slow_loss_drop > 0.0 && m.slow_loss_drop < 1.0,
+        "monitor.slow_loss_drop",
+        m.slow_loss_drop,
+        "expected a fraction between 0 and 1 (e.g. 0.05 for 5% per epoch)",
+    );
     match c.errors.len() {
         0 => Ok(()),
         1 => Err(c.errors.remove(0)),

@@ -15,11 +15,12 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use super::checkpoint::{self, CheckpointState};
 use super::sink::EventSink;
 use crate::data::{self, Augmenter, Dataset, Loader, LoaderPlan, Normalizer};
+use crate::diagnose;
 use crate::experiment::{Experiment, OptimizerKind, TrainConfig};
 use crate::model::{Classifier, ModelShape};
 use crate::protocol::{
-    BatchProgress, Command, DatasetSummary, EpochMetrics, EventKind, HyperParameter, Outcome,
-    PauseReason, RunFinished, RunStarted,
+    BatchProgress, Command, DatasetSummary, EpochMetrics, EventKind, Finding, HyperParameter,
+    Outcome, PauseReason, RunFinished, RunStarted,
 };
 use crate::runs::RunDir;
 
@@ -93,6 +94,11 @@ struct Session {
     step: u64,
     epochs_completed: usize,
     best: Option<(usize, f64)>,
+    history: Vec<EpochMetrics>,
+    /// What the diagnosis rules need besides the history.
+    context: diagnose::Context,
+    /// The findings last reported, so only changes become events.
+    findings: Vec<Finding>,
 }
 
 impl Session {
@@ -180,6 +186,19 @@ impl Session {
                 patience: experiment.monitor.patience,
             })),
         );
+        let context = diagnose::Context {
+            monitor: experiment.monitor.clone(),
+            train_images: split.train.len(),
+            classes: dataset.classes.len(),
+            parameters: model.num_params(),
+            dropout: experiment.model.dropout,
+            learning_rate: experiment.train.learning_rate,
+            batch_norm: experiment.model.batch_norm,
+            augmentation: experiment.augment.is_active(),
+            conv_channels: experiment.model.conv_channels.clone(),
+            dense: experiment.model.dense.clone(),
+            epochs: experiment.train.epochs,
+        };
         if let Some(message) = dataset.skipped_summary() {
             sink.emit(None, Some(0), EventKind::Warning { message });
         }
@@ -201,6 +220,9 @@ impl Session {
             step: 0,
             epochs_completed: 0,
             best: None,
+            history: Vec::new(),
+            context,
+            findings: Vec::new(),
         })
     }
 
@@ -281,7 +303,9 @@ impl Session {
             if self.best.is_none_or(|(_, acc)| validation_accuracy > acc) {
                 self.best = Some((epoch, validation_accuracy));
             }
+            self.history.push(metrics.clone());
             sink.emit(Some(epoch), Some(self.step), EventKind::Epoch(metrics));
+            self.report_findings(sink, epoch);
             let every = self.experiment.train.checkpoint_every;
             if every > 0 && epoch % every == 0 && epoch < epochs {
                 self.checkpoint(sink, epoch);
@@ -336,6 +360,21 @@ impl Session {
             loss: loss_value,
             correct: correct_value,
         })
+    }
+
+    /// Runs the diagnosis rules on the history; reports the findings when they changed.
+    fn report_findings(&mut self, sink: &mut EventSink, epoch: usize) {
+        self.context.dropout = self.model().dropout();
+        self.context.learning_rate = self.learning_rate;
+        let findings = diagnose::diagnose(&self.history, &self.context);
+        if findings != self.findings {
+            self.findings = findings.clone();
+            sink.emit(
+                Some(epoch),
+                Some(self.step),
+                EventKind::Diagnosis { findings },
+            );
+        }
     }
 
     fn diverged(&mut self, sink: &mut EventSink, epoch: usize, loss: f64) {

@@ -1,7 +1,7 @@
 //! The front end's state and its one `update` function: trainer events and user actions in,
 //! state changes and commands for the trainer out. No drawing, no I/O.
 
-use crate::protocol::{Command, Event, EventKind, HyperParameter};
+use crate::protocol::{Command, Event, EventKind, Fix, HyperParameter};
 use crate::runs::RunState;
 
 use super::browser::Browser;
@@ -30,6 +30,8 @@ pub enum Action {
     ToggleHelp,
     /// Open the run browser over the live screen (the run keeps training).
     OpenBrowser,
+    /// Apply remedy N (from 1) of the top finding in the diagnosis panel.
+    ApplyRemedy(usize),
     ScrollUp,
     ScrollDown,
     ScrollToLatest,
@@ -120,6 +122,10 @@ pub struct App {
     pub browser: Option<Box<Browser>>,
     /// Whether a training thread is attached (its commands go somewhere).
     pub live: bool,
+    /// The experiment file of the live run, which new-experiment fixes extend.
+    pub experiment_file: Option<std::path::PathBuf>,
+    /// A fix the event loop should write as a new experiment file (suffix, settings).
+    pub write_request: Option<(String, Vec<(String, String)>)>,
 }
 
 impl Default for App {
@@ -142,6 +148,8 @@ impl App {
             review: None,
             browser: None,
             live: false,
+            experiment_file: None,
+            write_request: None,
         }
     }
 
@@ -151,6 +159,16 @@ impl App {
             live: true,
             ..Self::new()
         }
+    }
+
+    /// Shows the outcome of work done outside `update` (writing a fix's experiment file).
+    pub fn report(&mut self, text: impl Into<String>, ok: bool) {
+        let state = if ok {
+            NoticeState::Confirmed
+        } else {
+            NoticeState::Rejected
+        };
+        self.notify(text, state, Awaiting::Nothing);
     }
 
     fn notify(&mut self, text: impl Into<String>, state: NoticeState, awaiting: Awaiting) {
@@ -286,6 +304,7 @@ fn on_normal_action(app: &mut App, action: Action) -> Vec<Command> {
             | Action::EditValue
             | Action::Checkpoint
             | Action::Stop
+            | Action::ApplyRemedy(_)
     );
     if live_only && app.review.is_some() {
         app.notify(
@@ -372,6 +391,7 @@ fn on_normal_action(app: &mut App, action: Action) -> Vec<Command> {
         }
         // The event loop sees the request and opens the browser (it needs the runs folder).
         Action::OpenBrowser => Vec::new(),
+        Action::ApplyRemedy(n) => apply_remedy(app, n),
         Action::ScrollUp => {
             let max = app.run.epochs.len().saturating_sub(1);
             app.table_scroll = (app.table_scroll + 1).min(max);
@@ -392,6 +412,36 @@ fn on_normal_action(app: &mut App, action: Action) -> Vec<Command> {
         | Action::SwitchField
         | Action::Submit
         | Action::Cancel => Vec::new(),
+    }
+}
+
+fn apply_remedy(app: &mut App, n: usize) -> Vec<Command> {
+    let remedy = app
+        .run
+        .findings()
+        .first()
+        .and_then(|f| f.remedies.get(n.wrapping_sub(1)).cloned());
+    let Some(remedy) = remedy else {
+        app.notify(
+            format!("no remedy {n} to apply"),
+            NoticeState::Rejected,
+            Awaiting::Nothing,
+        );
+        return Vec::new();
+    };
+    match remedy.fix {
+        Fix::SetDropout { value } => set_dropout(app, value),
+        Fix::SetLearningRate { value } => set_learning_rate(app, value),
+        Fix::Stop => stop(app),
+        Fix::NewExperiment { suffix, settings } => {
+            app.notify(
+                format!("writing the {suffix} experiment…"),
+                NoticeState::Pending,
+                Awaiting::Nothing,
+            );
+            app.write_request = Some((suffix, settings));
+            Vec::new()
+        }
     }
 }
 

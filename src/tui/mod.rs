@@ -121,9 +121,30 @@ pub fn run(
                 // A trainer that has ended needs no more commands.
                 let _ = commands.send(command);
             }
+            if let Some((suffix, settings)) = app.write_request.take() {
+                write_fix(&mut app, &suffix, &settings);
+            }
         }
     }
     Ok(app)
+}
+
+/// Writes a new-experiment fix beside the run's experiment file and says how to start it.
+fn write_fix(app: &mut App, suffix: &str, settings: &[(String, String)]) {
+    let Some(base) = app.experiment_file.clone() else {
+        app.report("this run has no experiment file to extend", false);
+        return;
+    };
+    match crate::fixes::write_extending(&base, suffix, settings) {
+        Ok(path) => app.report(
+            format!("wrote {0}: start it with kiln train {0}", path.display()),
+            true,
+        ),
+        Err(err) => app.report(
+            format!("cannot write the {suffix} experiment: {err}"),
+            false,
+        ),
+    }
 }
 
 /// One key in the browser: update, then the file work it asked for.

@@ -1,9 +1,10 @@
 //! What the screen knows about one run, built only from its events, so a live run and a replayed
 //! log produce the same state.
 
-use crate::diagnose::{self, Finding, Thresholds};
+use crate::diagnose;
 use crate::protocol::{
-    EpochMetrics, Event, EventKind, HyperParameter, Outcome, PauseReason, RunFinished, RunStarted,
+    EpochMetrics, Event, EventKind, Finding, HyperParameter, Outcome, PauseReason, RunFinished,
+    RunStarted,
 };
 
 /// Weight of the newest batch in the smoothed loss and throughput.
@@ -86,6 +87,8 @@ pub struct RunView {
     pub dropout: f64,
     pub finished: Option<RunFinished>,
     pub divergence: Option<Finding>,
+    /// The trainer's latest diagnosis.
+    pub diagnosis: Vec<Finding>,
 }
 
 impl Default for RunView {
@@ -106,6 +109,7 @@ impl Default for RunView {
             dropout: 0.0,
             finished: None,
             divergence: None,
+            diagnosis: Vec::new(),
         }
     }
 }
@@ -215,6 +219,21 @@ impl RunView {
                 ));
                 note(self, format!("loss became {loss}: paused"), Level::Error);
             }
+            EventKind::Diagnosis { findings } => {
+                let titles = |f: &[Finding]| f.iter().map(|x| x.problem).collect::<Vec<_>>();
+                let (before, after) = (titles(&self.diagnosis), titles(findings));
+                for finding in findings.iter().filter(|f| !before.contains(&f.problem)) {
+                    note(
+                        self,
+                        format!("{}: {}", finding.problem.title(), finding.evidence),
+                        Level::Warning,
+                    );
+                }
+                for problem in before.iter().filter(|p| !after.contains(p)) {
+                    note(self, format!("{} cleared", problem.title()), Level::Info);
+                }
+                self.diagnosis = findings.clone();
+            }
             EventKind::Finished(end) => {
                 self.status = RunStatus::Finished(end.outcome);
                 self.finished = Some(end.clone());
@@ -298,19 +317,13 @@ impl RunView {
         (per_second > 0.0).then(|| images / per_second)
     }
 
-    /// What the overfitting panel shows: divergence first, then the diagnosis of the history.
+    /// What the diagnosis panel shows: a divergence first, then the trainer's latest findings.
     pub fn findings(&self) -> Vec<Finding> {
-        let mut findings: Vec<Finding> = self.divergence.iter().cloned().collect();
-        if let Some(started) = &self.started {
-            findings.extend(diagnose::diagnose(
-                &self.epochs,
-                Thresholds {
-                    gap: started.gap_threshold,
-                    patience: started.patience,
-                },
-            ));
-        }
-        findings
+        self.divergence
+            .iter()
+            .chain(&self.diagnosis)
+            .cloned()
+            .collect()
     }
 
     /// Changes that happened during epoch `epoch` (1-based).

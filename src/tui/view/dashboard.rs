@@ -7,7 +7,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Wrap};
 
-use crate::diagnose::Finding;
+use crate::protocol::{Finding, Problem};
 use crate::tui::app::{App, NoticeState};
 use crate::tui::run_view::{Level, RunView, lr};
 use crate::tui::theme::Theme;
@@ -114,7 +114,7 @@ fn draw_diagnosis(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
             )
         }
         Some(first) => {
-            let style = if first.problem == crate::diagnose::Problem::Divergence {
+            let style = if first.problem == Problem::Divergence {
                 theme.bad()
             } else {
                 theme.warn()
@@ -157,19 +157,16 @@ fn finding_lines(finding: &Finding, theme: &Theme) -> Vec<Line<'static>> {
         .split("; ")
         .map(|part| Line::from(format!("{part}.")))
         .collect();
+    // Numbered: the number applies the remedy (f applies the first).
     let mut tries = vec![Span::styled("Try: ", theme.strong())];
     for (i, remedy) in finding.remedies.iter().enumerate() {
         if i > 0 {
             tries.push(Span::raw(" · "));
         }
+        tries.push(Span::styled(format!("{} ", i + 1), theme.accent()));
         tries.push(Span::raw(remedy.text.clone()));
-        if let Some(key) = remedy.key {
-            let key = if key == ' ' {
-                "space".to_string()
-            } else {
-                key.to_string()
-            };
-            tries.push(Span::styled(format!(" ({key})"), theme.accent()));
+        if !remedy.fix.is_live() {
+            tries.push(Span::styled(" (new file)", theme.dim()));
         }
     }
     lines.push(Line::from(tries));

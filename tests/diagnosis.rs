@@ -1,0 +1,214 @@
+//! The diagnosis rules on synthetic histories: each problem appears after `patience` epochs,
+//! clears after as many good ones, and does not flap on noise.
+
+use kiln::diagnose::{Context, best_epoch, diagnose};
+use kiln::experiment::MonitorConfig;
+use kiln::protocol::{EpochMetrics, Finding, Fix, Problem};
+
+fn context() -> Context {
+    Context {
+        monitor: MonitorConfig::default(),
+        train_images: 5000,
+        classes: 10,
+        parameters: 200_000,
+        dropout: 0.0,
+        learning_rate: 1e-3,
+        batch_norm: false,
+        augmentation: false,
+        conv_channels: vec![16, 32],
+        dense: vec![128],
+        epochs: 20,
+    }
+}
+
+/// Epochs from (train acc, val acc, train loss, val loss).
+fn history(rows: &[(f64, f64, f64, f64)]) -> Vec<EpochMetrics> {
+    rows.iter()
+        .map(|&(train, val, train_loss, val_loss)| EpochMetrics {
+            train_loss,
+            train_accuracy: train,
+            validation_loss: val_loss,
+            validation_accuracy: val,
+            learning_rate: 1e-3,
+            dropout: 0.0,
+            seconds: 1.0,
+            images_per_second: 1000.0,
+        })
+        .collect()
+}
+
+fn problems(findings: &[Finding]) -> Vec<Problem> {
+    findings.iter().map(|f| f.problem).collect()
+}
+
+/// Problems after each prefix of the history.
+fn timeline(h: &[EpochMetrics], c: &Context) -> Vec<Vec<Problem>> {
+    (1..=h.len())
+        .map(|n| problems(&diagnose(&h[..n], c)))
+        .collect()
+}
+
+#[test]
+fn healthy_training_raises_nothing() {
+    let h = history(&[
+        (0.70, 0.70, 1.00, 1.00),
+        (0.82, 0.81, 0.60, 0.62),
+        (0.90, 0.89, 0.40, 0.42),
+        (0.94, 0.93, 0.25, 0.27),
+        (0.96, 0.95, 0.17, 0.19),
+    ]);
+    assert!(timeline(&h, &context()).iter().all(Vec::is_empty));
+}
+
+#[test]
+fn overfitting_needs_patience_epochs_then_names_fixes() {
+    let h = history(&[
+        (0.80, 0.79, 0.60, 0.60),
+        (0.90, 0.84, 0.40, 0.45),
+        (0.96, 0.85, 0.20, 0.46),
+        (0.99, 0.85, 0.10, 0.50),
+        (1.00, 0.84, 0.05, 0.57),
+    ]);
+    let t = timeline(&h, &context());
+    assert!(
+        t[2].is_empty(),
+        "2 epochs over the limit are not yet 3: {t:?}"
+    );
+    assert_eq!(t[3], vec![Problem::Overfitting]);
+    let findings = diagnose(&h, &context());
+    let f = &findings[0];
+    assert_eq!(f.since_epoch, 2);
+    assert!(f.evidence.contains("gap 16.0 pts"), "{}", f.evidence);
+    assert!(
+        f.evidence.contains("val loss up 3 epoch(s)"),
+        "{}",
+        f.evidence
+    );
+    let fixes: Vec<&Fix> = f.remedies.iter().map(|r| &r.fix).collect();
+    assert_eq!(fixes[0], &Fix::SetDropout { value: 0.2 });
+    assert!(matches!(fixes[1], Fix::NewExperiment { suffix, .. } if suffix == "augment"));
+    assert!(
+        fixes.contains(&&Fix::Stop),
+        "best epoch 3 is behind: {fixes:?}"
+    );
+    assert_eq!(best_epoch(&h), Some(3));
+}
+
+#[test]
+fn borderline_gap_at_the_threshold_is_not_overfitting() {
+    // Exactly 5 points is not over a 5-point limit, and losses move together.
+    let h = history(&[
+        (0.90, 0.85, 0.40, 0.45),
+        (0.92, 0.87, 0.35, 0.40),
+        (0.93, 0.88, 0.30, 0.35),
+        (0.94, 0.89, 0.28, 0.33),
+    ]);
+    assert!(timeline(&h, &context()).iter().all(Vec::is_empty));
+}
+
+#[test]
+fn noisy_gap_does_not_flap() {
+    // The gap crosses the limit every other epoch: never three in a row, so never raised.
+    let mut rows = Vec::new();
+    for i in 0..10 {
+        let gap = if i % 2 == 0 { 0.07 } else { 0.03 };
+        let loss = 0.5 - i as f64 * 0.02;
+        rows.push((0.95, 0.95 - gap, loss, loss + 0.05 - (i % 2) as f64 * 0.01));
+    }
+    let h = history(&rows);
+    assert!(
+        timeline(&h, &context())
+            .iter()
+            .all(|p| !p.contains(&Problem::Overfitting))
+    );
+}
+
+#[test]
+fn a_raised_problem_clears_only_after_patience_good_epochs() {
+    let mut rows = vec![(0.99, 0.90, 0.05, 0.30); 4];
+    rows.extend([(0.95, 0.94, 0.04, 0.29); 4]);
+    let t = timeline(&history(&rows), &context());
+    assert!(t[3].contains(&Problem::Overfitting));
+    assert!(
+        t[4].contains(&Problem::Overfitting),
+        "one good epoch does not clear it"
+    );
+    assert!(t[5].contains(&Problem::Overfitting));
+    assert!(
+        !t[6].contains(&Problem::Overfitting),
+        "three good epochs clear it: {t:?}"
+    );
+}
+
+#[test]
+fn underfitting_is_low_and_flat() {
+    let h = history(&[
+        (0.40, 0.41, 1.60, 1.60),
+        (0.45, 0.45, 1.50, 1.50),
+        (0.452, 0.45, 1.49, 1.49),
+        (0.455, 0.45, 1.485, 1.49),
+        (0.457, 0.46, 1.48, 1.48),
+    ]);
+    let findings = diagnose(&h, &context());
+    assert_eq!(problems(&findings), vec![Problem::Underfitting]);
+    assert_eq!(findings[0].since_epoch, 3);
+    let remedies: Vec<&str> = findings[0]
+        .remedies
+        .iter()
+        .map(|r| r.text.as_str())
+        .collect();
+    assert!(
+        remedies[0].starts_with("bigger model (conv [32, 64, 128], dense [256])"),
+        "{remedies:?}"
+    );
+    assert_eq!(
+        findings[0].remedies[1].fix,
+        Fix::SetLearningRate { value: 2e-3 }
+    );
+}
+
+#[test]
+fn slow_convergence_suggests_batch_norm_until_it_is_on() {
+    // Accuracy still rising (not underfitting) but loss falling under 5% an epoch.
+    let h = history(&[
+        (0.82, 0.80, 0.600, 0.61),
+        (0.84, 0.82, 0.580, 0.59),
+        (0.86, 0.84, 0.565, 0.57),
+        (0.88, 0.86, 0.550, 0.56),
+    ]);
+    let findings = diagnose(&h, &context());
+    assert_eq!(problems(&findings), vec![Problem::SlowConvergence]);
+    assert!(matches!(&findings[0].remedies[0].fix,
+        Fix::NewExperiment { suffix, settings } if suffix == "batchnorm"
+            && settings == &vec![("model.batch_norm".to_string(), "true".to_string())]));
+    let with_bn = Context {
+        batch_norm: true,
+        ..context()
+    };
+    let findings = diagnose(&h, &with_bn);
+    assert!(matches!(
+        findings[0].remedies[0].fix,
+        Fix::SetLearningRate { .. }
+    ));
+}
+
+#[test]
+fn too_little_data_is_reported_without_augmentation() {
+    let small = Context {
+        train_images: 300,
+        ..context()
+    };
+    let h = history(&[(0.7, 0.7, 1.0, 1.0)]);
+    let findings = diagnose(&h, &small);
+    assert_eq!(problems(&findings), vec![Problem::TooLittleData]);
+    assert!(
+        findings[0]
+            .evidence
+            .starts_with("30 training images per class (under 100)")
+    );
+    let augmented = Context {
+        augmentation: true,
+        ..small
+    };
+    assert!(diagnose(&h, &augmented).is_empty());
+}
