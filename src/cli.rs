@@ -51,6 +51,26 @@ enum Action {
     Export(ExportArgs),
     /// Run the article's tricks one after another on the same data and seed, then compare.
     Ladder(LadderArgs),
+    /// Measure training speed: kiln's full loop against a bare burn loop, side by side.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendChoice,
+    /// Only these workloads (repeatable): digits, mnist, small64, small64-bn, case-study.
+    #[arg(long = "workload", value_name = "NAME")]
+    workloads: Vec<String>,
+    /// Also write the measurements as JSON here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Untimed steps first (compilation, autotuning, caches).
+    #[arg(long, default_value_t = 5)]
+    warmup: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = 30)]
+    steps: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -169,6 +189,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Some(Action::Compare(args)) => compare(args),
         Some(Action::Export(args)) => export(args),
         Some(Action::Ladder(args)) => ladder(args),
+        Some(Action::Bench(args)) => bench(args),
         None => train(TrainArgs {
             experiment: None,
             overrides: Vec::new(),
@@ -352,6 +373,84 @@ fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
         let title = format!("{} · {}", run.summary.id, run.summary.dataset);
         runs::export_png(&run.events, &title, png)?;
         let _ = writeln!(out, "wrote {}", png.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let all = crate::bench::workloads();
+    let chosen: Vec<_> = if args.workloads.is_empty() {
+        all
+    } else {
+        let names: Vec<&str> = all.iter().map(|w| w.name.as_str()).collect();
+        if let Some(unknown) = args.workloads.iter().find(|w| !names.contains(&w.as_str())) {
+            anyhow::bail!(
+                "unknown workload \"{unknown}\"; expected one of {}",
+                names.join(", ")
+            );
+        }
+        all.into_iter()
+            .filter(|w| args.workloads.contains(&w.name))
+            .collect()
+    };
+    if args.steps == 0 {
+        anyhow::bail!("--steps must be at least 1");
+    }
+    // Benchmark runs are real runs, but not ones to keep.
+    let runs_dir = std::env::temp_dir().join(format!("kiln-bench-{}", std::process::id()));
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{:<11} {:<6} {:>12} {:>12} {:>9} {:>11} {:>8} {:>8}",
+        "workload",
+        "where",
+        "kiln img/s",
+        "bare img/s",
+        "kiln/bare",
+        "eval img/s",
+        "s/epoch",
+        "peak MB"
+    );
+    let mut results = Vec::new();
+    for workload in &chosen {
+        let m = crate::bench::measure(workload, args.backend, args.warmup, args.steps, &runs_dir)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", workload.name))?;
+        let _ = writeln!(
+            out,
+            "{:<11} {:<6} {:>12.0} {:>12.0} {:>9.3} {:>11.0} {:>8.2} {:>8.0}",
+            m.workload,
+            m.backend,
+            m.train_images_per_second,
+            m.bare_train_images_per_second,
+            m.ratio_vs_bare,
+            m.eval_images_per_second,
+            m.seconds_per_epoch,
+            m.peak_memory_mb
+        );
+        results.push(m);
+    }
+    let frame = crate::bench::frame_milliseconds(1000, 120, 40, 20);
+    let _ = writeln!(
+        out,
+        "screen: one 120x40 frame with 1,000 epochs of history: {frame:.2} ms"
+    );
+    if args.workloads.is_empty() || args.workloads.iter().any(|w| w == "case-study") {
+        let rate = crate::bench::loader_images_per_second(224, 256, 128, &runs_dir)
+            .map_err(|e| anyhow::anyhow!("loader: {e}"))?;
+        let trainer = results
+            .iter()
+            .find(|m| m.workload == "case-study")
+            .map_or(f64::NAN, |m| m.train_images_per_second);
+        let _ = writeln!(
+            out,
+            "loader: 224x224 JPEG folder, augmentation on: {rate:.0} img/s ({:.1}x the case-study trainer)",
+            rate / trainer
+        );
+    }
+    let _ = std::fs::remove_dir_all(&runs_dir);
+    if let Some(path) = args.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&results)?)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
-use crate::experiment::{BackendChoice, Experiment};
+use crate::experiment::Experiment;
 use crate::protocol::{Command, Event};
 use crate::runs::{EventLog, RunDir};
 
@@ -45,6 +45,21 @@ impl TrainerHandle {
 /// Only run-directory problems are reported here; everything after (dataset, backend, training)
 /// is reported as a `failed` event so the front end shows it like any other.
 pub fn spawn(options: TrainOptions) -> std::io::Result<TrainerHandle> {
+    start(options, None)
+}
+
+/// Like [`spawn`], on data already in memory instead of the experiment's dataset (benchmarks).
+pub fn spawn_with_dataset(
+    options: TrainOptions,
+    dataset: std::sync::Arc<crate::data::Dataset>,
+) -> std::io::Result<TrainerHandle> {
+    start(options, Some(dataset))
+}
+
+fn start(
+    options: TrainOptions,
+    dataset: Option<std::sync::Arc<crate::data::Dataset>>,
+) -> std::io::Result<TrainerHandle> {
     let run = RunDir::create(&options.runs_dir, &options.experiment.name)?;
     run.claim()?;
     std::fs::write(run.experiment_path(), options.experiment.to_toml())?;
@@ -55,16 +70,11 @@ pub fn spawn(options: TrainOptions) -> std::io::Result<TrainerHandle> {
     let thread_run = run.clone();
     let thread = std::thread::Builder::new()
         .name("kiln-trainer".into())
-        .spawn(move || session::run(options.experiment, thread_run, sink, command_rx))?;
+        .spawn(move || session::run(options.experiment, dataset, thread_run, sink, command_rx))?;
     Ok(TrainerHandle {
         commands: command_tx,
         events: event_rx,
         run,
         thread,
     })
-}
-
-/// The experiment's backend, unless the command line overrides it.
-pub fn backend_for(experiment: &Experiment, cli: Option<BackendChoice>) -> BackendChoice {
-    cli.unwrap_or(experiment.train.backend)
 }

@@ -28,10 +28,17 @@ use crate::runs::RunDir;
 const EVAL_BATCH: usize = 256;
 
 /// Runs one experiment to its end; every outcome, failures included, ends in an event.
-pub fn run(experiment: Experiment, run: RunDir, mut sink: EventSink, commands: Receiver<Command>) {
+pub fn run(
+    experiment: Experiment,
+    dataset: Option<Arc<Dataset>>,
+    run: RunDir,
+    mut sink: EventSink,
+    commands: Receiver<Command>,
+) {
     let marker = run.clone();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        Session::prepare(experiment, run, &mut sink, commands).and_then(|mut s| s.train(&mut sink))
+        Session::prepare(experiment, dataset, run, &mut sink, commands)
+            .and_then(|mut s| s.train(&mut sink))
     }));
     let error = match result {
         Ok(Ok(())) => None,
@@ -104,13 +111,17 @@ struct Session {
 impl Session {
     fn prepare(
         experiment: Experiment,
+        dataset: Option<Arc<Dataset>>,
         run: RunDir,
         sink: &mut EventSink,
         commands: Receiver<Command>,
     ) -> Result<Session, String> {
         let (device, backend) =
             super::backend::choose(experiment.train.backend).map_err(|e| e.to_string())?;
-        let dataset = Arc::new(data::load(&experiment.data).map_err(|e| e.to_string())?);
+        let dataset = match dataset {
+            Some(dataset) => dataset,
+            None => Arc::new(data::load(&experiment.data).map_err(|e| e.to_string())?),
+        };
         let split = data::stratified_split(
             &dataset.labels,
             dataset.classes.len(),

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# kiln against PyTorch on the same machine and workloads, in one run: prints one table with the
+# kiln / PyTorch ratio per workload (above 1: kiln is faster).
+#
+#   bench/compare.sh [--backend cpu|gpu] [--warmup N] [--steps N] [--workload NAME]...
+#
+# KILN=/path/to/kiln uses that binary; otherwise it is built with cargo. PyTorch is installed
+# from PyPI when missing (it is never a test dependency).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+backend=cpu
+shared=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --backend) backend="$2"; shift 2 ;;
+    --warmup|--steps|--workload) shared+=("$1" "$2"); shift 2 ;;
+    *) echo "unknown option: $1" >&2; exit 2 ;;
+  esac
+done
+case "$backend" in
+  cpu) device=cpu ;;
+  gpu) device=cuda ;;
+  *) echo "--backend must be cpu or gpu" >&2; exit 2 ;;
+esac
+
+if [ -z "${KILN:-}" ]; then
+  cargo build --release --quiet
+  KILN="${CARGO_TARGET_DIR:-target}/release/kiln"
+fi
+python3 -c "import torch" 2>/dev/null || python3 -m pip install --quiet torch
+
+# Same thread count for both on the CPU.
+threads=$(nproc)
+out=$(mktemp -d)
+"$KILN" bench --backend "$backend" --json "$out/kiln.json" "${shared[@]}"
+python3 bench/torch_reference.py --device "$device" --threads "$threads" \
+  --json "$out/torch.json" "${shared[@]}"
+
+python3 - "$out/kiln.json" "$out/torch.json" <<'PY'
+import json, sys
+kiln = {r["workload"]: r for r in json.load(open(sys.argv[1]))}
+torch = {r["workload"]: r for r in json.load(open(sys.argv[2]))}
+print(f"{'workload':<11} {'kiln img/s':>11} {'torch img/s':>12} {'kiln/torch':>10}"
+      f" {'kiln eval':>10} {'torch eval':>11} {'kiln/bare':>9}  where")
+for name, k in kiln.items():
+    t = torch.get(name)
+    if not t:
+        continue
+    print(f"{name:<11} {k['train_images_per_second']:>11.0f} {t['train_images_per_second']:>12.0f}"
+          f" {k['train_images_per_second'] / t['train_images_per_second']:>10.2f}"
+          f" {k['eval_images_per_second']:>10.0f} {t['eval_images_per_second']:>11.0f}"
+          f" {k['ratio_vs_bare']:>9.3f}  {k['device']} / {t['device']}")
+PY
+rm -rf "$out"

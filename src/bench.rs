@@ -1,0 +1,451 @@
+//! The speed harness behind `kiln bench`: fixed workloads on fixed synthetic data, each trained
+//! two ways in the same process — kiln's real training thread (event log, channel, screen state
+//! updates) and a bare burn loop with the same model, data and optimiser — so the cost of kiln's
+//! monitoring is a ratio measured side by side, never a number compared across runs.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use burn::nn::loss::CrossEntropyLoss;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Int, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Dataset, Normalizer};
+use crate::experiment::{BackendChoice, Experiment};
+use crate::model::{Classifier, ModelShape};
+use crate::protocol::EventKind;
+use crate::train::{self, TrainOptions, choose_backend, evaluate};
+use crate::tui::run_view::RunView;
+
+/// A fixed training job: input shape, model and batch size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workload {
+    pub name: String,
+    pub channels: usize,
+    pub side: usize,
+    pub classes: usize,
+    pub conv_channels: Vec<usize>,
+    pub dense: Vec<usize>,
+    pub batch_norm: bool,
+    pub batch_size: usize,
+    /// Images in one epoch of the real data set this workload stands for.
+    pub epoch_images: usize,
+}
+
+/// The workloads, in the order they are reported.
+pub fn workloads() -> Vec<Workload> {
+    let w =
+        |name: &str, channels, side, classes, conv: &[usize], dense: &[usize], bn, batch, epoch| {
+            Workload {
+                name: name.into(),
+                channels,
+                side,
+                classes,
+                conv_channels: conv.to_vec(),
+                dense: dense.to_vec(),
+                batch_norm: bn,
+                batch_size: batch,
+                epoch_images: epoch,
+            }
+        };
+    vec![
+        w("digits", 1, 8, 10, &[16, 32], &[64], false, 32, 1438),
+        w("mnist", 1, 28, 10, &[16, 32], &[128], false, 32, 1000),
+        w("small64", 3, 64, 10, &[16, 32, 64], &[128], false, 32, 1000),
+        w(
+            "small64-bn",
+            3,
+            64,
+            10,
+            &[16, 32, 64],
+            &[128],
+            true,
+            32,
+            1000,
+        ),
+        w("case-study", 3, 224, 2, &[16, 32], &[], false, 128, 1485),
+    ]
+}
+
+/// One workload's figures; the same fields as `bench/torch_reference.py` prints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    pub workload: String,
+    pub framework: String,
+    pub backend: String,
+    pub device: String,
+    pub train_images_per_second: f64,
+    pub eval_images_per_second: f64,
+    pub seconds_per_epoch: f64,
+    /// Peak resident memory of the process so far (MB), from /proc; 0 where unavailable.
+    pub peak_memory_mb: f64,
+    /// The bare burn loop on the same model and data, measured in the same run.
+    pub bare_train_images_per_second: f64,
+    /// kiln ÷ bare: 1.0 means monitoring costs nothing.
+    pub ratio_vs_bare: f64,
+}
+
+/// Random images (seeded) standing in for a data set of the workload's shape.
+pub fn synthetic_dataset(workload: &Workload, images: usize, seed: u64) -> Dataset {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let len = workload.channels * workload.side * workload.side;
+    let mut pixels = vec![0u8; images * len];
+    rng.fill(pixels.as_mut_slice());
+    Dataset {
+        name: format!("synthetic-{}", workload.name),
+        classes: (0..workload.classes).map(|c| c.to_string()).collect(),
+        channels: workload.channels,
+        height: workload.side,
+        width: workload.side,
+        pixels,
+        labels: (0..images).map(|i| i % workload.classes).collect(),
+        skipped: Vec::new(),
+    }
+}
+
+fn experiment_for(workload: &Workload, backend: BackendChoice, batches: usize) -> Experiment {
+    let mut e = Experiment {
+        name: format!("bench-{}", workload.name),
+        ..Experiment::default()
+    };
+    e.data.image_size = Some(workload.side);
+    e.data.channels = Some(workload.channels);
+    e.data.validation_fraction = 0.1;
+    e.data.train_images = Some(batches * workload.batch_size);
+    e.model.conv_channels = workload.conv_channels.clone();
+    e.model.dense = workload.dense.clone();
+    e.model.batch_norm = workload.batch_norm;
+    e.train.epochs = 1;
+    e.train.batch_size = workload.batch_size;
+    e.train.backend = backend;
+    e.train.seed = 7;
+    e
+}
+
+/// Peak resident set size of this process in MB (Linux), else 0.
+pub fn peak_memory_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Runs one workload both ways; `warmup` steps are not timed, `steps` are.
+pub fn measure(
+    workload: &Workload,
+    backend: BackendChoice,
+    warmup: usize,
+    steps: usize,
+    runs_dir: &Path,
+) -> Result<Measurement, String> {
+    let batches = warmup + steps;
+    // Enough images that the split leaves `batches` full training batches after validation.
+    let images = (batches * workload.batch_size * 10).div_ceil(9) + workload.classes * 2;
+    let dataset = Arc::new(synthetic_dataset(workload, images, 11));
+    let bare = bare_loop(workload, &dataset, backend, warmup, steps)?;
+    let (kiln, backend_name, device) =
+        kiln_loop(workload, &dataset, backend, warmup, steps, runs_dir)?;
+    Ok(Measurement {
+        workload: workload.name.clone(),
+        framework: "kiln".into(),
+        backend: backend_name,
+        device,
+        train_images_per_second: kiln,
+        eval_images_per_second: bare.1,
+        seconds_per_epoch: workload.epoch_images as f64 / kiln,
+        peak_memory_mb: peak_memory_mb(),
+        bare_train_images_per_second: bare.0,
+        ratio_vs_bare: kiln / bare.0,
+    })
+}
+
+/// kiln's own training thread, timed from the consumer's side: from the batch event that ends
+/// the warm-up to the one `steps` batches later, with every event logged, sent and applied to
+/// the screen state as a live run would.
+fn kiln_loop(
+    workload: &Workload,
+    dataset: &Arc<Dataset>,
+    backend: BackendChoice,
+    warmup: usize,
+    steps: usize,
+    runs_dir: &Path,
+) -> Result<(f64, String, String), String> {
+    let experiment = experiment_for(workload, backend, warmup + steps);
+    let handle = train::spawn_with_dataset(
+        TrainOptions {
+            experiment,
+            runs_dir: runs_dir.to_path_buf(),
+        },
+        dataset.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut view = RunView::default();
+    let (mut started, mut finished) = (None, None);
+    let mut backend_name = (String::new(), String::new());
+    for event in handle.events.iter() {
+        view.apply(&event);
+        match &event.kind {
+            EventKind::RunStarted(start) => {
+                backend_name = (start.backend.name.clone(), start.backend.device.clone());
+            }
+            EventKind::Batch(b) if b.batch == warmup.max(1) && started.is_none() => {
+                started = Some(Instant::now());
+            }
+            EventKind::Batch(b) if b.batch == warmup.max(1) + steps => {
+                finished = Some(Instant::now());
+            }
+            EventKind::Failed { error } => return Err(error.clone()),
+            _ => {}
+        }
+    }
+    handle.join();
+    let (Some(start), Some(end)) = (started, finished) else {
+        return Err(format!(
+            "{}: the run ended before {steps} timed steps",
+            workload.name
+        ));
+    };
+    let seconds = (end - start).as_secs_f64().max(1e-9);
+    Ok((
+        (steps * workload.batch_size) as f64 / seconds,
+        backend_name.0,
+        backend_name.1,
+    ))
+}
+
+/// The same model, data and optimiser in a plain loop: no thread, channel, log or checks.
+/// Returns (train images/s, eval images/s).
+fn bare_loop(
+    workload: &Workload,
+    dataset: &Dataset,
+    backend: BackendChoice,
+    warmup: usize,
+    steps: usize,
+) -> Result<(f64, f64), String> {
+    let (device, _) = choose_backend(backend).map_err(|e| e.to_string())?;
+    let train_device = device.clone().autodiff();
+    train_device.seed(7);
+    let experiment = experiment_for(workload, backend, warmup + steps);
+    let shape = ModelShape {
+        channels: workload.channels,
+        height: workload.side,
+        width: workload.side,
+        classes: workload.classes,
+    };
+    let mut model = Classifier::new(&experiment.model, shape, &train_device);
+    let mut optimizer = AdamConfig::new().init();
+    let loss_fn = CrossEntropyLoss::new(None, &train_device);
+    let all: Vec<usize> = (0..dataset.len()).collect();
+    let normalizer = Normalizer::fit(dataset, &all);
+    let b = workload.batch_size;
+    let dims = [b, workload.channels, workload.side, workload.side];
+    // Batches are prepared before the clock starts: the bare loop is the compute alone, the
+    // strictest reference for kiln (whose loader prepares batches on a thread of its own).
+    let batches: Vec<(Vec<f32>, Vec<i64>)> = (0..warmup + steps)
+        .map(|step| {
+            let indices: Vec<usize> = (step * b..(step + 1) * b)
+                .map(|i| i % dataset.len())
+                .collect();
+            let labels = indices.iter().map(|&i| dataset.labels[i] as i64).collect();
+            (normalizer.images(dataset, &indices), labels)
+        })
+        .collect();
+    let mut elapsed = Duration::ZERO;
+    for (step, (images, labels)) in batches.into_iter().enumerate() {
+        let started = Instant::now();
+        let images = Tensor::<4>::from_data(TensorData::new(images, dims), &train_device);
+        let targets = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), &train_device);
+        let loss = loss_fn.forward(model.forward(images), targets);
+        // Read the loss each step, as any loop that reports it must.
+        let _: f32 = loss
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .map_err(|e| format!("{e:?}"))?[0];
+        let gradients = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(1e-3, model, gradients);
+        if step >= warmup {
+            elapsed += started.elapsed();
+        }
+    }
+    let train = (steps * b) as f64 / elapsed.as_secs_f64().max(1e-9);
+
+    let eval_count = (4 * b).min(dataset.len());
+    let eval_indices: Vec<usize> = (0..eval_count).collect();
+    let images = normalizer.images(dataset, &eval_indices);
+    let labels: Vec<i64> = eval_indices
+        .iter()
+        .map(|&i| dataset.labels[i] as i64)
+        .collect();
+    evaluate(
+        &model,
+        &device,
+        &images,
+        &labels,
+        dataset.image_len(),
+        shape,
+    )?; // warm-up
+    let started = Instant::now();
+    evaluate(
+        &model,
+        &device,
+        &images,
+        &labels,
+        dataset.image_len(),
+        shape,
+    )?;
+    let eval = eval_count as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    Ok((train, eval))
+}
+
+/// Mean milliseconds to draw one frame of the live screen (`width`×`height`) holding `epochs`
+/// epochs of history, batch losses included.
+pub fn frame_milliseconds(epochs: usize, width: u16, height: u16, frames: usize) -> f64 {
+    use crate::protocol::{
+        BackendSummary, BatchProgress, DatasetSummary, EpochMetrics, Event, RunStarted,
+    };
+    use crate::tui::app::{App, Message, update};
+    let batches = 32;
+    let at = |epoch: Option<usize>, step: u64, kind| Event {
+        time: String::new(),
+        epoch,
+        step: Some(step),
+        kind,
+    };
+    let mut app = App::live();
+    let start = RunStarted {
+        run_id: "bench".into(),
+        experiment: "bench".into(),
+        dataset: DatasetSummary {
+            name: "mnist-5k".into(),
+            classes: (0..10).map(|c| c.to_string()).collect(),
+            train_images: 1000,
+            validation_images: 1000,
+            channels: 1,
+            height: 28,
+            width: 28,
+            skipped: 0,
+        },
+        backend: BackendSummary {
+            name: "flex".into(),
+            device: "CPU".into(),
+            reason: "bench".into(),
+        },
+        epochs,
+        batches_per_epoch: batches,
+        batch_size: 32,
+        learning_rate: 1e-3,
+        dropout: 0.0,
+        batch_norm: false,
+        augmentation: false,
+        parameters: 206_922,
+        gap_threshold: 0.05,
+        patience: 3,
+    };
+    update(
+        &mut app,
+        Message::Trainer(at(None, 0, EventKind::RunStarted(Box::new(start)))),
+    );
+    let mut step = 0;
+    for epoch in 1..=epochs {
+        for batch in 1..=batches {
+            step += 1;
+            let kind = EventKind::Batch(BatchProgress {
+                batch,
+                batches,
+                loss: 1.0 / step as f64,
+                images_per_second: 1500.0,
+            });
+            update(&mut app, Message::Trainer(at(Some(epoch), step, kind)));
+        }
+        let acc = 1.0 - 1.0 / (epoch as f64 + 1.0);
+        let kind = EventKind::Epoch(EpochMetrics {
+            train_loss: 1.0 / epoch as f64,
+            train_accuracy: acc,
+            validation_loss: 1.1 / epoch as f64,
+            validation_accuracy: acc * 0.95,
+            learning_rate: 1e-3,
+            dropout: 0.0,
+            seconds: 1.0,
+            images_per_second: 1000.0,
+        });
+        update(&mut app, Message::Trainer(at(Some(epoch), step, kind)));
+    }
+    let theme = crate::tui::theme::Theme::default();
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height))
+        .expect("test backend");
+    let started = Instant::now();
+    for _ in 0..frames {
+        let _ = terminal.draw(|frame| crate::tui::view::draw(frame, &app, &theme));
+    }
+    started.elapsed().as_secs_f64() * 1e3 / frames.max(1) as f64
+}
+
+/// Images per second the loader sustains (shuffle, augmentation, normalisation) on an image
+/// folder of `side`-pixel RGB JPEGs decoded into memory, with batches of `batch`.
+pub fn loader_images_per_second(
+    side: usize,
+    images: usize,
+    batch: usize,
+    dir: &Path,
+) -> Result<f64, String> {
+    use crate::data::{Augmenter, Loader, LoaderPlan};
+    use crate::experiment::{AugmentConfig, DataConfig};
+    let root = dir.join("jpegs");
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for class in ["a", "b"] {
+        std::fs::create_dir_all(root.join(class)).map_err(|e| e.to_string())?;
+        for i in 0..images / 2 {
+            let picture = image::RgbImage::from_fn(side as u32, side as u32, |x, y| {
+                image::Rgb([(x ^ y) as u8, rng.random(), (x + y) as u8])
+            });
+            picture
+                .save(root.join(class).join(format!("{i}.jpg")))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let dataset = Arc::new(
+        crate::data::load(&DataConfig {
+            dataset: root.display().to_string(),
+            image_size: Some(side),
+            channels: Some(3),
+            ..DataConfig::default()
+        })
+        .map_err(|e| e.to_string())?,
+    );
+    let train: Vec<usize> = (0..dataset.len()).collect();
+    let plan = LoaderPlan {
+        normalizer: Normalizer::fit(&dataset, &train),
+        train,
+        batch_size: batch,
+        seed: 1,
+        first_epoch: 1,
+        last_epoch: 3,
+        augmenter: Augmenter::new(
+            AugmentConfig {
+                rotation: 15.0,
+                shear: 5.0,
+                shift: 0.05,
+                zoom: 0.1,
+                horizontal_flip: true,
+                vertical_flip: false,
+            },
+            side,
+            side,
+        ),
+    };
+    let started = Instant::now();
+    let loader = Loader::spawn(dataset, plan).map_err(|e| e.to_string())?;
+    let produced: usize = loader.batches.iter().map(|b| b.len()).sum();
+    Ok(produced as f64 / started.elapsed().as_secs_f64().max(1e-9))
+}
