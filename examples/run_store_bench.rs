@@ -8,9 +8,7 @@
 use std::io::Write;
 use std::time::Instant;
 
-use kiln::protocol::{
-    BackendSummary, BatchProgress, DatasetSummary, EpochMetrics, Event, EventKind, RunStarted,
-};
+use kiln::bench::synthetic_run;
 use kiln::runs::{EVENTS_FILE, list_runs, open_run};
 use kiln::tui::run_view::RunView;
 
@@ -78,77 +76,7 @@ fn main() {
 }
 
 fn log_text(epochs: usize, batches: usize) -> String {
-    let at = |epoch: Option<usize>, step: u64, kind| Event {
-        time: "2026-11-27T12:00:00.000Z".into(),
-        epoch,
-        step: Some(step),
-        kind,
-    };
-    let mut events = vec![at(
-        None,
-        0,
-        EventKind::RunStarted(Box::new(RunStarted {
-            run_id: "bench".into(),
-            experiment: "bench".into(),
-            dataset: DatasetSummary {
-                name: "mnist-5k".into(),
-                classes: (0..10).map(|d| d.to_string()).collect(),
-                train_images: 1000,
-                validation_images: 1000,
-                channels: 1,
-                height: 28,
-                width: 28,
-                skipped: 0,
-            },
-            backend: BackendSummary {
-                name: "flex".into(),
-                device: "CPU".into(),
-                reason: "bench".into(),
-            },
-            epochs,
-            batches_per_epoch: batches,
-            batch_size: 32,
-            learning_rate: 1e-3,
-            dropout: 0.0,
-            batch_norm: false,
-            augmentation: false,
-            parameters: 206_922,
-            gap_threshold: 0.05,
-            patience: 3,
-        })),
-    )];
-    let mut step = 0;
-    for epoch in 1..=epochs {
-        for batch in 1..=batches {
-            step += 1;
-            events.push(at(
-                Some(epoch),
-                step,
-                EventKind::Batch(BatchProgress {
-                    batch,
-                    batches,
-                    loss: 1.0 / step as f64,
-                    images_per_second: 1500.0,
-                }),
-            ));
-        }
-        let acc = 1.0 - 1.0 / (epoch as f64 + 1.0);
-        events.push(at(
-            Some(epoch),
-            step,
-            EventKind::Epoch(EpochMetrics {
-                train_loss: 1.0 / epoch as f64,
-                train_accuracy: acc,
-                validation_loss: 1.2 / epoch as f64,
-                validation_accuracy: acc * 0.95,
-                learning_rate: 1e-3,
-                dropout: 0.0,
-                seconds: 1.0,
-                images_per_second: 1000.0,
-            }),
-        ));
-    }
-    events
+    synthetic_run(epochs, batches)
         .iter()
         .map(|e| serde_json::to_string(e).unwrap() + "\n")
         .collect()

@@ -308,21 +308,18 @@ fn bare_loop(
     Ok((train, eval))
 }
 
-/// Mean milliseconds to draw one frame of the live screen (`width`×`height`) holding `epochs`
-/// epochs of history, batch losses included.
-pub fn frame_milliseconds(epochs: usize, width: u16, height: u16, frames: usize) -> f64 {
+/// The events of a plausible finished-looking run: `epochs` epochs of `batches` batches with
+/// falling losses and rising accuracies (for timing the screen and the run store).
+pub fn synthetic_run(epochs: usize, batches: usize) -> Vec<crate::protocol::Event> {
     use crate::protocol::{
         BackendSummary, BatchProgress, DatasetSummary, EpochMetrics, Event, RunStarted,
     };
-    use crate::tui::app::{App, Message, update};
-    let batches = 32;
     let at = |epoch: Option<usize>, step: u64, kind| Event {
-        time: String::new(),
+        time: "2026-11-27T12:00:00.000Z".into(),
         epoch,
         step: Some(step),
         kind,
     };
-    let mut app = App::live();
     let start = RunStarted {
         run_id: "bench".into(),
         experiment: "bench".into(),
@@ -352,10 +349,7 @@ pub fn frame_milliseconds(epochs: usize, width: u16, height: u16, frames: usize)
         gap_threshold: 0.05,
         patience: 3,
     };
-    update(
-        &mut app,
-        Message::Trainer(at(None, 0, EventKind::RunStarted(Box::new(start)))),
-    );
+    let mut events = vec![at(None, 0, EventKind::RunStarted(Box::new(start)))];
     let mut step = 0;
     for epoch in 1..=epochs {
         for batch in 1..=batches {
@@ -366,7 +360,7 @@ pub fn frame_milliseconds(epochs: usize, width: u16, height: u16, frames: usize)
                 loss: 1.0 / step as f64,
                 images_per_second: 1500.0,
             });
-            update(&mut app, Message::Trainer(at(Some(epoch), step, kind)));
+            events.push(at(Some(epoch), step, kind));
         }
         let acc = 1.0 - 1.0 / (epoch as f64 + 1.0);
         let kind = EventKind::Epoch(EpochMetrics {
@@ -379,7 +373,18 @@ pub fn frame_milliseconds(epochs: usize, width: u16, height: u16, frames: usize)
             seconds: 1.0,
             images_per_second: 1000.0,
         });
-        update(&mut app, Message::Trainer(at(Some(epoch), step, kind)));
+        events.push(at(Some(epoch), step, kind));
+    }
+    events
+}
+
+/// Mean milliseconds to draw one frame of the live screen (`width`×`height`) holding `epochs`
+/// epochs of history, batch losses included.
+pub fn frame_milliseconds(epochs: usize, width: u16, height: u16, frames: usize) -> f64 {
+    use crate::tui::app::{App, Message, update};
+    let mut app = App::live();
+    for event in synthetic_run(epochs, 32) {
+        update(&mut app, Message::Trainer(event));
     }
     let theme = crate::tui::theme::Theme::default();
     let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height))
