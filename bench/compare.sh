@@ -11,10 +11,12 @@ cd "$(dirname "$0")/.."
 
 backend=cpu
 shared=()
+kiln_only=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --backend) backend="$2"; shift 2 ;;
     --warmup|--steps|--workload) shared+=("$1" "$2"); shift 2 ;;
+    --repeat) kiln_only+=("$1" "$2"); shift 2 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
@@ -33,7 +35,7 @@ python3 -c "import torch" 2>/dev/null || python3 -m pip install --quiet torch
 # Same thread count for both on the CPU.
 threads=$(nproc)
 out=$(mktemp -d)
-"$KILN" bench --backend "$backend" --json "$out/kiln.json" "${shared[@]}"
+"$KILN" bench --backend "$backend" --json "$out/kiln.json" "${shared[@]}" "${kiln_only[@]}"
 python3 bench/torch_reference.py --device "$device" --threads "$threads" \
   --json "$out/torch.json" "${shared[@]}"
 

@@ -139,21 +139,39 @@ pub fn peak_memory_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// Runs one workload both ways; `warmup` steps are not timed, `steps` are.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Runs one workload both ways, `repeat` times alternating (the medians are reported, so one
+/// disturbed run does not decide the ratio); `warmup` steps are not timed, `steps` are.
 pub fn measure(
     workload: &Workload,
     backend: BackendChoice,
     warmup: usize,
     steps: usize,
+    repeat: usize,
     runs_dir: &Path,
 ) -> Result<Measurement, String> {
     let batches = warmup + steps;
     // Enough images that the split leaves `batches` full training batches after validation.
     let images = (batches * workload.batch_size * 10).div_ceil(9) + workload.classes * 2;
     let dataset = Arc::new(synthetic_dataset(workload, images, 11));
-    let bare = bare_loop(workload, &dataset, backend, warmup, steps)?;
-    let (kiln, backend_name, device) =
-        kiln_loop(workload, &dataset, backend, warmup, steps, runs_dir)?;
+    let (mut bare_train, mut bare_eval, mut kiln_train) = (Vec::new(), Vec::new(), Vec::new());
+    let mut names = (String::new(), String::new());
+    for _ in 0..repeat.max(1) {
+        let (train, eval) = bare_loop(workload, &dataset, backend, warmup, steps)?;
+        bare_train.push(train);
+        bare_eval.push(eval);
+        let (kiln, backend_name, device) =
+            kiln_loop(workload, &dataset, backend, warmup, steps, runs_dir)?;
+        kiln_train.push(kiln);
+        names = (backend_name, device);
+    }
+    let (backend_name, device) = names;
+    let bare = (median(bare_train), median(bare_eval));
+    let kiln = median(kiln_train);
     Ok(Measurement {
         workload: workload.name.clone(),
         framework: "kiln".into(),

@@ -71,6 +71,9 @@ struct BenchArgs {
     /// Timed steps.
     #[arg(long, default_value_t = 30)]
     steps: usize,
+    /// Alternating repetitions of both loops; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -258,6 +261,9 @@ fn follow_live(
         theme,
         runs_dir,
     )?;
+    if app.detached {
+        return Ok(train_on_without_terminal(handle));
+    }
     let run_dir = handle.run.path.display().to_string();
     let end = match &app.run.status {
         RunStatus::Finished(_) => RunEnd::Finished,
@@ -279,6 +285,23 @@ fn follow_live(
     };
     let _ = writeln!(std::io::stdout().lock(), "{summary}");
     Ok(end)
+}
+
+/// After the terminal went away: keep training to the end (the trainer writes the log and
+/// checkpoints as always), ignoring further hang-ups; SIGTERM or SIGINT still stop it cleanly.
+fn train_on_without_terminal(handle: &train::TrainerHandle) -> RunEnd {
+    let hung_up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, hung_up);
+    stop_on_interrupt(handle.commands.clone());
+    let mut end = RunEnd::Lost;
+    for event in handle.events.iter() {
+        match event.kind {
+            EventKind::Finished(_) => end = RunEnd::Finished,
+            EventKind::Failed { .. } => end = RunEnd::Failed,
+            _ => {}
+        }
+    }
+    end
 }
 
 fn interactive() -> bool {
@@ -413,8 +436,15 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     );
     let mut results = Vec::new();
     for workload in &chosen {
-        let m = crate::bench::measure(workload, args.backend, args.warmup, args.steps, &runs_dir)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", workload.name))?;
+        let m = crate::bench::measure(
+            workload,
+            args.backend,
+            args.warmup,
+            args.steps,
+            args.repeat,
+            &runs_dir,
+        )
+        .map_err(|e| anyhow::anyhow!("{}: {e}", workload.name))?;
         let _ = writeln!(
             out,
             "{:<11} {:<6} {:>12.0} {:>12.0} {:>9.3} {:>11.0} {:>8.2} {:>8.0}",
@@ -550,7 +580,11 @@ fn stop_on_interrupt(commands: crossbeam_channel::Sender<Command>) {
             for _ in signals.forever() {
                 received += 1;
                 if received == 1 {
-                    eprintln!("stopping after this batch (press Ctrl-C again to quit at once)");
+                    // The terminal may be gone: a failed write must not stop the Stop below.
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "stopping after this batch (press Ctrl-C again to quit at once)"
+                    );
                     let _ = commands.send(Command::Stop);
                 } else {
                     std::process::exit(130);

@@ -6,7 +6,9 @@ fn main() -> ExitCode {
     match kiln::cli::run() {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("kiln: {err:#}");
+            use std::io::Write;
+            // Never panic on a closed stderr: the exit code still tells.
+            let _ = writeln!(std::io::stderr(), "kiln: {err:#}");
             ExitCode::from(kiln::cli::EXIT_USAGE)
         }
     }

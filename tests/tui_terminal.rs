@@ -112,6 +112,50 @@ fn kiln_in_shell(runs: &Path) -> String {
 }
 
 #[test]
+fn the_run_outlives_its_terminal() {
+    let _guard = training_lock();
+    let runs = scratch("tmux-hangup");
+    let binary = env!("CARGO_BIN_EXE_kiln");
+    let command = format!(
+        "{binary} train experiments/digits.toml --backend cpu --runs-dir {} --set train.epochs=25",
+        runs.display()
+    );
+    let tmux = Tmux::start("hangup", 80, 24, &repo_path(""), &command);
+    tmux.wait_for("RUNNING");
+    // Closing the terminal hangs up on kiln, as a dropped SSH session does.
+    drop(tmux);
+    let run_dir = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let log = read_events(&run_dir.join("events.jsonl")).unwrap();
+        if let Some(EventKind::Finished(end)) = log.events.last().map(|e| &e.kind) {
+            assert_eq!(end.outcome, kiln::protocol::Outcome::Completed);
+            assert_eq!(
+                end.epochs_completed, 25,
+                "every epoch ran after the hang-up"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run did not finish: {:?}",
+            log.events.last()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The process ends once the run has: its pid file goes away.
+    while run_dir.join("kiln.pid").exists() {
+        assert!(Instant::now() < deadline, "kiln still holds the run");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
 fn sigterm_stops_the_run_and_restores_the_terminal() {
     let _guard = training_lock();
     let runs = scratch("tmux-term");

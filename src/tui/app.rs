@@ -52,6 +52,8 @@ pub enum Message {
     Trainer(Event),
     /// The trainer's channel closed.
     TrainerGone,
+    /// The terminal went away (SIGHUP, closed SSH session): leave the screen, keep training.
+    TerminalGone,
     Action(Action),
 }
 
@@ -126,6 +128,8 @@ pub struct App {
     pub experiment_file: Option<std::path::PathBuf>,
     /// A fix the event loop should write as a new experiment file (suffix, settings).
     pub write_request: Option<(String, Vec<(String, String)>)>,
+    /// The screen closed because the terminal went away while the run kept training.
+    pub detached: bool,
 }
 
 impl Default for App {
@@ -150,6 +154,7 @@ impl App {
             live: false,
             experiment_file: None,
             write_request: None,
+            detached: false,
         }
     }
 
@@ -200,6 +205,12 @@ pub fn update(app: &mut App, message: Message) -> Vec<Command> {
             if app.quit_when_finished {
                 app.should_quit = true;
             }
+            Vec::new()
+        }
+        Message::TerminalGone => {
+            // Nobody can see or steer the screen any more, but the run is worth finishing.
+            app.detached = app.live && app.run.is_active();
+            app.should_quit = true;
             Vec::new()
         }
         Message::Action(action) => on_action(app, action),

@@ -27,7 +27,8 @@ struct TerminalGuard;
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
-        ratatui::restore();
+        // Not `ratatui::restore`, which prints (and so panics) when the terminal is gone.
+        let _ = ratatui::try_restore();
     }
 }
 
@@ -81,10 +82,10 @@ pub fn run(
                 }
                 Ok(TermEvent::Resize(..)) => dirty = true,
                 Ok(_) => {}
-                // The terminal is gone (e.g. SSH dropped); stop the run rather than train blind.
+                // The terminal is gone (e.g. SSH dropped): the run goes on without the screen.
                 Err(_) => {
                     keys = never();
-                    messages.push(Message::Action(Action::Interrupt));
+                    messages.push(Message::TerminalGone);
                 }
             },
             recv(trainer) -> event => match event {
@@ -98,7 +99,10 @@ pub fn run(
                     messages.push(Message::TrainerGone);
                 }
             },
-            recv(signals) -> _ => messages.push(Message::Action(Action::Interrupt)),
+            recv(signals) -> signal => messages.push(match signal {
+                Ok(signal_hook::consts::SIGHUP) => Message::TerminalGone,
+                _ => Message::Action(Action::Interrupt),
+            }),
             recv(ticker) -> _ => {
                 if let Some(browser) = app.browser.as_deref_mut()
                     && browser.opened.is_none()
@@ -125,6 +129,11 @@ pub fn run(
                 write_fix(&mut app, &suffix, &settings);
             }
         }
+    }
+    if app.detached || !screen_ok {
+        // Dropping the terminal would try to show the cursor on a dead tty and print (so
+        // panic) when that fails; there is nothing left to restore.
+        std::mem::forget(terminal);
     }
     Ok(app)
 }
@@ -173,7 +182,8 @@ fn spawn_input_reader() -> Receiver<TermEvent> {
     receiver
 }
 
-/// SIGTERM, SIGHUP and SIGINT all mean: stop the run cleanly and quit.
+/// SIGTERM and SIGINT mean: stop the run cleanly and quit. SIGHUP means the terminal is gone:
+/// the screen closes and the run trains on.
 fn spawn_signal_listener() -> Receiver<i32> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let (sender, receiver) = unbounded();
