@@ -95,12 +95,13 @@ struct LadderArgs {
     plain: bool,
 }
 
+/// Where past runs are and how to show them; shared by `runs`, `show` and `compare`.
 #[derive(Debug, clap::Args)]
-struct RunsArgs {
+struct ReviewOptions {
     /// Where run directories are.
     #[arg(long, value_name = "DIR", default_value = "runs")]
     runs_dir: PathBuf,
-    /// Print a plain table instead of opening the browser.
+    /// Print plain text for scripts instead of opening the screen.
     #[arg(long)]
     plain: bool,
     /// Draw with plain ASCII.
@@ -109,16 +110,17 @@ struct RunsArgs {
 }
 
 #[derive(Debug, clap::Args)]
+struct RunsArgs {
+    #[command(flatten)]
+    view: ReviewOptions,
+}
+
+#[derive(Debug, clap::Args)]
 struct ShowArgs {
     /// Run id, a unique prefix of it, or its directory.
     run: String,
-    #[arg(long, value_name = "DIR", default_value = "runs")]
-    runs_dir: PathBuf,
-    /// Print a plain report instead of the screen.
-    #[arg(long)]
-    plain: bool,
-    #[arg(long)]
-    ascii: bool,
+    #[command(flatten)]
+    view: ReviewOptions,
 }
 
 #[derive(Debug, clap::Args)]
@@ -126,13 +128,8 @@ struct CompareArgs {
     /// Two or more runs (ids, unique prefixes or directories).
     #[arg(required = true, num_args = 2..)]
     runs: Vec<String>,
-    #[arg(long, value_name = "DIR", default_value = "runs")]
-    runs_dir: PathBuf,
-    /// Print a plain table instead of the screen.
-    #[arg(long)]
-    plain: bool,
-    #[arg(long)]
-    ascii: bool,
+    #[command(flatten)]
+    view: ReviewOptions,
 }
 
 #[derive(Debug, clap::Args)]
@@ -336,17 +333,17 @@ fn browse(
 }
 
 fn runs_command(args: RunsArgs) -> anyhow::Result<ExitCode> {
-    if args.plain || !interactive() {
-        let listing = runs::list_runs(&args.runs_dir)?;
+    if args.view.plain || !interactive() {
+        let listing = runs::list_runs(&args.view.runs_dir)?;
         let _ = write!(std::io::stdout().lock(), "{}", report::runs_table(&listing));
         return Ok(ExitCode::SUCCESS);
     }
-    browse(args.runs_dir, args.ascii, None)
+    browse(args.view.runs_dir, args.view.ascii, None)
 }
 
 fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
-    let path = runs::resolve_run(&args.runs_dir, &args.run)?;
-    if args.plain || !interactive() {
+    let path = runs::resolve_run(&args.view.runs_dir, &args.run)?;
+    if args.view.plain || !interactive() {
         let run = runs::open_run(&path)?;
         let view = RunView::replay(&run.events);
         let _ = write!(
@@ -356,16 +353,20 @@ fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    browse(args.runs_dir, args.ascii, Some(browser::Effect::Open(path)))
+    browse(
+        args.view.runs_dir,
+        args.view.ascii,
+        Some(browser::Effect::Open(path)),
+    )
 }
 
 fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
     let paths = args
         .runs
         .iter()
-        .map(|run| runs::resolve_run(&args.runs_dir, run))
+        .map(|run| runs::resolve_run(&args.view.runs_dir, run))
         .collect::<Result<Vec<_>, _>>()?;
-    if args.plain || !interactive() {
+    if args.view.plain || !interactive() {
         let opened = paths
             .iter()
             .map(|p| runs::open_run(p).map(|r| (r.summary, r.settings)))
@@ -378,8 +379,8 @@ fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     browse(
-        args.runs_dir,
-        args.ascii,
+        args.view.runs_dir,
+        args.view.ascii,
         Some(browser::Effect::Compare(paths)),
     )
 }
