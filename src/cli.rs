@@ -1,7 +1,7 @@
 //! Command-line parsing (clap) and dispatch to `train` and `check`, with kiln's exit codes.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -167,6 +167,9 @@ struct TrainArgs {
     /// Where to train; overrides train.backend.
     #[arg(long, value_enum)]
     backend: Option<BackendChoice>,
+    /// Start the run in the background and return at once, printing its id.
+    #[arg(long)]
+    detach: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -195,6 +198,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
             overrides: Vec::new(),
             headless: false,
             ascii: false,
+            detach: false,
             runs_dir: PathBuf::from("runs"),
             backend: None,
         }),
@@ -212,10 +216,14 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
 fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let path = args
         .experiment
+        .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_EXPERIMENT));
     let mut experiment = Experiment::load(&path, &args.overrides)?;
     if let Some(backend) = args.backend {
         experiment.train.backend = backend;
+    }
+    if args.detach {
+        return detach(&path, &args);
     }
     let handle = train::spawn(TrainOptions {
         experiment,
@@ -240,6 +248,66 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         RunEnd::Finished => ExitCode::SUCCESS,
         RunEnd::Failed | RunEnd::Lost => ExitCode::from(EXIT_RUN_FAILED),
     })
+}
+
+/// Starts this same command headless in a process of its own (its own process group, so a
+/// closing terminal does not hang up on it), waits for its run directory, and prints the id.
+/// The experiment was validated already, so input errors were reported here, synchronously.
+fn detach(experiment: &std::path::Path, args: &TrainArgs) -> anyhow::Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::new(std::env::current_exe()?);
+    command
+        .arg("train")
+        .arg(experiment)
+        .arg("--headless")
+        .arg("--runs-dir")
+        .arg(&args.runs_dir);
+    for setting in &args.overrides {
+        command.arg("--set").arg(setting);
+    }
+    if let Some(backend) = args.backend {
+        command
+            .arg("--backend")
+            .arg(format!("{backend:?}").to_lowercase());
+    }
+    let child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|err| anyhow::anyhow!("cannot start the background run: {err}"))?;
+    let pid = child.id().to_string();
+    // The run directory is the one whose pid file names the child.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let claimed = std::fs::read_dir(&args.runs_dir).ok().and_then(|entries| {
+            entries.flatten().map(|e| e.path()).find(|dir| {
+                std::fs::read_to_string(dir.join(runs::PID_FILE))
+                    .is_ok_and(|text| text.trim() == pid)
+            })
+        });
+        if let Some(dir) = claimed {
+            let id = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let dir_option = if args.runs_dir == Path::new("runs") {
+                String::new()
+            } else {
+                format!(" --runs-dir {}", args.runs_dir.display())
+            };
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "{id}\nstarted in the background (pid {pid}); see it with: kiln show {id}{dir_option}"
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("the background run (pid {pid}) did not start within 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// The live screen; once it closes, a plain summary stays on the normal screen.

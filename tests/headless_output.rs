@@ -83,3 +83,39 @@ fn headless_run_with_bad_experiment_exits_with_usage_error() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("--set train.batch_size=0"), "{stderr}");
 }
+
+#[test]
+fn detach_returns_at_once_and_the_run_finishes_in_the_background() {
+    let _guard = training_lock();
+    let runs = scratch("detach");
+    let output = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args([
+            "train",
+            "experiments/digits.toml",
+            "--detach",
+            "--backend",
+            "cpu",
+        ])
+        .args(["--set", "train.epochs=2", "--runs-dir"])
+        .arg(&runs)
+        .current_dir(repo_path(""))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let id = stdout.lines().next().unwrap();
+    assert!(id.ends_with("-digits"), "{stdout}");
+    let log = runs.join(id).join("events.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let events = kiln::runs::read_events(&log)
+            .map(|c| c.events)
+            .unwrap_or_default();
+        if let Some(kiln::protocol::EventKind::Finished(end)) = events.last().map(|e| &e.kind) {
+            assert_eq!(end.epochs_completed, 2);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{events:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
