@@ -305,23 +305,19 @@ fn bare_loop(
         .iter()
         .map(|&i| dataset.labels[i] as i64)
         .collect();
-    evaluate(
-        &model,
-        &device,
-        &images,
-        &labels,
-        dataset.image_len(),
-        shape,
-    )?; // warm-up
+    let run_eval = || {
+        evaluate(
+            &model,
+            &device,
+            &images,
+            &labels,
+            dataset.image_len(),
+            shape,
+        )
+    };
+    run_eval()?; // warm-up
     let started = Instant::now();
-    evaluate(
-        &model,
-        &device,
-        &images,
-        &labels,
-        dataset.image_len(),
-        shape,
-    )?;
+    run_eval()?;
     let eval = eval_count as f64 / started.elapsed().as_secs_f64().max(1e-9);
     Ok((train, eval))
 }

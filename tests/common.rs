@@ -59,3 +59,38 @@ pub fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().expect("parent")).expect("folder");
     std::fs::write(path, text).expect("write");
 }
+
+/// The only run directory in a runs folder.
+pub fn only_run(runs: &Path) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs)
+        .expect("runs folder")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(
+        dirs.len(),
+        1,
+        "expected one run in {}: {dirs:?}",
+        runs.display()
+    );
+    dirs.remove(0)
+}
+
+/// Polls a run's log (written by another process) until it ends with a `finished` event.
+pub fn wait_until_finished(run_dir: &Path) -> kiln::protocol::RunFinished {
+    let log = run_dir.join("events.jsonl");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let events = kiln::runs::read_events(&log)
+            .map(|c| c.events)
+            .unwrap_or_default();
+        if let Some(EventKind::Finished(end)) = events.last().map(|e| &e.kind) {
+            return end.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not finish: {:?}",
+            events.last()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

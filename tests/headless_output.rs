@@ -5,7 +5,7 @@ use std::process::Command;
 use kiln::headless::LineFormatter;
 use kiln::protocol::{EpochMetrics, Event, EventKind};
 
-use crate::common::{repo_path, scratch, training_lock};
+use crate::common::{repo_path, scratch, training_lock, wait_until_finished};
 
 #[test]
 fn epoch_line_has_every_number_and_no_control_characters() {
@@ -105,17 +105,5 @@ fn detach_returns_at_once_and_the_run_finishes_in_the_background() {
     let stdout = String::from_utf8(output.stdout).unwrap();
     let id = stdout.lines().next().unwrap();
     assert!(id.ends_with("-digits"), "{stdout}");
-    let log = runs.join(id).join("events.jsonl");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
-        let events = kiln::runs::read_events(&log)
-            .map(|c| c.events)
-            .unwrap_or_default();
-        if let Some(kiln::protocol::EventKind::Finished(end)) = events.last().map(|e| &e.kind) {
-            assert_eq!(end.epochs_completed, 2);
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{events:?}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    assert_eq!(wait_until_finished(&runs.join(id)).epochs_completed, 2);
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use kiln::protocol::{EventKind, HyperParameter};
 use kiln::runs::read_events;
 
-use crate::common::{repo_path, scratch, training_lock};
+use crate::common::{only_run, repo_path, scratch, training_lock, wait_until_finished};
 
 /// A tmux server and session of our own, killed when the test ends however it ends.
 struct Tmux {
@@ -124,30 +124,14 @@ fn the_run_outlives_its_terminal() {
     tmux.wait_for("RUNNING");
     // Closing the terminal hangs up on kiln, as a dropped SSH session does.
     drop(tmux);
-    let run_dir = std::fs::read_dir(&runs)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run_dir = only_run(&runs);
+    let end = wait_until_finished(&run_dir);
+    assert_eq!(end.outcome, kiln::protocol::Outcome::Completed);
+    assert_eq!(
+        end.epochs_completed, 25,
+        "every epoch ran after the hang-up"
+    );
     let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let log = read_events(&run_dir.join("events.jsonl")).unwrap();
-        if let Some(EventKind::Finished(end)) = log.events.last().map(|e| &e.kind) {
-            assert_eq!(end.outcome, kiln::protocol::Outcome::Completed);
-            assert_eq!(
-                end.epochs_completed, 25,
-                "every epoch ran after the hang-up"
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the run did not finish: {:?}",
-            log.events.last()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
     // The process ends once the run has: its pid file goes away.
     while run_dir.join("kiln.pid").exists() {
         assert!(Instant::now() < deadline, "kiln still holds the run");
@@ -223,12 +207,7 @@ fn live_screen_pause_dropout_resume_stop_quit() {
     assert_eq!(tmux.flag("#{cursor_flag}"), "1", "cursor visible again");
 
     // The log has the dropout change at a step, between batches.
-    let run_dir = std::fs::read_dir(&runs)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run_dir = only_run(&runs);
     let log = read_events(&run_dir.join("events.jsonl")).unwrap();
     let change = log
         .events
