@@ -7,7 +7,8 @@
 # KILN=/path/to/kiln uses that binary; otherwise it is built with cargo. PyTorch is installed
 # from PyPI when missing (it is never a test dependency).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# The reference sits beside this script, in the repository and in gpu-check's packed folder.
+here="$(cd "$(dirname "$0")" && pwd)"
 
 backend=cpu
 shared=()
@@ -27,8 +28,8 @@ case "$backend" in
 esac
 
 if [ -z "${KILN:-}" ]; then
-  cargo build --release --quiet
-  KILN="${CARGO_TARGET_DIR:-target}/release/kiln"
+  (cd "$here/.." && cargo build --release --quiet)
+  KILN="${CARGO_TARGET_DIR:-$here/../target}/release/kiln"
 fi
 python3 -c "import torch" 2>/dev/null || python3 -m pip install --quiet torch
 
@@ -36,7 +37,7 @@ python3 -c "import torch" 2>/dev/null || python3 -m pip install --quiet torch
 threads=$(nproc)
 out=$(mktemp -d)
 "$KILN" bench --backend "$backend" --json "$out/kiln.json" "${shared[@]}" "${kiln_only[@]}"
-python3 bench/torch_reference.py --device "$device" --threads "$threads" \
+python3 "$here/torch_reference.py" --device "$device" --threads "$threads" \
   --json "$out/torch.json" "${shared[@]}"
 
 python3 - "$out/kiln.json" "$out/torch.json" <<'PY'

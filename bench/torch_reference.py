@@ -50,13 +50,18 @@ def model_for(channels, side, classes, conv, dense, batch_norm):
     return nn.Sequential(*layers)
 
 
-def peak_memory_mb():
+def peak_memory_mb(device):
+    """Peak GPU memory on CUDA (what limits a GPU run), peak resident memory on the CPU."""
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / (1024.0 * 1024.0)
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def measure(workload, device, warmup, steps):
     name, channels, side, classes, conv, dense, bn, batch, epoch_images = workload
     torch.manual_seed(7)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     model = model_for(channels, side, classes, conv, dense, bn).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
@@ -97,7 +102,7 @@ def measure(workload, device, warmup, steps):
         "train_images_per_second": train,
         "eval_images_per_second": evaluation,
         "seconds_per_epoch": epoch_images / train,
-        "peak_memory_mb": peak_memory_mb(),
+        "peak_memory_mb": peak_memory_mb(device),
     }
 
 

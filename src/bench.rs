@@ -362,6 +362,7 @@ pub fn synthetic_run(epochs: usize, batches: usize) -> Vec<crate::protocol::Even
         parameters: 206_922,
         gap_threshold: 0.05,
         patience: 3,
+        parent: None,
     };
     let mut events = vec![at(None, 0, EventKind::RunStarted(Box::new(start)))];
     let mut step = 0;
@@ -449,6 +450,7 @@ pub fn loader_images_per_second(
         batch_size: batch,
         seed: 1,
         first_epoch: 1,
+        skip_batches: 0,
         last_epoch: 3,
         augmenter: Augmenter::new(
             AugmentConfig {

@@ -6,11 +6,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::control;
 use crate::experiment::{BackendChoice, Experiment};
 use crate::headless::{self, LineFormatter, RunEnd};
 use crate::protocol::{Command, Event, EventKind};
 use crate::report;
 use crate::runs;
+use crate::train::checkpoint;
 use crate::train::{self, TrainOptions};
 use crate::tui::app::App;
 use crate::tui::browser::{self, Browser};
@@ -41,6 +43,12 @@ enum Action {
     Train(TrainArgs),
     /// Validate an experiment and print it fully resolved, without training.
     Check(CheckArgs),
+    /// Open the live screen on a run another kiln process trains (default: the newest running).
+    Attach(AttachArgs),
+    /// Continue an interrupted or stopped run from its newest checkpoint, in the same run.
+    Resume(ResumeArgs),
+    /// Start a new run from a checkpoint of another, with changed settings.
+    Fork(ForkArgs),
     /// Browse past runs (a table with --plain).
     Runs(RunsArgs),
     /// Review one past run with the live views (a text report with --plain).
@@ -109,6 +117,63 @@ struct ReviewOptions {
     ascii: bool,
 }
 
+/// How a run started by `train`, `resume` or `fork` is shown, and where it trains.
+#[derive(Debug, clap::Args)]
+struct FollowOptions {
+    /// Print plain progress lines instead of the live screen (automatic when stdout is not a
+    /// terminal).
+    #[arg(long)]
+    headless: bool,
+    /// Draw with plain ASCII instead of block and braille characters.
+    #[arg(long)]
+    ascii: bool,
+    /// Where run directories are.
+    #[arg(long, value_name = "DIR", default_value = "runs")]
+    runs_dir: PathBuf,
+    /// Where to train; overrides train.backend.
+    #[arg(long, value_enum)]
+    backend: Option<BackendChoice>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ResumeArgs {
+    /// Run id, a unique prefix of it, or its directory.
+    run: String,
+    #[command(flatten)]
+    follow: FollowOptions,
+}
+
+#[derive(Debug, clap::Args)]
+struct ForkArgs {
+    /// The parent run: id, a unique prefix of it, or its directory.
+    run: String,
+    /// Start from the checkpoint taken at the end of this epoch (default: the newest).
+    #[arg(long)]
+    epoch: Option<usize>,
+    /// Change a setting, e.g. --set model.dropout=0.5 (repeatable; the value is TOML).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Name of the new experiment (default: the parent's with "-fork").
+    #[arg(long)]
+    name: Option<String>,
+    #[command(flatten)]
+    follow: FollowOptions,
+}
+
+#[derive(Debug, clap::Args)]
+struct AttachArgs {
+    /// Run id, a unique prefix of it, or its directory (default: the newest running run).
+    run: Option<String>,
+    #[arg(long, value_name = "DIR", default_value = "runs")]
+    runs_dir: PathBuf,
+    /// Print plain progress lines instead of the live screen.
+    #[arg(long)]
+    headless: bool,
+    /// Draw with plain ASCII.
+    #[arg(long)]
+    ascii: bool,
+}
+
 #[derive(Debug, clap::Args)]
 struct RunsArgs {
     #[command(flatten)]
@@ -154,19 +219,8 @@ struct TrainArgs {
     /// Override a setting, e.g. --set model.dropout=0.3 (repeatable; the value is TOML).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
-    /// Print plain progress lines instead of the live screen (automatic when stdout is not a
-    /// terminal).
-    #[arg(long)]
-    headless: bool,
-    /// Draw with plain ASCII instead of block and braille characters.
-    #[arg(long)]
-    ascii: bool,
-    /// Where run directories are created.
-    #[arg(long, value_name = "DIR", default_value = "runs")]
-    runs_dir: PathBuf,
-    /// Where to train; overrides train.backend.
-    #[arg(long, value_enum)]
-    backend: Option<BackendChoice>,
+    #[command(flatten)]
+    follow: FollowOptions,
     /// Start the run in the background and return at once, printing its id.
     #[arg(long)]
     detach: bool,
@@ -184,9 +238,18 @@ struct CheckArgs {
 /// Parses the command line and runs the command; errors are user errors, printed by `main`.
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    // Past a file-size limit (ulimit -f, quotas) a write should fail and pause the run, not
+    // kill the process with SIGXFSZ.
+    let _ = signal_hook::flag::register(
+        signal_hook::consts::SIGXFSZ,
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
     match cli.command {
         Some(Action::Check(args)) => check(args),
         Some(Action::Train(args)) => train(args),
+        Some(Action::Attach(args)) => attach(args),
+        Some(Action::Resume(args)) => resume(args),
+        Some(Action::Fork(args)) => fork(args),
         Some(Action::Runs(args)) => runs_command(args),
         Some(Action::Show(args)) => show(args),
         Some(Action::Compare(args)) => compare(args),
@@ -196,11 +259,13 @@ pub fn run() -> anyhow::Result<ExitCode> {
         None => train(TrainArgs {
             experiment: None,
             overrides: Vec::new(),
-            headless: false,
-            ascii: false,
+            follow: FollowOptions {
+                headless: false,
+                ascii: false,
+                runs_dir: PathBuf::from("runs"),
+                backend: None,
+            },
             detach: false,
-            runs_dir: PathBuf::from("runs"),
-            backend: None,
         }),
     }
 }
@@ -219,7 +284,7 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_EXPERIMENT));
     let mut experiment = Experiment::load(&path, &args.overrides)?;
-    if let Some(backend) = args.backend {
+    if let Some(backend) = args.follow.backend {
         experiment.train.backend = backend;
     }
     if args.detach {
@@ -227,15 +292,43 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     }
     let handle = train::spawn(TrainOptions {
         experiment,
-        runs_dir: args.runs_dir.clone(),
+        runs_dir: args.follow.runs_dir.clone(),
     })
     .map_err(|err| anyhow::anyhow!("cannot create the run directory: {err}"))?;
-    let live = !args.headless && interactive();
+    follow_run(
+        handle,
+        Vec::new(),
+        args.follow.headless,
+        args.follow.ascii,
+        args.follow.runs_dir,
+        path,
+    )
+}
+
+/// Shows a started run to its end: the live screen on a terminal, progress lines otherwise.
+/// `history` is what the run's log held before (a resumed run): shown, not printed again.
+fn follow_run(
+    handle: train::TrainerHandle,
+    history: Vec<Event>,
+    headless: bool,
+    ascii: bool,
+    runs_dir: PathBuf,
+    experiment_file: PathBuf,
+) -> anyhow::Result<ExitCode> {
+    let live = !headless && interactive();
     let end = if live {
-        follow_live(&handle, Theme::from_env(args.ascii), args.runs_dir, path)?
+        let mut app = App::live();
+        app.experiment_file = Some(experiment_file);
+        for event in history {
+            tui::app::update(&mut app, tui::app::Message::Trainer(event));
+        }
+        follow_live(&handle, app, Theme::from_env(ascii), runs_dir)?
     } else {
         stop_on_interrupt(handle.commands.clone());
         let mut formatter = LineFormatter::new(handle.run.path.display().to_string());
+        for event in &history {
+            formatter.line(event);
+        }
         let end = headless::follow(
             &handle.events,
             &mut formatter,
@@ -250,6 +343,142 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+fn resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
+    let path = runs::resolve_run(&args.follow.runs_dir, &args.run)?;
+    let opened = runs::open_run(&path)?;
+    let id = opened.summary.id.clone();
+    match opened.summary.state {
+        runs::RunState::Running => {
+            anyhow::bail!("{id} is still training; watch it with `kiln attach {id}`")
+        }
+        runs::RunState::Finished => anyhow::bail!(
+            "{id} finished all {} epochs; to train it further, fork it: \
+             kiln fork {id} --set train.epochs=N",
+            opened.summary.epochs_planned
+        ),
+        _ => {}
+    }
+    let experiment_file = path.join(runs::EXPERIMENT_FILE);
+    let mut experiment = Experiment::load(&experiment_file, &[])?;
+    if let Some(backend) = args.follow.backend {
+        experiment.train.backend = backend;
+    }
+    let (checkpoint, _) = checkpoint::list(&path.join(runs::CHECKPOINTS_DIR))
+        .pop()
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{id} has no complete checkpoint to resume from (they are written every \
+                 train.checkpoint_every epochs); start it again with kiln train"
+            )
+        })?;
+    let history = crate::protocol::epoch_history(&opened.events);
+    let run = runs::RunDir {
+        id: id.clone(),
+        path,
+    };
+    let handle = train::resume(experiment, run, checkpoint, history)
+        .map_err(|err| anyhow::anyhow!("cannot resume {id}: {err}"))?;
+    follow_run(
+        handle,
+        opened.events,
+        args.follow.headless,
+        args.follow.ascii,
+        args.follow.runs_dir,
+        experiment_file,
+    )
+}
+
+fn fork(args: ForkArgs) -> anyhow::Result<ExitCode> {
+    let path = runs::resolve_run(&args.follow.runs_dir, &args.run)?;
+    let opened = runs::open_run(&path)?;
+    let parent = opened.summary.id.clone();
+    let checkpoints = checkpoint::list(&path.join(runs::CHECKPOINTS_DIR));
+    let chosen = match args.epoch {
+        Some(epoch) => checkpoints
+            .iter()
+            .rev()
+            .find(|(_, s)| s.epochs_completed == epoch && s.batches_done == 0)
+            .cloned(),
+        None => checkpoints.last().cloned(),
+    };
+    let Some((checkpoint, state)) = chosen else {
+        let mut epochs: Vec<String> = checkpoints
+            .iter()
+            .filter(|(_, s)| s.batches_done == 0)
+            .map(|(_, s)| s.epochs_completed.to_string())
+            .collect();
+        epochs.dedup();
+        anyhow::bail!(
+            "{parent} has no checkpoint {}; it has checkpoints after epoch(s): {}",
+            args.epoch
+                .map_or("at all".to_string(), |e| format!("at the end of epoch {e}")),
+            if epochs.is_empty() {
+                "none".to_string()
+            } else {
+                epochs.join(", ")
+            }
+        );
+    };
+    let experiment_file = path.join(runs::EXPERIMENT_FILE);
+    let mut experiment = Experiment::load(&experiment_file, &args.overrides)?;
+    // The fork goes on with the values in force at the checkpoint unless told otherwise.
+    let overridden = |key: &str| {
+        args.overrides
+            .iter()
+            .any(|o| o.split('=').next().is_some_and(|k| k.trim() == key))
+    };
+    if !overridden("model.dropout") {
+        experiment.model.dropout = state.dropout;
+    }
+    if !overridden("train.learning_rate") {
+        experiment.train.learning_rate = state.learning_rate;
+    }
+    if let Some(backend) = args.follow.backend {
+        experiment.train.backend = backend;
+    }
+    experiment.name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{}-fork", experiment.name));
+    if experiment.train.epochs <= state.epochs_completed {
+        anyhow::bail!(
+            "the fork would have nothing to train: train.epochs is {} and it starts after epoch \
+             {}; raise it, e.g. --set train.epochs={}",
+            experiment.train.epochs,
+            state.epochs_completed,
+            state.epochs_completed * 2
+        );
+    }
+    let restart = train::Restart {
+        checkpoint,
+        source: runs::RunDir {
+            id: parent.clone(),
+            path,
+        },
+        history: crate::protocol::epoch_history(&opened.events),
+        parent: Some(crate::protocol::ParentRun {
+            run_id: parent,
+            epoch: state.epochs_completed,
+        }),
+    };
+    let handle = train::fork(
+        TrainOptions {
+            experiment,
+            runs_dir: args.follow.runs_dir.clone(),
+        },
+        restart,
+    )
+    .map_err(|err| anyhow::anyhow!("cannot create the run directory: {err}"))?;
+    follow_run(
+        handle,
+        Vec::new(),
+        args.follow.headless,
+        args.follow.ascii,
+        args.follow.runs_dir,
+        experiment_file,
+    )
+}
+
 /// Starts this same command headless in a process of its own (its own process group, so a
 /// closing terminal does not hang up on it), waits for its run directory, and prints the id.
 /// The experiment was validated already, so input errors were reported here, synchronously.
@@ -261,11 +490,11 @@ fn detach(experiment: &std::path::Path, args: &TrainArgs) -> anyhow::Result<Exit
         .arg(experiment)
         .arg("--headless")
         .arg("--runs-dir")
-        .arg(&args.runs_dir);
+        .arg(&args.follow.runs_dir);
     for setting in &args.overrides {
         command.arg("--set").arg(setting);
     }
-    if let Some(backend) = args.backend {
+    if let Some(backend) = args.follow.backend {
         command
             .arg("--backend")
             .arg(format!("{backend:?}").to_lowercase());
@@ -281,21 +510,23 @@ fn detach(experiment: &std::path::Path, args: &TrainArgs) -> anyhow::Result<Exit
     // The run directory is the one whose pid file names the child.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let claimed = std::fs::read_dir(&args.runs_dir).ok().and_then(|entries| {
-            entries.flatten().map(|e| e.path()).find(|dir| {
-                std::fs::read_to_string(dir.join(runs::PID_FILE))
-                    .is_ok_and(|text| text.trim() == pid)
-            })
-        });
+        let claimed = std::fs::read_dir(&args.follow.runs_dir)
+            .ok()
+            .and_then(|entries| {
+                entries.flatten().map(|e| e.path()).find(|dir| {
+                    std::fs::read_to_string(dir.join(runs::PID_FILE))
+                        .is_ok_and(|text| text.trim() == pid)
+                })
+            });
         if let Some(dir) = claimed {
             let id = dir
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let dir_option = if args.runs_dir == Path::new("runs") {
+            let dir_option = if args.follow.runs_dir == Path::new("runs") {
                 String::new()
             } else {
-                format!(" --runs-dir {}", args.runs_dir.display())
+                format!(" --runs-dir {}", args.follow.runs_dir.display())
             };
             let _ = writeln!(
                 std::io::stdout().lock(),
@@ -313,12 +544,10 @@ fn detach(experiment: &std::path::Path, args: &TrainArgs) -> anyhow::Result<Exit
 /// The live screen; once it closes, a plain summary stays on the normal screen.
 fn follow_live(
     handle: &train::TrainerHandle,
+    app: App,
     theme: Theme,
     runs_dir: PathBuf,
-    experiment_file: PathBuf,
 ) -> anyhow::Result<RunEnd> {
-    let mut app = App::live();
-    app.experiment_file = Some(experiment_file);
     let app = tui::run(
         app,
         handle.events.clone(),
@@ -398,6 +627,73 @@ fn browse(
         runs_dir,
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
+    let path = match &args.run {
+        Some(query) => runs::resolve_run(&args.runs_dir, query)?,
+        None => newest_running(&args.runs_dir)?,
+    };
+    let attached = control::client::attach(&path)?;
+    let (run_id, pid) = (attached.run_id.clone(), attached.pid);
+    let end = if args.headless || !interactive() {
+        let mut formatter = LineFormatter::new(path.display().to_string());
+        let mut out = std::io::stdout().lock();
+        for event in &attached.history {
+            if let Some(line) = formatter.line(event) {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        headless::follow(&attached.events, &mut formatter, &mut out)
+    } else {
+        let mut app = App::attached();
+        for event in attached.history {
+            tui::app::update(&mut app, tui::app::Message::Trainer(event));
+        }
+        let app = tui::run(
+            app,
+            attached.events,
+            attached.commands,
+            Theme::from_env(args.ascii),
+            args.runs_dir.clone(),
+        )?;
+        if app.run.is_active() {
+            if !app.detached {
+                let _ = writeln!(
+                    std::io::stdout().lock(),
+                    "detached from {run_id}; it trains on (pid {pid}). Come back with: kiln attach {run_id}"
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        match app.run.status {
+            RunStatus::Finished(_) => RunEnd::Finished,
+            RunStatus::Failed(_) => RunEnd::Failed,
+            _ => RunEnd::Lost,
+        }
+    };
+    Ok(match end {
+        RunEnd::Finished => ExitCode::SUCCESS,
+        RunEnd::Failed | RunEnd::Lost => ExitCode::from(EXIT_RUN_FAILED),
+    })
+}
+
+/// The running run started last (run ids begin with their start time).
+fn newest_running(runs_dir: &Path) -> anyhow::Result<PathBuf> {
+    let listing = runs::list_runs(runs_dir)?;
+    listing
+        .runs
+        .iter()
+        .filter(|run| run.state == runs::RunState::Running)
+        .max_by(|a, b| a.id.cmp(&b.id))
+        .map(|run| run.path.clone())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no run is training in {}; `kiln runs --runs-dir {}` lists them all",
+                runs_dir.display(),
+                runs_dir.display()
+            )
+        })
 }
 
 fn runs_command(args: RunsArgs) -> anyhow::Result<ExitCode> {

@@ -55,6 +55,17 @@ impl LineFormatter {
                 )
             }
             EventKind::Batch(_) => return None,
+            EventKind::FromCheckpoint(from) => format!(
+                "continuing from {} of {} after {} epoch(s){}: val loss {:.4} acc {:.4} · lr {} · dropout {}",
+                from.checkpoint,
+                from.run_id,
+                from.epochs_completed,
+                at(event),
+                from.validation_loss,
+                from.validation_accuracy,
+                from.learning_rate,
+                from.dropout,
+            ),
             EventKind::Epoch(m) => format!(
                 "epoch {:>width$}/{}  train loss {:.4} acc {:.4}  val loss {:.4} acc {:.4}  gap {:+.4}  {:.1}s  {:.0} img/s",
                 event.epoch.unwrap_or(0),
@@ -82,6 +93,9 @@ impl LineFormatter {
             EventKind::Paused { reason } => match reason {
                 PauseReason::Requested => format!("paused{}", at(event)),
                 PauseReason::Diverged => format!("paused because the loss diverged{}", at(event)),
+                PauseReason::Storage => {
+                    format!("paused because the disk cannot be written{}", at(event))
+                }
             },
             EventKind::Resumed => format!("resumed{}", at(event)),
             EventKind::CheckpointWritten { path } => format!("checkpoint {path}{}", at(event)),

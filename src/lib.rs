@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod control;
 pub mod data;
 pub mod diagnose;
 pub mod experiment;

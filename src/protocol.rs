@@ -80,6 +80,49 @@ pub enum EventKind {
     Failed {
         error: String,
     },
+    /// Training continues from a checkpoint: a resumed run (in its own log) or a fork (after
+    /// the parent's epochs it inherits). Epochs after `epochs_completed` logged earlier are
+    /// superseded by the ones that follow.
+    FromCheckpoint(Box<FromCheckpoint>),
+}
+
+/// Where a resumed or forked run picked up, with the restored weights' validation metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FromCheckpoint {
+    /// The run whose checkpoint was loaded (this run itself when resumed).
+    pub run_id: String,
+    /// The checkpoint folder, relative to that run's directory.
+    pub checkpoint: String,
+    pub epochs_completed: usize,
+    /// Batches of the next epoch already trained (a checkpoint taken mid-epoch). The event's
+    /// own `step` is the checkpoint's.
+    pub batches_done: usize,
+    pub learning_rate: f64,
+    pub dropout: f64,
+    pub validation_loss: f64,
+    pub validation_accuracy: f64,
+    pub backend: BackendSummary,
+}
+
+/// The run a fork started from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParentRun {
+    pub run_id: String,
+    /// The parent's epochs the fork inherited.
+    pub epoch: usize,
+}
+
+/// Per-epoch metrics as a log tells them: a checkpoint restart drops the epochs it supersedes.
+pub fn epoch_history<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<EpochMetrics> {
+    let mut epochs = Vec::new();
+    for event in events {
+        match &event.kind {
+            EventKind::Epoch(metrics) => epochs.push(metrics.clone()),
+            EventKind::FromCheckpoint(from) => epochs.truncate(from.epochs_completed),
+            _ => {}
+        }
+    }
+    epochs
 }
 
 /// One of the four problems of the article (plus divergence).
@@ -176,6 +219,9 @@ pub struct RunStarted {
     pub gap_threshold: f64,
     /// Epochs a trend must hold before a warning appears or clears.
     pub patience: usize,
+    /// Set when this run is a fork of another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentRun>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -243,6 +289,9 @@ pub enum PauseReason {
     Requested,
     /// The loss became NaN or infinite.
     Diverged,
+    /// The log or a checkpoint could not be written (disk full, say): paused so nothing is
+    /// lost; resuming retries the writes.
+    Storage,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -77,10 +77,11 @@ pub fn runs_table(listing: &Listing) -> String {
             token(&run.tricks().replace(' ', ",")),
             format!("{:.1}", run.seconds),
             token(
-                run.problem
-                    .as_deref()
-                    .or(run.error.as_deref())
-                    .unwrap_or(""),
+                &[run.lineage(), run.problem.clone().or(run.error.clone())]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join("; "),
             ),
         ]);
     }

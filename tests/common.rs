@@ -94,3 +94,19 @@ pub fn wait_until_finished(run_dir: &Path) -> kiln::protocol::RunFinished {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The only run directory in a runs folder, once a process started elsewhere has made it.
+pub fn only_run_eventually(runs: &Path) -> PathBuf {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if std::fs::read_dir(runs).is_ok_and(|mut d| d.next().is_some()) {
+            return only_run(runs);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no run appeared in {}",
+            runs.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

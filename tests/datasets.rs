@@ -298,6 +298,7 @@ fn loader_covers_each_training_image_once_per_epoch() {
         batch_size: 32,
         seed: 1,
         first_epoch: 1,
+        skip_batches: 0,
         last_epoch: 2,
         normalizer: Normalizer::fit(&dataset, &train),
         augmenter: Augmenter::new(AugmentConfig::default(), 8, 8),

@@ -3,7 +3,8 @@
 use std::io::Write;
 
 use kiln::protocol::{
-    BatchProgress, EpochMetrics, Event, EventKind, HyperParameter, Outcome, RunFinished,
+    BackendSummary, BatchProgress, EpochMetrics, Event, EventKind, FromCheckpoint, HyperParameter,
+    Outcome, PauseReason, RunFinished,
 };
 use kiln::runs::{EventLog, RunDir, read_events, sanitise};
 
@@ -47,6 +48,33 @@ fn sample_events() -> Vec<Event> {
         Event::now(
             Some(1),
             Some(10),
+            EventKind::Paused {
+                reason: PauseReason::Storage,
+            },
+        ),
+        // Its fields sit beside the event's own `epoch` and `step`: no name may clash.
+        Event::now(
+            Some(1),
+            Some(10),
+            EventKind::FromCheckpoint(Box::new(FromCheckpoint {
+                run_id: "20260101-000000-baseline".into(),
+                checkpoint: "checkpoints/epoch-0001-step-0000010".into(),
+                epochs_completed: 1,
+                batches_done: 0,
+                learning_rate: 1e-3,
+                dropout: 0.35,
+                validation_loss: 0.6,
+                validation_accuracy: 0.85,
+                backend: BackendSummary {
+                    name: "flex".into(),
+                    device: "CPU".into(),
+                    reason: "asked for".into(),
+                },
+            })),
+        ),
+        Event::now(
+            Some(1),
+            Some(10),
             EventKind::Finished(RunFinished {
                 outcome: Outcome::Stopped,
                 epochs_completed: 1,
@@ -71,9 +99,26 @@ fn events_round_trip_through_the_log() {
     assert_eq!(contents.events, events);
     assert_eq!(contents.skipped_lines, 0);
 
+    // A killed writer's torn line stays one unreadable line when the log is reopened.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(b"{\"time\":\"2026")
+        .unwrap();
+    let mut reopened = EventLog::create(&path).unwrap();
+    reopened.append(&events[0]).unwrap();
+    let contents = read_events(&path).unwrap();
+    assert_eq!(contents.skipped_lines, 1);
+    assert_eq!(contents.events.last(), Some(&events[0]));
+    assert_eq!(reopened.bytes(), std::fs::metadata(&path).unwrap().len());
+
     let text = std::fs::read_to_string(&path).unwrap();
-    assert_eq!(text.lines().count(), events.len());
-    for line in text.lines() {
+    assert_eq!(text.lines().count(), events.len() + 2);
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with("{\"time\":\"2026\n") && l.len() > 20)
+    {
         let value: serde_json::Value = serde_json::from_str(line).unwrap();
         assert!(value["kind"].is_string(), "{line}");
         assert!(value["time"].is_string(), "{line}");

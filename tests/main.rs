@@ -2,13 +2,16 @@
 
 mod bench_harness;
 mod common;
+mod control;
 mod datasets;
 mod diagnosis;
 mod event_log;
 mod experiment_files;
 mod headless_output;
+mod resume_fork;
 mod run_store;
 mod script;
+mod storage;
 mod training;
 mod tricks;
 mod tui_screens;

@@ -92,6 +92,7 @@ impl Script {
                 parameters: 206_922,
                 gap_threshold: 0.05,
                 patience: 3,
+                parent: None,
             })),
         });
         self

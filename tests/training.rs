@@ -264,7 +264,7 @@ fn set_dropout_applies_at_the_next_batch_and_is_logged() {
 #[test]
 fn checkpoints_load_back_into_the_same_model() {
     let _guard = training_lock();
-    let experiment = digits(&["train.epochs=2"]);
+    let experiment = digits(&["train.epochs=2", "train.checkpoint_every=0"]);
     let handle = start(experiment.clone());
     wait_for(&handle.events, "first batch", is_batch);
     handle.commands.send(Command::Checkpoint).unwrap();

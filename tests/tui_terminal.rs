@@ -226,3 +226,75 @@ fn live_screen_pause_dropout_resume_stop_quit() {
         .expect("training continued after the change");
     assert_eq!(next_batch.step, Some(step + 1));
 }
+
+#[test]
+fn attach_from_a_second_terminal_shows_the_history_and_steers_the_run() {
+    let _guard = training_lock();
+    let runs = scratch("tmux-attach");
+    let binary = env!("CARGO_BIN_EXE_kiln");
+    let train = format!(
+        "{binary} train experiments/digits.toml --backend cpu --runs-dir {} --set train.epochs=3000",
+        runs.display()
+    );
+    let first = Tmux::start("attach-a", 100, 30, &repo_path(""), &train);
+    first.wait_for("RUNNING");
+    // The first terminal goes away (a dropped SSH session); the run trains on.
+    drop(first);
+    let run_dir = only_run(&runs);
+    let log = run_dir.join("events.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while read_events(&log)
+        .unwrap()
+        .events
+        .iter()
+        .all(|e| e.epoch.unwrap_or(0) < 2)
+    {
+        assert!(Instant::now() < deadline, "no second epoch");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let attach = format!(
+        "{binary} attach --runs-dir {}; echo VIEWER-EXIT=$?; sleep 600",
+        runs.display()
+    );
+    let viewer = Tmux::start("attach-b", 100, 30, &repo_path(""), &attach);
+    let screen = viewer.wait_for("RUNNING");
+    // The header comes from the run's first event: the history was read.
+    assert!(screen.contains("kiln · digits · digits"), "{screen}");
+    assert!(screen.contains("q detach"), "{screen}");
+
+    viewer.keys("Space");
+    viewer.wait_for("PAUSED");
+    viewer.keys("D");
+    viewer.wait_for("applied at step");
+    let logged = read_events(&log).unwrap().events;
+    assert!(
+        logged
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Paused { .. }))
+    );
+    assert!(logged.iter().any(|e| matches!(
+        e.kind,
+        EventKind::HyperParameterChanged {
+            parameter: HyperParameter::Dropout,
+            ..
+        }
+    )));
+
+    // Quitting the viewer leaves the run alive (still paused); stopping it is explicit.
+    viewer.keys("q");
+    let screen = viewer.wait_for("VIEWER-EXIT=");
+    assert!(screen.contains("VIEWER-EXIT=0"), "{screen}");
+    assert!(screen.contains("detached from"), "{screen}");
+    assert_eq!(
+        kiln::control::probe(&run_dir),
+        kiln::control::Endpoint::Alive
+    );
+    let control = kiln::control::client::attach(&run_dir).unwrap();
+    control
+        .commands
+        .send(kiln::protocol::Command::Stop)
+        .unwrap();
+    let end = wait_until_finished(&run_dir);
+    assert_eq!(end.outcome, kiln::protocol::Outcome::Stopped);
+}

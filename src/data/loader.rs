@@ -94,6 +94,8 @@ pub struct LoaderPlan {
     pub batch_size: usize,
     pub seed: u64,
     pub first_epoch: usize,
+    /// Batches of `first_epoch` already trained (a run resumed mid-epoch): not produced again.
+    pub skip_batches: usize,
     pub last_epoch: usize,
     pub normalizer: Normalizer,
     pub augmenter: Augmenter,
@@ -118,7 +120,12 @@ impl Loader {
             .name("kiln-loader".into())
             .spawn(move || {
                 for epoch in plan.first_epoch..=plan.last_epoch {
-                    for batch in epoch_batches(&dataset, &plan, epoch) {
+                    let skip = if epoch == plan.first_epoch {
+                        plan.skip_batches
+                    } else {
+                        0
+                    };
+                    for batch in epoch_batches(&dataset, &plan, epoch, skip) {
                         if sender.send(batch).is_err() {
                             return; // the trainer is gone
                         }
@@ -150,11 +157,13 @@ fn derived_seed(seed: u64, epoch: usize, batch: usize) -> u64 {
         ^ (batch as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
 }
 
-/// The batches of one epoch, built lazily so the bounded channel limits work done ahead.
+/// The batches of one epoch after the first `skip`, built lazily so the bounded channel limits
+/// work done ahead. The order depends only on the seed and epoch, so a resumed run sees the same.
 fn epoch_batches<'a>(
     dataset: &'a Dataset,
     plan: &'a LoaderPlan,
     epoch: usize,
+    skip: usize,
 ) -> impl Iterator<Item = Batch> + 'a {
     let mut order = plan.train.clone();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(derived_seed(
@@ -164,23 +173,27 @@ fn epoch_batches<'a>(
         .chunks(plan.batch_size)
         .map(<[usize]>::to_vec)
         .collect();
-    chunks.into_iter().enumerate().map(move |(i, indices)| {
-        let mut rng = ChaCha8Rng::seed_from_u64(derived_seed(plan.seed, epoch, i + 1));
-        let mut images = Vec::with_capacity(indices.len() * dataset.image_len());
-        for &index in &indices {
-            let image = dataset.image(index);
-            if plan.augmenter.is_active() {
-                plan.normalizer
-                    .extend(&plan.augmenter.apply(image, &mut rng), &mut images);
-            } else {
-                plan.normalizer.extend(image, &mut images);
+    chunks
+        .into_iter()
+        .enumerate()
+        .skip(skip)
+        .map(move |(i, indices)| {
+            let mut rng = ChaCha8Rng::seed_from_u64(derived_seed(plan.seed, epoch, i + 1));
+            let mut images = Vec::with_capacity(indices.len() * dataset.image_len());
+            for &index in &indices {
+                let image = dataset.image(index);
+                if plan.augmenter.is_active() {
+                    plan.normalizer
+                        .extend(&plan.augmenter.apply(image, &mut rng), &mut images);
+                } else {
+                    plan.normalizer.extend(image, &mut images);
+                }
             }
-        }
-        Batch {
-            epoch,
-            index: i + 1,
-            images,
-            labels: indices.iter().map(|&i| dataset.labels[i] as i64).collect(),
-        }
-    })
+            Batch {
+                epoch,
+                index: i + 1,
+                images,
+                labels: indices.iter().map(|&i| dataset.labels[i] as i64).collect(),
+            }
+        })
 }

@@ -185,7 +185,8 @@ pub struct TrainConfig {
     pub momentum: f64,
     pub weight_decay: f64,
     pub backend: BackendChoice,
-    /// Write a checkpoint every N epochs; 0 writes one only at the end.
+    /// Write a checkpoint every N epochs (so a killed run resumes close to where it was and
+    /// any epoch can be forked); 0 writes one only at the end.
     pub checkpoint_every: usize,
 }
 
@@ -200,7 +201,7 @@ impl Default for TrainConfig {
             momentum: 0.9,
             weight_decay: 0.0,
             backend: BackendChoice::Auto,
-            checkpoint_every: 0,
+            checkpoint_every: 1,
         }
     }
 }

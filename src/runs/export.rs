@@ -44,27 +44,34 @@ pub fn export_csv(events: &[Event], path: &Path) -> Result<usize, ExportError> {
             "images_per_second",
         ])
         .map_err(|e| write_error(path, e))?;
-    let mut rows = 0;
+    // A resumed run logs again the epochs after its checkpoint: keep the later ones only.
+    let mut kept: Vec<(&crate::protocol::Event, &crate::protocol::EpochMetrics)> = Vec::new();
     for event in events {
-        if let EventKind::Epoch(m) = &event.kind {
-            let record = [
-                event.epoch.unwrap_or(rows + 1).to_string(),
-                event.step.unwrap_or(0).to_string(),
-                m.train_loss.to_string(),
-                m.train_accuracy.to_string(),
-                m.validation_loss.to_string(),
-                m.validation_accuracy.to_string(),
-                m.gap().to_string(),
-                m.learning_rate.to_string(),
-                m.dropout.to_string(),
-                m.seconds.to_string(),
-                m.images_per_second.to_string(),
-            ];
-            writer
-                .write_record(&record)
-                .map_err(|e| write_error(path, e))?;
-            rows += 1;
+        match &event.kind {
+            EventKind::Epoch(m) => kept.push((event, m)),
+            EventKind::FromCheckpoint(from) => kept.truncate(from.epochs_completed),
+            _ => {}
         }
+    }
+    let mut rows = 0;
+    for (event, m) in kept {
+        let record = [
+            event.epoch.unwrap_or(rows + 1).to_string(),
+            event.step.unwrap_or(0).to_string(),
+            m.train_loss.to_string(),
+            m.train_accuracy.to_string(),
+            m.validation_loss.to_string(),
+            m.validation_accuracy.to_string(),
+            m.gap().to_string(),
+            m.learning_rate.to_string(),
+            m.dropout.to_string(),
+            m.seconds.to_string(),
+            m.images_per_second.to_string(),
+        ];
+        writer
+            .write_record(&record)
+            .map_err(|e| write_error(path, e))?;
+        rows += 1;
     }
     writer.flush().map_err(|e| write_error(path, e))?;
     Ok(rows)
@@ -90,6 +97,7 @@ pub fn export_png(events: &[Event], title: &str, path: &Path) -> Result<(), Expo
             EventKind::Epoch(m) => {
                 epochs.push((event.epoch.unwrap_or(epochs.len() + 1), m.clone()))
             }
+            EventKind::FromCheckpoint(from) => epochs.truncate(from.epochs_completed),
             EventKind::HyperParameterChanged {
                 parameter,
                 from,

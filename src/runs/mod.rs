@@ -12,9 +12,12 @@ use std::path::{Path, PathBuf};
 
 pub use compare::{differing_settings, flatten_experiment};
 pub use export::{ExportError, PNG_SIZE, export_csv, export_png};
-pub use log::{EventLog, LogContents, read_events, read_events_without_batches};
+pub use log::{
+    EventLog, LogContents, read_events, read_events_prefix, read_events_without_batches,
+};
 pub use store::{
-    Listing, OpenedRun, StoreError, delete_run, list_runs, open_run, rename_run, resolve_run,
+    Listing, OpenedRun, StoreError, delete_run, is_alive, list_runs, open_run, pid_is_running,
+    rename_run, resolve_run,
 };
 pub use summary::{RunState, RunSummary, summarise};
 
@@ -72,12 +75,23 @@ impl RunDir {
         self.path.join(CHECKPOINTS_DIR)
     }
 
-    /// Marks the run as being trained by this process (see [`RunState::Running`]).
+    /// Marks the run as being trained by this process (see [`RunState::Running`]); refuses
+    /// when another live process trains it already.
     pub fn claim(&self) -> io::Result<()> {
-        std::fs::write(
-            self.path.join(PID_FILE),
-            format!("{}\n", std::process::id()),
-        )
+        let pid_file = self.path.join(PID_FILE);
+        if let Ok(text) = std::fs::read_to_string(&pid_file) {
+            let owner = text.trim();
+            if owner != std::process::id().to_string() && is_alive(&self.path) {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!(
+                        "run {} is being trained by process {owner}; watch it with `kiln attach {}`",
+                        self.id, self.id
+                    ),
+                ));
+            }
+        }
+        std::fs::write(pid_file, format!("{}\n", std::process::id()))
     }
 
     /// Removes the mark once the run has ended.

@@ -170,8 +170,18 @@ pub fn summary_of(path: &Path, id: &str) -> RunSummary {
     summary
 }
 
+/// Whether a process is training the run: its control socket answers or, where it has none
+/// (a path too long for a socket), the process named in its pid file is running.
+pub fn is_alive(run: &Path) -> bool {
+    match crate::control::probe(run) {
+        crate::control::Endpoint::Alive => true,
+        crate::control::Endpoint::Stale => false,
+        crate::control::Endpoint::Absent => pid_is_running(run),
+    }
+}
+
 /// Whether the process named in the run's pid file is still running.
-fn is_alive(run: &Path) -> bool {
+pub fn pid_is_running(run: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(run.join(PID_FILE)) else {
         return false;
     };

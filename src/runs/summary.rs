@@ -60,6 +60,12 @@ pub struct RunSummary {
     pub error: Option<String>,
     /// Why this row may be incomplete (unreadable log, lines skipped).
     pub problem: Option<String>,
+    /// The run this one was forked from, and after which of its epochs.
+    #[serde(default)]
+    pub parent: Option<crate::protocol::ParentRun>,
+    /// How many times the run was resumed from a checkpoint.
+    #[serde(default)]
+    pub resumes: usize,
 }
 
 impl RunSummary {
@@ -85,6 +91,21 @@ impl RunSummary {
             seconds: 0.0,
             error: None,
             problem: Some(problem),
+            parent: None,
+            resumes: 0,
+        }
+    }
+
+    /// Where the run came from: `fork of RUN@EPOCH`, `resumed 2x`, both, or nothing.
+    pub fn lineage(&self) -> Option<String> {
+        let fork = self
+            .parent
+            .as_ref()
+            .map(|p| format!("fork of {}@{}", p.run_id, p.epoch));
+        let resumed = (self.resumes > 0).then(|| format!("resumed {}x", self.resumes));
+        match (fork, resumed) {
+            (Some(fork), Some(resumed)) => Some(format!("{fork}, {resumed}")),
+            (fork, resumed) => fork.or(resumed),
         }
     }
 
@@ -107,7 +128,6 @@ impl RunSummary {
 pub fn summarise(id: &str, events: &[Event]) -> RunSummary {
     let mut summary = RunSummary::unreadable(id, PathBuf::new(), String::new());
     summary.problem = None;
-    let mut epochs: Vec<EpochMetrics> = Vec::new();
     for event in events {
         match &event.kind {
             EventKind::RunStarted(start) => {
@@ -118,8 +138,21 @@ pub fn summarise(id: &str, events: &[Event]) -> RunSummary {
                 summary.batch_norm = start.batch_norm;
                 summary.augmentation = start.augmentation;
                 summary.parameters = start.parameters;
+                summary.parent = start.parent.clone();
             }
-            EventKind::Epoch(metrics) => epochs.push(metrics.clone()),
+            EventKind::FromCheckpoint(from) => {
+                // Training went on after whatever ended the log before.
+                summary.state = RunState::Interrupted;
+                summary.error = None;
+                summary.dropout = from.dropout;
+                if summary
+                    .parent
+                    .as_ref()
+                    .is_none_or(|p| p.run_id != from.run_id)
+                {
+                    summary.resumes += 1;
+                }
+            }
             EventKind::HyperParameterChanged {
                 parameter: HyperParameter::Dropout,
                 to,
@@ -139,6 +172,7 @@ pub fn summarise(id: &str, events: &[Event]) -> RunSummary {
             _ => {}
         }
     }
+    let epochs: Vec<EpochMetrics> = crate::protocol::epoch_history(events);
     summary.started = events.first().map(|e| e.time.clone()).unwrap_or_default();
     if summary.seconds == 0.0 {
         summary.seconds = elapsed(events);

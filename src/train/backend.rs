@@ -2,6 +2,8 @@
 //! reason in plain words. Software adapters (llvmpipe, lavapipe, SwiftShader) count as no GPU:
 //! they are far slower than the CPU backend.
 
+use std::sync::OnceLock;
+
 use burn::tensor::wgpu::wgpu;
 use burn::tensor::{Device, DeviceKind};
 
@@ -27,32 +29,35 @@ pub fn choose(choice: BackendChoice) -> Result<(Device, BackendSummary), Backend
     if choice == BackendChoice::Cpu {
         return Ok(cpu("the CPU backend was asked for".into()));
     }
-    let (adapter, ignored) = find_gpu();
-    match (adapter, choice) {
-        (Some(adapter), _) => {
-            let init = Device::wgpu_options().device_kind(adapter.kind).init();
-            match (init, choice) {
-                (Ok(device), _) => Ok((
-                    device,
-                    BackendSummary {
-                        name: "wgpu".into(),
-                        device: format!("{} ({})", adapter.name, adapter.api),
-                        reason: "a GPU adapter was found".into(),
-                    },
-                )),
-                (Err(err), BackendChoice::Gpu) => Err(BackendError::NoGpu(format!(
-                    "the GPU {} could not be initialised: {err}",
-                    adapter.name
-                ))),
-                (Err(err), _) => Ok(cpu(format!(
-                    "the GPU {} could not be initialised ({err})",
-                    adapter.name
-                ))),
-            }
-        }
-        (None, BackendChoice::Gpu) => Err(BackendError::NoGpu(no_gpu_reason(&ignored))),
-        (None, _) => Ok(cpu(no_gpu_reason(&ignored))),
+    match (gpu(), choice) {
+        (Ok(chosen), _) => Ok(chosen.clone()),
+        (Err(reason), BackendChoice::Gpu) => Err(BackendError::NoGpu(reason.clone())),
+        (Err(reason), _) => Ok(cpu(reason.clone())),
     }
+}
+
+/// The GPU device, found and initialised once per process: wgpu's runtime can be registered
+/// only once, and every run of a process (bench loops, ladder rungs) must share it.
+fn gpu() -> &'static Result<(Device, BackendSummary), String> {
+    static GPU: OnceLock<Result<(Device, BackendSummary), String>> = OnceLock::new();
+    GPU.get_or_init(|| {
+        let (adapter, ignored) = find_gpu();
+        let adapter = adapter.ok_or_else(|| no_gpu_reason(&ignored))?;
+        match Device::wgpu_options().device_kind(adapter.kind).init() {
+            Ok(device) => Ok((
+                device,
+                BackendSummary {
+                    name: "wgpu".into(),
+                    device: format!("{} ({})", adapter.name, adapter.api),
+                    reason: "a GPU adapter was found".into(),
+                },
+            )),
+            Err(err) => Err(format!(
+                "the GPU {} could not be initialised ({err})",
+                adapter.name
+            )),
+        }
+    })
 }
 
 fn cpu(reason: String) -> (Device, BackendSummary) {

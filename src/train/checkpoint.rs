@@ -24,6 +24,9 @@ pub struct CheckpointState {
     pub epochs_completed: usize,
     /// The epoch in progress (equal to `epochs_completed` at an epoch boundary).
     pub epoch: usize,
+    /// Batches of `epoch` trained when it was taken mid-epoch (0 at an epoch boundary).
+    #[serde(default)]
+    pub batches_done: usize,
     pub step: u64,
     pub learning_rate: f64,
     pub dropout: f64,
@@ -124,4 +127,47 @@ pub fn load_state(checkpoint: &Path) -> Result<CheckpointState, CheckpointError>
     let path = checkpoint.join(STATE_FILE);
     let text = std::fs::read(&path).map_err(io(&path))?;
     serde_json::from_slice(&text).map_err(|err| io(&path)(err.into()))
+}
+
+/// The complete checkpoints in a run's `checkpoints/` folder, oldest first. Folders still being
+/// written (`.tmp-*`) or without a readable state are not checkpoints.
+pub fn list(checkpoints: &Path) -> Vec<(PathBuf, CheckpointState)> {
+    let Ok(entries) = std::fs::read_dir(checkpoints) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(PathBuf, CheckpointState)> = entries
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.file_name()
+                .is_some_and(|name| !name.to_string_lossy().starts_with('.'))
+                && path.join(MODEL_FILE).is_file()
+        })
+        .filter_map(|path| load_state(&path).ok().map(|state| (path, state)))
+        .collect();
+    found.sort_by_key(|(_, state)| (state.step, state.epochs_completed));
+    found
+}
+
+/// The checkpoint taken at the end of `epoch`, if one was.
+pub fn at_epoch(checkpoints: &Path, epoch: usize) -> Option<(PathBuf, CheckpointState)> {
+    list(checkpoints)
+        .into_iter()
+        .rev()
+        .find(|(_, state)| state.epochs_completed == epoch && state.batches_done == 0)
+}
+
+/// Loads the weights saved in `checkpoint` into `model`, which must have the same layers.
+pub fn load_weights(checkpoint: &Path, model: Classifier) -> Result<Classifier, CheckpointError> {
+    let path = checkpoint.join(MODEL_FILE);
+    let saved = ModuleRecord::load(&path).map_err(record(&path))?;
+    model
+        .try_load_record(saved)
+        .map_err(|err| CheckpointError::Record {
+            path: path.clone(),
+            message: format!(
+                "{err} (the model's layers must match the checkpoint's: a fork can change \
+             training settings, not model.conv_channels, model.dense or model.batch_norm)"
+            ),
+        })
 }

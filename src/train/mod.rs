@@ -11,12 +11,13 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
+use crate::control::server::{ControlServer, Hub};
 use crate::experiment::Experiment;
-use crate::protocol::{Command, Event};
+use crate::protocol::{Command, Event, EventKind};
 use crate::runs::{EventLog, RunDir};
 
 pub use backend::{BackendError, choose as choose_backend};
-pub use session::evaluate;
+pub use session::{Restart, evaluate};
 
 /// What to train and where to keep the run.
 #[derive(Debug, Clone)]
@@ -45,7 +46,31 @@ impl TrainerHandle {
 /// Only run-directory problems are reported here; everything after (dataset, backend, training)
 /// is reported as a `failed` event so the front end shows it like any other.
 pub fn spawn(options: TrainOptions) -> std::io::Result<TrainerHandle> {
-    start(options, None)
+    let run = RunDir::create(&options.runs_dir, &options.experiment.name)?;
+    start(options.experiment, run, None, None)
+}
+
+/// Continues `run` (interrupted or stopped) from `checkpoint`, appending to its log. Refuses
+/// when another process trains the run.
+pub fn resume(
+    experiment: Experiment,
+    run: RunDir,
+    checkpoint: std::path::PathBuf,
+    history: Vec<crate::protocol::EpochMetrics>,
+) -> std::io::Result<TrainerHandle> {
+    let restart = Restart {
+        checkpoint,
+        source: run.clone(),
+        history,
+        parent: None,
+    };
+    start(experiment, run, None, Some(restart))
+}
+
+/// A new run of `options` that starts from another run's checkpoint (`restart.parent` set).
+pub fn fork(options: TrainOptions, restart: Restart) -> std::io::Result<TrainerHandle> {
+    let run = RunDir::create(&options.runs_dir, &options.experiment.name)?;
+    start(options.experiment, run, None, Some(restart))
 }
 
 /// Like [`spawn`], on data already in memory instead of the experiment's dataset (benchmarks).
@@ -53,24 +78,59 @@ pub fn spawn_with_dataset(
     options: TrainOptions,
     dataset: std::sync::Arc<crate::data::Dataset>,
 ) -> std::io::Result<TrainerHandle> {
-    start(options, Some(dataset))
+    let run = RunDir::create(&options.runs_dir, &options.experiment.name)?;
+    start(options.experiment, run, Some(dataset), None)
 }
 
 fn start(
-    options: TrainOptions,
+    experiment: Experiment,
+    run: RunDir,
     dataset: Option<std::sync::Arc<crate::data::Dataset>>,
+    restart: Option<Restart>,
 ) -> std::io::Result<TrainerHandle> {
-    let run = RunDir::create(&options.runs_dir, &options.experiment.name)?;
     run.claim()?;
-    std::fs::write(run.experiment_path(), options.experiment.to_toml())?;
+    let resuming = restart.as_ref().is_some_and(|r| r.parent.is_none());
+    if !resuming {
+        std::fs::write(run.experiment_path(), experiment.to_toml())?;
+    }
     let log = EventLog::create(&run.events_path())?;
+    let hub = Hub::new(log.bytes());
     let (command_tx, command_rx) = unbounded();
     let (event_tx, event_rx) = unbounded();
-    let sink = sink::EventSink::new(log, event_tx);
+    let mut sink = sink::EventSink::new(log, event_tx, hub.clone());
+    // Without the socket the run still trains; only `kiln attach` cannot reach it.
+    let server = ControlServer::start(&run, hub, command_tx.clone())
+        .map_err(|err| {
+            sink.emit(
+                None,
+                Some(0),
+                EventKind::Warning {
+                    message: format!(
+                        "no control socket, so kiln attach cannot reach this run: {err}"
+                    ),
+                },
+            )
+        })
+        .ok();
     let thread_run = run.clone();
     let thread = std::thread::Builder::new()
         .name("kiln-trainer".into())
-        .spawn(move || session::run(options.experiment, dataset, thread_run, sink, command_rx))?;
+        .spawn(move || {
+            session::run(
+                experiment,
+                dataset,
+                thread_run.clone(),
+                &mut sink,
+                command_rx,
+                restart,
+            );
+            // The final event is out: viewers are let go, then the run is marked unclaimed,
+            // and only then does the front end's channel close (so a process that exits
+            // when it closes leaves no claim behind).
+            drop(server);
+            thread_run.release();
+            drop(sink);
+        })?;
     Ok(TrainerHandle {
         commands: command_tx,
         events: event_rx,

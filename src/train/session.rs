@@ -1,6 +1,7 @@
 //! One run on the training thread: prepare data, model and optimiser, then the loop that trains,
 //! evaluates, checkpoints and applies commands at batch boundaries.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,8 +20,8 @@ use crate::diagnose;
 use crate::experiment::{Experiment, OptimizerKind, TrainConfig};
 use crate::model::{Classifier, ModelShape};
 use crate::protocol::{
-    BatchProgress, Command, DatasetSummary, EpochMetrics, EventKind, Finding, HyperParameter,
-    Outcome, PauseReason, RunFinished, RunStarted,
+    BatchProgress, Command, DatasetSummary, EpochMetrics, EventKind, Finding, FromCheckpoint,
+    HyperParameter, Outcome, ParentRun, PauseReason, RunFinished, RunStarted,
 };
 use crate::runs::RunDir;
 
@@ -32,13 +33,13 @@ pub fn run(
     experiment: Experiment,
     dataset: Option<Arc<Dataset>>,
     run: RunDir,
-    mut sink: EventSink,
+    sink: &mut EventSink,
     commands: Receiver<Command>,
+    restart: Option<Restart>,
 ) {
-    let marker = run.clone();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        Session::prepare(experiment, dataset, run, &mut sink, commands)
-            .and_then(|mut s| s.train(&mut sink))
+        Session::prepare(experiment, dataset, run, sink, commands, restart)
+            .and_then(|mut s| s.train(sink))
     }));
     let error = match result {
         Ok(Ok(())) => None,
@@ -57,8 +58,19 @@ pub fn run(
     if let Some(error) = error {
         sink.emit(None, None, EventKind::Failed { error });
     }
-    // The final event is in the log: nobody trains this run any more.
-    marker.release();
+}
+
+/// A checkpoint to train on from, instead of fresh weights.
+#[derive(Debug, Clone)]
+pub struct Restart {
+    pub checkpoint: PathBuf,
+    /// The run the checkpoint belongs to (the run itself when resuming).
+    pub source: RunDir,
+    /// The per-epoch metrics up to the checkpoint, as that run's log tells them.
+    pub history: Vec<EpochMetrics>,
+    /// Set for a fork: the new run records its parent and copies the inherited epochs into its
+    /// own log. Unset for a resume, which continues its own log.
+    pub parent: Option<ParentRun>,
 }
 
 /// Host-side validation data, normalised once for the whole run.
@@ -100,6 +112,15 @@ struct Session {
     idle: Duration,
     step: u64,
     epochs_completed: usize,
+    /// The epoch in progress and its batches trained so far (for mid-epoch checkpoints).
+    epoch: usize,
+    batches_done: usize,
+    /// Training time before this process took over (a resumed run).
+    prior_seconds: f64,
+    /// Paused because the disk could not be written; resuming retries first.
+    storage_paused: bool,
+    /// The epoch whose checkpoint failed and is written again on resume.
+    blocked_checkpoint: Option<usize>,
     best: Option<(usize, f64)>,
     history: Vec<EpochMetrics>,
     /// What the diagnosis rules need besides the history.
@@ -115,6 +136,7 @@ impl Session {
         run: RunDir,
         sink: &mut EventSink,
         commands: Receiver<Command>,
+        restart: Option<Restart>,
     ) -> Result<Session, String> {
         let (device, backend) =
             super::backend::choose(experiment.train.backend).map_err(|e| e.to_string())?;
@@ -156,21 +178,57 @@ impl Session {
         let train_device = device.clone().autodiff();
         // Seed before building the model: weight initialisation and dropout draw from it.
         train_device.seed(experiment.train.seed);
-        let model = Classifier::new(&experiment.model, shape, &train_device);
-        let optimizer = build_optimizer(&experiment.train);
+        let mut model = Classifier::new(&experiment.model, shape, &train_device);
+        let mut optimizer = build_optimizer(&experiment.train);
+        let mut warnings = Vec::new();
+        let restored = match &restart {
+            None => None,
+            Some(restart) => {
+                let state =
+                    checkpoint::load_state(&restart.checkpoint).map_err(|e| e.to_string())?;
+                model = checkpoint::load_weights(&restart.checkpoint, model)
+                    .map_err(|e| format!("cannot load the checkpoint: {e}"))?;
+                optimizer = match checkpoint::load_optimizer(&restart.checkpoint, optimizer) {
+                    Ok(loaded) => loaded,
+                    Err(err) => {
+                        warnings.push(format!(
+                            "optimiser state not restored, it starts afresh: {err}"
+                        ));
+                        build_optimizer(&experiment.train)
+                    }
+                };
+                Some(state)
+            }
+        };
+        // A resume continues with the values in force when the checkpoint was taken; a fork
+        // with its own experiment's (which default to those same values).
+        let (learning_rate, dropout) = match (&restart, &restored) {
+            (Some(r), Some(state)) if r.parent.is_none() => (state.learning_rate, state.dropout),
+            _ => (experiment.train.learning_rate, experiment.model.dropout),
+        };
+        model.set_dropout(dropout);
+        // A checkpoint taken mid-epoch resumes that epoch after its trained batches.
+        let (first_epoch, skip_batches) = match &restored {
+            None => (1, 0),
+            Some(state) if state.batches_done > 0 && state.epoch > state.epochs_completed => {
+                (state.epoch, state.batches_done)
+            }
+            Some(state) => (state.epochs_completed + 1, 0),
+        };
         let loader_plan = LoaderPlan {
             train: split.train.clone(),
             batch_size: experiment.train.batch_size,
             seed: experiment.train.seed,
-            first_epoch: 1,
+            first_epoch,
+            skip_batches,
             last_epoch: experiment.train.epochs,
             normalizer,
             augmenter: Augmenter::new(experiment.augment.clone(), dataset.height, dataset.width),
         };
 
-        sink.emit(
-            None,
-            Some(0),
+        let resuming = restart.as_ref().is_some_and(|r| r.parent.is_none());
+        let started = (!resuming).then(|| {
+            let backend = backend.clone();
             EventKind::RunStarted(Box::new(RunStarted {
                 run_id: run.id.clone(),
                 experiment: experiment.name.clone(),
@@ -188,15 +246,19 @@ impl Session {
                 epochs: experiment.train.epochs,
                 batches_per_epoch: loader_plan.batches_per_epoch(),
                 batch_size: experiment.train.batch_size,
-                learning_rate: experiment.train.learning_rate,
-                dropout: experiment.model.dropout,
+                learning_rate,
+                dropout,
                 batch_norm: experiment.model.batch_norm,
                 augmentation: experiment.augment.is_active(),
                 parameters: model.num_params(),
                 gap_threshold: experiment.monitor.gap_threshold,
                 patience: experiment.monitor.patience,
-            })),
-        );
+                parent: restart.as_ref().and_then(|r| r.parent.clone()),
+            }))
+        });
+        if let Some(kind) = started {
+            sink.emit(None, Some(0), kind);
+        }
         let context = diagnose::Context {
             monitor: experiment.monitor.clone(),
             train_images: split.train.len(),
@@ -213,8 +275,60 @@ impl Session {
         if let Some(message) = dataset.skipped_summary() {
             sink.emit(None, Some(0), EventKind::Warning { message });
         }
+        let mut history = Vec::new();
+        if let (Some(restart), Some(state)) = (&restart, &restored) {
+            history = restart.history.clone();
+            history.truncate(state.epochs_completed);
+            if restart.parent.is_some() {
+                // The fork's own log tells its whole story, the inherited epochs included.
+                for (i, metrics) in history.iter().enumerate() {
+                    sink.emit(Some(i + 1), None, EventKind::Epoch(metrics.clone()));
+                }
+            }
+            let (validation_loss, validation_accuracy) = evaluate(
+                &model,
+                &device,
+                &validation.images,
+                &validation.labels,
+                validation.image_len,
+                shape,
+            )?;
+            sink.emit(
+                Some(state.epochs_completed),
+                Some(state.step),
+                EventKind::FromCheckpoint(Box::new(FromCheckpoint {
+                    run_id: restart.source.id.clone(),
+                    checkpoint: restart
+                        .checkpoint
+                        .strip_prefix(&restart.source.path)
+                        .unwrap_or(&restart.checkpoint)
+                        .display()
+                        .to_string(),
+                    epochs_completed: state.epochs_completed,
+                    batches_done: skip_batches,
+                    learning_rate,
+                    dropout,
+                    validation_loss,
+                    validation_accuracy,
+                    backend: backend.clone(),
+                })),
+            );
+        }
+        for message in warnings {
+            sink.emit(None, Some(0), EventKind::Warning { message });
+        }
+        let best = diagnose::best_epoch(&history).map(|e| (e, history[e - 1].validation_accuracy));
+        // A resumed run's time includes the epochs trained before it was interrupted.
+        let prior_seconds = if resuming {
+            history.iter().map(|m| m.seconds).sum()
+        } else {
+            0.0
+        };
+        let (step, epochs_completed) = restored
+            .as_ref()
+            .map_or((0, 0), |s| (s.step, s.epochs_completed));
         Ok(Session {
-            learning_rate: experiment.train.learning_rate,
+            learning_rate,
             experiment,
             run,
             commands,
@@ -228,10 +342,15 @@ impl Session {
             optimizer,
             paused: false,
             idle: Duration::ZERO,
-            step: 0,
-            epochs_completed: 0,
-            best: None,
-            history: Vec::new(),
+            step,
+            epochs_completed,
+            epoch: first_epoch,
+            batches_done: skip_batches,
+            prior_seconds,
+            storage_paused: false,
+            blocked_checkpoint: None,
+            best,
+            history,
             context,
             findings: Vec::new(),
         })
@@ -252,11 +371,19 @@ impl Session {
         let loss_fn = CrossEntropyLoss::new(None, &self.train_device);
 
         let mut outcome = Outcome::Completed;
-        'epochs: for epoch in 1..=epochs {
+        let first_epoch = self.loader_plan.first_epoch;
+        'epochs: for epoch in first_epoch..=epochs {
             let epoch_start = Instant::now();
             self.idle = Duration::ZERO;
+            self.epoch = epoch;
+            let first_batch = if epoch == first_epoch {
+                self.loader_plan.skip_batches + 1
+            } else {
+                self.batches_done = 0;
+                1
+            };
             let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0.0f64, 0usize);
-            for batch_index in 1..=batches {
+            for batch_index in first_batch..=batches {
                 if self.poll_commands(sink, epoch) == Flow::Stop {
                     outcome = Outcome::Stopped;
                     break 'epochs;
@@ -273,6 +400,7 @@ impl Session {
                         correct: batch_correct,
                     } => {
                         self.step += 1;
+                        self.batches_done = batch_index;
                         loss_sum += loss * n as f64;
                         correct += batch_correct;
                         seen += n;
@@ -319,12 +447,13 @@ impl Session {
             self.report_findings(sink, epoch);
             let every = self.experiment.train.checkpoint_every;
             if every > 0 && epoch % every == 0 && epoch < epochs {
-                self.checkpoint(sink, epoch);
+                self.checkpoint(sink, epoch, true);
             }
         }
         drop(loader);
-        let last_epoch = self.epochs_completed.max(1);
-        self.checkpoint(sink, last_epoch);
+        // At the epoch in progress, so a stopped run resumes after its last trained batch.
+        let last_epoch = self.epoch.max(1);
+        self.checkpoint(sink, last_epoch, false);
         sink.emit(
             Some(self.epochs_completed),
             Some(self.step),
@@ -333,7 +462,7 @@ impl Session {
                 epochs_completed: self.epochs_completed,
                 best_epoch: self.best.map(|(e, _)| e),
                 best_validation_accuracy: self.best.map(|(_, a)| a),
-                seconds: started.elapsed().as_secs_f64(),
+                seconds: self.prior_seconds + started.elapsed().as_secs_f64(),
             }),
         );
         Ok(())
@@ -408,6 +537,9 @@ impl Session {
 
     /// Applies every pending command; while paused, blocks on the channel (no CPU used).
     fn poll_commands(&mut self, sink: &mut EventSink, epoch: usize) -> Flow {
+        if let Some(error) = sink.take_failure() {
+            self.storage_pause(sink, epoch, error);
+        }
         loop {
             let command = if self.paused {
                 let waiting = Instant::now();
@@ -459,10 +591,16 @@ impl Session {
                     },
                 );
             }
-            Command::Resume if self.paused => {
-                self.paused = false;
-                sink.emit(at_epoch, at_step, EventKind::Resumed);
-            }
+            Command::Resume if self.paused => match self.retry_storage(sink) {
+                Ok(()) => {
+                    self.paused = false;
+                    sink.emit(at_epoch, at_step, EventKind::Resumed);
+                }
+                Err(err) => reject(
+                    sink,
+                    format!("still cannot write: {err}; free some space, then resume again"),
+                ),
+            },
             Command::Pause | Command::Resume => {}
             Command::SetDropout { value } => {
                 if value.is_finite() && (0.0..1.0).contains(&value) {
@@ -505,17 +643,67 @@ impl Session {
                     );
                 }
             }
-            Command::Checkpoint => self.checkpoint(sink, epoch),
+            Command::Checkpoint => self.checkpoint(sink, epoch, true),
             Command::Stop => return Flow::Stop,
         }
         Flow::Continue
     }
 
-    fn checkpoint(&mut self, sink: &mut EventSink, epoch: usize) {
+    /// Pauses rather than train on while the log or checkpoints cannot be written (a full disk):
+    /// nothing is lost, and the user resumes once there is space.
+    fn storage_pause(&mut self, sink: &mut EventSink, epoch: usize, error: String) {
+        let newly = !self.storage_paused;
+        self.storage_paused = true;
+        let (at_epoch, at_step) = (Some(epoch), Some(self.step));
+        sink.emit(
+            at_epoch,
+            at_step,
+            EventKind::Warning {
+                message: format!(
+                    "{error}; the run is paused so nothing is lost: free some space, then resume"
+                ),
+            },
+        );
+        if newly && !self.paused {
+            self.paused = true;
+            sink.emit(
+                at_epoch,
+                at_step,
+                EventKind::Paused {
+                    reason: PauseReason::Storage,
+                },
+            );
+        }
+    }
+
+    /// Writes what a full disk held back: the log's pending lines, then the failed checkpoint.
+    fn retry_storage(&mut self, sink: &mut EventSink) -> Result<(), String> {
+        if !self.storage_paused {
+            return Ok(());
+        }
+        sink.retry()?;
+        if let Some(epoch) = self.blocked_checkpoint {
+            self.checkpoint(sink, epoch, false);
+            if self.blocked_checkpoint.is_some() {
+                return Err("the checkpoint still cannot be written".into());
+            }
+        }
+        self.storage_paused = false;
+        Ok(())
+    }
+
+    /// Writes a checkpoint; when that fails and `pause_on_failure`, the run pauses until the
+    /// user resumes (which writes it again).
+    fn checkpoint(&mut self, sink: &mut EventSink, epoch: usize, pause_on_failure: bool) {
         let started = Instant::now();
         let state = CheckpointState {
             epochs_completed: self.epochs_completed,
             epoch,
+            batches_done: if self.epochs_completed >= epoch {
+                0
+            } else {
+                self.batches_done
+            },
             step: self.step,
             learning_rate: self.learning_rate,
             dropout: self.model().dropout(),
@@ -526,19 +714,35 @@ impl Session {
             &self.optimizer,
             &state,
         );
-        let kind = match written {
-            Ok(path) => EventKind::CheckpointWritten {
-                path: path
+        match written {
+            Ok(path) => {
+                self.blocked_checkpoint = None;
+                let path = path
                     .strip_prefix(&self.run.path)
                     .unwrap_or(&path)
                     .display()
-                    .to_string(),
-            },
-            Err(err) => EventKind::Warning {
-                message: format!("checkpoint failed: {err}"),
-            },
-        };
-        sink.emit(Some(epoch), Some(self.step), kind);
+                    .to_string();
+                sink.emit(
+                    Some(epoch),
+                    Some(self.step),
+                    EventKind::CheckpointWritten { path },
+                );
+            }
+            Err(err) if pause_on_failure => {
+                self.blocked_checkpoint = Some(epoch);
+                self.storage_pause(sink, epoch, format!("checkpoint failed: {err}"));
+            }
+            Err(err) => {
+                self.blocked_checkpoint = self.blocked_checkpoint.filter(|_| self.storage_paused);
+                sink.emit(
+                    Some(epoch),
+                    Some(self.step),
+                    EventKind::Warning {
+                        message: format!("checkpoint failed: {err}"),
+                    },
+                );
+            }
+        }
         self.idle += started.elapsed();
     }
 }

@@ -1,42 +1,68 @@
-//! Where the trainer's events go: appended to the run's log first, then sent to the front end.
-//! A front end that has gone away is not an error: the run carries on and keeps logging.
+//! Where the trainer's events go: appended to the run's log first, then sent to the in-process
+//! front end and to every viewer attached through the control socket. A front end that has
+//! gone away is not an error: the run carries on and keeps logging.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 
+use crate::control::server::Hub;
 use crate::protocol::{Event, EventKind};
 use crate::runs::EventLog;
 
 pub struct EventSink {
     log: EventLog,
     channel: Sender<Event>,
-    log_failed: bool,
+    hub: Arc<Hub>,
+    /// Lines the log could not take yet, oldest first; written before any newer line.
+    pending: VecDeque<String>,
+    /// A write failure the trainer has not been told about.
+    failure: Option<String>,
 }
 
 impl EventSink {
-    pub fn new(log: EventLog, channel: Sender<Event>) -> Self {
+    pub fn new(log: EventLog, channel: Sender<Event>, hub: Arc<Hub>) -> Self {
         Self {
             log,
             channel,
-            log_failed: false,
+            hub,
+            pending: VecDeque::new(),
+            failure: None,
         }
     }
 
     pub fn emit(&mut self, epoch: Option<usize>, step: Option<u64>, kind: EventKind) {
         let event = Event::now(epoch, step, kind);
-        if let Err(err) = self.log.append(&event) {
-            // Say it once on screen; repeating it for every batch would bury everything else.
-            if !self.log_failed {
-                self.log_failed = true;
-                let warning = Event::now(
-                    epoch,
-                    step,
-                    EventKind::Warning {
-                        message: format!("cannot write the event log: {err}"),
-                    },
-                );
-                let _ = self.channel.send(warning);
+        let mut line = serde_json::to_string(&event).unwrap_or_default();
+        line.push('\n');
+        self.hub
+            .publish(&Arc::from(line.as_str()), self.log.bytes());
+        if self.pending.is_empty() {
+            if let Err(err) = self.log.append_line(&line) {
+                // Kept to write later: the trainer pauses at the next batch boundary.
+                self.failure = Some(format!("cannot write the event log: {err}"));
+                self.pending.push_back(line);
             }
+        } else {
+            self.pending.push_back(line);
         }
         let _ = self.channel.send(event);
+    }
+
+    /// A write failure since the last call, for the trainer to pause on.
+    pub fn take_failure(&mut self) -> Option<String> {
+        self.failure.take()
+    }
+
+    /// Writes the lines the log could not take before; stops at the first that still fails.
+    pub fn retry(&mut self) -> Result<(), String> {
+        while let Some(line) = self.pending.front() {
+            self.log
+                .append_line(line)
+                .map_err(|err| format!("cannot write the event log: {err}"))?;
+            self.pending.pop_front();
+        }
+        Ok(())
     }
 }

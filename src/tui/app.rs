@@ -130,6 +130,8 @@ pub struct App {
     pub write_request: Option<(String, Vec<(String, String)>)>,
     /// The screen closed because the terminal went away while the run kept training.
     pub detached: bool,
+    /// Watching a run trained by another process (`kiln attach`): quitting leaves it training.
+    pub attached: bool,
 }
 
 impl Default for App {
@@ -155,6 +157,7 @@ impl App {
             experiment_file: None,
             write_request: None,
             detached: false,
+            attached: false,
         }
     }
 
@@ -163,6 +166,14 @@ impl App {
         Self {
             live: true,
             ..Self::new()
+        }
+    }
+
+    /// A viewer of a run that another process trains.
+    pub fn attached() -> Self {
+        Self {
+            attached: true,
+            ..Self::live()
         }
     }
 
@@ -209,7 +220,7 @@ pub fn update(app: &mut App, message: Message) -> Vec<Command> {
         }
         Message::TerminalGone => {
             // Nobody can see or steer the screen any more, but the run is worth finishing.
-            app.detached = app.live && app.run.is_active();
+            app.detached = app.live && (app.attached || app.run.is_active());
             app.should_quit = true;
             Vec::new()
         }
@@ -371,6 +382,11 @@ fn on_normal_action(app: &mut App, action: Action) -> Vec<Command> {
             vec![Command::Checkpoint]
         }
         Action::Stop => stop(app),
+        // A viewer leaves; the run trains on in its own process.
+        Action::Quit | Action::Interrupt if app.attached => {
+            app.should_quit = true;
+            Vec::new()
+        }
         Action::Quit => {
             if app.run.is_active() {
                 app.mode = Mode::ConfirmQuit;

@@ -195,7 +195,7 @@ impl RunView {
             }
             EventKind::Paused { reason } => {
                 self.status = match reason {
-                    PauseReason::Requested => RunStatus::Paused,
+                    PauseReason::Requested | PauseReason::Storage => RunStatus::Paused,
                     PauseReason::Diverged => RunStatus::Diverged,
                 };
                 if *reason == PauseReason::Requested {
@@ -250,6 +250,29 @@ impl RunView {
             EventKind::Failed { error } => {
                 self.status = RunStatus::Failed(error.clone());
                 note(self, format!("failed: {error}"), Level::Error);
+            }
+            EventKind::FromCheckpoint(from) => {
+                // Epochs logged after the checkpoint are trained again: theirs are superseded.
+                self.epochs.truncate(from.epochs_completed);
+                self.epoch = from.epochs_completed;
+                self.learning_rate = from.learning_rate;
+                self.dropout = from.dropout;
+                self.status = RunStatus::Running;
+                self.finished = None;
+                let what = match self.started.as_ref().and_then(|s| s.parent.as_ref()) {
+                    Some(parent) if parent.run_id == from.run_id => {
+                        format!("forked from {} after epoch {}", from.run_id, parent.epoch)
+                    }
+                    _ => format!("resumed from {}", from.checkpoint),
+                };
+                note(
+                    self,
+                    format!(
+                        "{what}: val loss {:.4} acc {:.4}",
+                        from.validation_loss, from.validation_accuracy
+                    ),
+                    Level::Info,
+                );
             }
         }
     }

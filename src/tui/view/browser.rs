@@ -166,7 +166,22 @@ fn row<'a>(run: &'a RunSummary, browser: &Browser, theme: &Theme, extras: usize)
     let mut cells = vec![
         Cell::from(mark),
         Cell::from(run.id.as_str()),
-        Cell::from(run.experiment.as_str()),
+        Cell::from(match &run.parent {
+            // The lineage: which run and epoch a fork started from.
+            Some(parent) => Line::from(vec![
+                Span::raw(run.experiment.as_str()),
+                Span::styled(
+                    format!(
+                        " {} {}@{}",
+                        if theme.ascii { "<-" } else { "←" },
+                        parent.run_id,
+                        parent.epoch
+                    ),
+                    theme.dim(),
+                ),
+            ]),
+            None => Line::from(run.experiment.as_str()),
+        }),
         Cell::from(Span::styled(state, state_style(run.state, theme))),
         Cell::from(format!("{}/{}", run.epochs_done, run.epochs_planned)),
         Cell::from(best),

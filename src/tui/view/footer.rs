@@ -63,14 +63,20 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             Span::styled("q", theme.accent()),
             Span::raw(" quit"),
         ]),
-        Mode::Normal | Mode::Help => keys_line(area.width as usize, theme),
+        Mode::Normal | Mode::Help => keys_line(area.width as usize, app.attached, theme),
     };
     frame.render_widget(Paragraph::new(line), area);
 }
 
-fn keys_line(width: usize, theme: &Theme) -> Line<'static> {
+fn keys_line(width: usize, attached: bool, theme: &Theme) -> Line<'static> {
     // Drop the least needed keys until the line fits.
     let mut keys: Vec<(&str, &str)> = KEYS_WIDE.to_vec();
+    if attached {
+        // Quitting a viewer leaves the run training; say so where the key is shown.
+        if let Some(quit) = keys.iter_mut().find(|(key, _)| *key == "q") {
+            quit.1 = "detach";
+        }
+    }
     let length = |keys: &[(&str, &str)]| -> usize {
         keys.iter()
             .map(|(k, what)| k.chars().count() + what.chars().count() + 4)

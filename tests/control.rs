@@ -1,0 +1,255 @@
+//! The control socket: permissions, history then live events, commands from several viewers,
+//! bad input, stale sockets, and refusing a second trainer.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::process::Command as Process;
+use std::time::Duration;
+
+use kiln::control::{self, Endpoint, SOCKET_FILE};
+use kiln::experiment::Experiment;
+use kiln::protocol::{Command, EventKind, HyperParameter, Outcome};
+use kiln::runs::{self, RunDir, RunState};
+use kiln::train::{self, TrainOptions, TrainerHandle};
+
+use crate::common::{repo_path, scratch, training_lock, wait_for};
+
+/// A digits run long enough to be watched and steered; stopped by the test.
+fn long_run(runs_dir: &std::path::Path) -> TrainerHandle {
+    let experiment = Experiment::load(
+        &repo_path("experiments/digits.toml"),
+        &["train.backend=cpu".into(), "train.epochs=500".into()],
+    )
+    .unwrap();
+    let handle = train::spawn(TrainOptions {
+        experiment,
+        runs_dir: runs_dir.to_path_buf(),
+    })
+    .unwrap();
+    wait_for(&handle.events, "first batch", |k| {
+        matches!(k, EventKind::Batch(_))
+    });
+    handle
+}
+
+fn stop(handle: TrainerHandle) {
+    handle.commands.send(Command::Stop).unwrap();
+    let seen = wait_for(&handle.events, "the end", |k| {
+        matches!(k, EventKind::Finished(_))
+    });
+    match &seen.last().unwrap().kind {
+        EventKind::Finished(end) => assert_eq!(end.outcome, Outcome::Stopped),
+        other => panic!("{other:?}"),
+    }
+    handle.join();
+}
+
+#[test]
+fn a_viewer_gets_the_history_then_live_events_and_steers_the_run() {
+    let _guard = training_lock();
+    let handle = long_run(&scratch("control"));
+    let socket = handle.run.path.join(SOCKET_FILE);
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "owner-only socket, got {:o}",
+        mode & 0o777
+    );
+    assert_eq!(control::probe(&handle.run.path), Endpoint::Alive);
+
+    let viewer = control::client::attach(&handle.run.path).unwrap();
+    assert_eq!(viewer.run_id, handle.run.id);
+    assert_eq!(viewer.pid, std::process::id());
+    assert!(
+        matches!(viewer.history[0].kind, EventKind::RunStarted(_)),
+        "the history starts at the beginning: {:?}",
+        viewer.history[0]
+    );
+    assert!(
+        viewer
+            .history
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Batch(_)))
+    );
+
+    viewer
+        .commands
+        .send(Command::SetDropout { value: 0.35 })
+        .unwrap();
+    viewer.commands.send(Command::Pause).unwrap();
+    let seen = wait_for(&viewer.events, "paused", |k| {
+        matches!(k, EventKind::Paused { .. })
+    });
+    assert!(seen.iter().any(|e| matches!(
+        e.kind,
+        EventKind::HyperParameterChanged { parameter: HyperParameter::Dropout, to, .. } if to == 0.35
+    )));
+    // The in-process front end sees the same events, in the same order.
+    wait_for(&handle.events, "paused in process", |k| {
+        matches!(k, EventKind::Paused { .. })
+    });
+    // History plus live stream hold each logged event once: nothing lost, nothing repeated.
+    viewer.commands.send(Command::Resume).unwrap();
+    wait_for(&viewer.events, "resumed", |k| {
+        matches!(k, EventKind::Resumed)
+    });
+    drop(viewer);
+    let log = runs::read_events(&handle.run.events_path()).unwrap().events;
+    let again = control::client::attach(&handle.run.path).unwrap();
+    assert!(again.history.len() >= log.len());
+    assert_eq!(&again.history[..log.len()], &log[..]);
+    drop(again);
+
+    stop(handle);
+}
+
+#[test]
+fn two_viewers_see_each_others_commands() {
+    let _guard = training_lock();
+    let handle = long_run(&scratch("control"));
+    let first = control::client::attach(&handle.run.path).unwrap();
+    let second = control::client::attach(&handle.run.path).unwrap();
+
+    first
+        .commands
+        .send(Command::SetLearningRate { value: 0.0005 })
+        .unwrap();
+    wait_for(
+        &second.events,
+        "the first viewer's change",
+        |k| matches!(k, EventKind::HyperParameterChanged { parameter: HyperParameter::LearningRate, to, .. } if *to == 0.0005),
+    );
+    second.commands.send(Command::Pause).unwrap();
+    wait_for(&first.events, "the second viewer's pause", |k| {
+        matches!(k, EventKind::Paused { .. })
+    });
+    // Leaving never stops the run: both go, it is still paused and alive.
+    drop(first);
+    drop(second);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(control::probe(&handle.run.path), Endpoint::Alive);
+    stop(handle);
+}
+
+/// Reads reply lines until one is a reply (events stream past too).
+fn next_reply(reader: &mut impl BufRead) -> serde_json::Value {
+    loop {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "connection closed"
+        );
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if value.get("reply").is_some() {
+            return value;
+        }
+    }
+}
+
+#[test]
+fn bad_lines_get_an_error_reply_and_change_nothing() {
+    let _guard = training_lock();
+    let handle = long_run(&scratch("control"));
+    let mut stream = UnixStream::connect(handle.run.path.join(SOCKET_FILE)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    assert_eq!(next_reply(&mut reader)["reply"], "hello");
+
+    let mut oversized = vec![b'{'; 100_000];
+    oversized.push(b'\n');
+    let bad: Vec<Vec<u8>> = vec![
+        b"hello there\n".to_vec(),
+        b"{\"command\":\"fly\"}\n".to_vec(),
+        b"{\"command\":\"set_dropout\"}\n".to_vec(),
+        b"{\"command\":\"set_dropout\",\"value\":\"high\"}\n".to_vec(),
+        vec![0xff, 0xfe, b'\n'],
+        oversized,
+    ];
+    for line in &bad {
+        stream.write_all(line).unwrap();
+        let reply = next_reply(&mut reader);
+        assert_eq!(
+            reply["reply"],
+            "error",
+            "for {:?}",
+            String::from_utf8_lossy(&line[..line.len().min(40)])
+        );
+        assert!(!reply["message"].as_str().unwrap().is_empty());
+    }
+    // The run kept going and still takes good commands on the same connection.
+    stream.write_all(b"{\"command\":\"pause\"}\n").unwrap();
+    assert_eq!(next_reply(&mut reader)["reply"], "accepted");
+    let seen = wait_for(&handle.events, "paused", |k| {
+        matches!(k, EventKind::Paused { .. })
+    });
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::HyperParameterChanged { .. })),
+        "no bad line changed a setting"
+    );
+    stop(handle);
+}
+
+/// A pid no process has now.
+fn dead_pid() -> u32 {
+    (400_000..)
+        .find(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+        .unwrap()
+}
+
+#[test]
+fn a_stale_socket_is_detected_removed_and_never_trusted() {
+    let runs_dir = scratch("stale");
+    let run = RunDir::create(&runs_dir, "crashed").unwrap();
+    let mut log = runs::EventLog::create(&run.events_path()).unwrap();
+    for event in kiln::bench::synthetic_run(3, 4)
+        .iter()
+        .filter(|e| !matches!(e.kind, EventKind::Finished(_)))
+    {
+        log.append(event).unwrap();
+    }
+    // What a killed process leaves: its socket file with nobody listening, its pid file.
+    drop(UnixListener::bind(run.path.join(SOCKET_FILE)).unwrap());
+    std::fs::write(run.path.join(runs::PID_FILE), format!("{}\n", dead_pid())).unwrap();
+
+    assert_eq!(control::probe(&run.path), Endpoint::Stale);
+    let listing = runs::list_runs(&runs_dir).unwrap();
+    assert_eq!(listing.runs[0].state, RunState::Interrupted);
+    let err = control::client::attach(&run.path)
+        .err()
+        .expect("no live run");
+    assert!(err.to_string().contains("not running"), "{err}");
+    assert!(err.to_string().contains("kiln resume"), "{err}");
+    assert!(
+        !run.path.join(SOCKET_FILE).exists(),
+        "the stale socket is removed"
+    );
+}
+
+#[test]
+fn a_second_trainer_for_a_live_run_is_refused() {
+    let _guard = training_lock();
+    let runs_dir = scratch("control");
+    let handle = long_run(&runs_dir);
+    let output = Process::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["resume", &handle.run.id, "--headless", "--runs-dir"])
+        .arg(&runs_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("still training"), "{stderr}");
+    assert!(stderr.contains("kiln attach"), "{stderr}");
+    stop(handle);
+
+    // A pid file naming another live process (pid 1) is a claim too.
+    let run = RunDir::create(&runs_dir, "claimed").unwrap();
+    std::fs::write(run.path.join(runs::PID_FILE), "1\n").unwrap();
+    let err = run.claim().expect_err("claimed by process 1");
+    assert!(err.to_string().contains("process 1"), "{err}");
+}
