@@ -71,7 +71,9 @@ fn a_viewer_gets_the_history_then_live_events_and_steers_the_run() {
         viewer
             .history
             .iter()
-            .any(|e| matches!(e.kind, EventKind::Batch(_)))
+            .any(|e| matches!(e.kind, EventKind::Batch(_))),
+        "{:#?}",
+        viewer.history
     );
 
     viewer

@@ -36,17 +36,19 @@ impl EventSink {
         let event = Event::now(epoch, step, kind);
         let mut line = serde_json::to_string(&event).unwrap_or_default();
         line.push('\n');
-        self.hub
-            .publish(&Arc::from(line.as_str()), self.log.bytes());
+        let line: Arc<str> = Arc::from(line);
         if self.pending.is_empty() {
             if let Err(err) = self.log.append_line(&line) {
                 // Kept to write later: the trainer pauses at the next batch boundary.
                 self.failure = Some(format!("cannot write the event log: {err}"));
-                self.pending.push_back(line);
+                self.pending.push_back(line.to_string());
             }
         } else {
-            self.pending.push_back(line);
+            self.pending.push_back(line.to_string());
         }
+        // After the append: a viewer attaching now reads this line from the file or gets it
+        // here, never neither.
+        self.hub.publish(&line, self.log.bytes());
         let _ = self.channel.send(event);
     }
 
