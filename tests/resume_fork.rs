@@ -7,6 +7,10 @@ use std::time::{Duration, Instant};
 use kiln::protocol::{EpochMetrics, Event, EventKind, Outcome, epoch_history};
 use kiln::runs::{self, RunState, read_events};
 
+use kiln::tui::app::App;
+use kiln::tui::browser::{self, Browser, Effect};
+use kiln::tui::theme::Theme;
+
 use crate::common::{only_run, repo_path, scratch, training_lock};
 
 fn kiln(args: &[&str], runs_dir: &Path) -> Output {
@@ -235,6 +239,17 @@ fn a_fork_records_its_parent_and_starts_from_the_parents_weights() {
     assert!(
         table.contains(&format!("fork_of_{parent_id}@2")),
         "the listing shows the lineage:\n{table}"
+    );
+
+    // The browser shows the lineage beside the fork's experiment.
+    let mut browser = Browser::new(runs_dir.clone());
+    browser::execute(&mut browser, Effect::Refresh);
+    let mut app = App::new();
+    app.browser = Some(Box::new(browser));
+    let screen = crate::tui_screens::render_with(&app, 160, 20, Theme::default());
+    assert!(
+        screen.contains(&format!("fork of {parent_id}@2")),
+        "{screen}"
     );
 
     // The layers must match the checkpoint's: a clear error, not a crash.

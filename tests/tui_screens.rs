@@ -18,7 +18,7 @@ fn app_after(script: Script) -> App {
     app
 }
 
-fn render_with(app: &App, width: u16, height: u16, theme: Theme) -> String {
+pub fn render_with(app: &App, width: u16, height: u16, theme: Theme) -> String {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
     terminal
         .draw(|frame| view::draw(frame, app, &theme))

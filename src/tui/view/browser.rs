@@ -117,8 +117,9 @@ fn draw_list(frame: &mut Frame, browser: &Browser, theme: &Theme) {
         widths.extend([Constraint::Length(22), Constraint::Length(7)]);
     }
     if extras == 3 {
-        header.push("dataset");
-        widths.push(Constraint::Min(8));
+        // Where a run came from (a fork's parent and epoch, resumes) takes what is left.
+        header.extend(["dataset", "from"]);
+        widths.extend([Constraint::Length(12), Constraint::Min(8)]);
     }
     let rows = visible.iter().map(|run| row(run, browser, theme, extras));
     let table = Table::new(rows, widths)
@@ -166,22 +167,7 @@ fn row<'a>(run: &'a RunSummary, browser: &Browser, theme: &Theme, extras: usize)
     let mut cells = vec![
         Cell::from(mark),
         Cell::from(run.id.as_str()),
-        Cell::from(match &run.parent {
-            // The lineage: which run and epoch a fork started from.
-            Some(parent) => Line::from(vec![
-                Span::raw(run.experiment.as_str()),
-                Span::styled(
-                    format!(
-                        " {} {}@{}",
-                        if theme.ascii { "<-" } else { "←" },
-                        parent.run_id,
-                        parent.epoch
-                    ),
-                    theme.dim(),
-                ),
-            ]),
-            None => Line::from(run.experiment.as_str()),
-        }),
+        Cell::from(run.experiment.as_str()),
         Cell::from(Span::styled(state, state_style(run.state, theme))),
         Cell::from(format!("{}/{}", run.epochs_done, run.epochs_planned)),
         Cell::from(best),
@@ -195,6 +181,10 @@ fn row<'a>(run: &'a RunSummary, browser: &Browser, theme: &Theme, extras: usize)
     }
     if extras == 3 {
         cells.push(Cell::from(run.dataset.as_str()));
+        cells.push(Cell::from(Span::styled(
+            run.lineage().unwrap_or_default(),
+            theme.dim(),
+        )));
     }
     Row::new(cells)
 }
