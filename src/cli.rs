@@ -634,6 +634,18 @@ fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
         Some(query) => runs::resolve_run(&args.runs_dir, query)?,
         None => newest_running(&args.runs_dir)?,
     };
+    if let Ok(run) = runs::open_run(&path)
+        && matches!(
+            run.summary.state,
+            runs::RunState::Finished | runs::RunState::Failed
+        )
+    {
+        let id = run.summary.id;
+        anyhow::bail!(
+            "{id} has ended ({}); review it with `kiln show {id}`",
+            run.summary.state.label()
+        );
+    }
     let attached = control::client::attach(&path)?;
     let (run_id, pid) = (attached.run_id.clone(), attached.pid);
     let end = if args.headless || !interactive() {

@@ -118,6 +118,11 @@ fn a_run_killed_mid_epoch_resumes_from_its_newest_checkpoint_and_finishes() {
         }
     }
 
+    // What a kill during a checkpoint write leaves: a temporary folder, never loaded.
+    let partial = run_dir.join("checkpoints/.tmp-epoch-0099-step-0009999");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(partial.join("model.bpk"), b"half").unwrap();
+
     let id = run_dir.file_name().unwrap().to_string_lossy().into_owned();
     let output = kiln(&["resume", &id, "--headless"], &runs_dir);
     assert!(output.status.success(), "{output:?}");
@@ -163,6 +168,10 @@ fn a_run_killed_mid_epoch_resumes_from_its_newest_checkpoint_and_finishes() {
     assert_eq!(summary.resumes, 1);
     assert!(!run_dir.join("kiln.pid").exists());
     assert!(!run_dir.join("control.sock").exists());
+    assert!(
+        !partial.exists(),
+        "the half-written checkpoint is cleared away"
+    );
 
     // A finished run is not resumed; it says how to go on.
     let again = kiln(&["resume", &id, "--headless"], &runs_dir);

@@ -171,3 +171,16 @@ pub fn load_weights(checkpoint: &Path, model: Classifier) -> Result<Classifier, 
             ),
         })
 }
+
+/// Removes checkpoint folders a killed process left half-written (`.tmp-*`): never loaded, and
+/// only taking space.
+pub fn remove_partial(checkpoints: &Path) {
+    let Ok(entries) = std::fs::read_dir(checkpoints) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}

@@ -17,7 +17,7 @@ use crate::protocol::{Command, Event, EventKind};
 use crate::runs::{EventLog, RunDir};
 
 pub use backend::{BackendError, choose as choose_backend};
-pub use session::{Restart, evaluate};
+pub use session::{EvalBatch, Restart, evaluate, evaluate_batches, upload_batches};
 
 /// What to train and where to keep the run.
 #[derive(Debug, Clone)]
@@ -90,7 +90,9 @@ fn start(
 ) -> std::io::Result<TrainerHandle> {
     run.claim()?;
     let resuming = restart.as_ref().is_some_and(|r| r.parent.is_none());
-    if !resuming {
+    if resuming {
+        checkpoint::remove_partial(&run.checkpoints_path());
+    } else {
         std::fs::write(run.experiment_path(), experiment.to_toml())?;
     }
     let log = EventLog::create(&run.events_path())?;

@@ -78,6 +78,33 @@ struct ValidationSet {
     images: Vec<f32>,
     labels: Vec<i64>,
     image_len: usize,
+    /// The set already on the device, when it is small enough to keep there: every epoch's
+    /// evaluation then skips the host-to-device copy (most of its time on a GPU).
+    on_device: Option<Vec<EvalBatch>>,
+}
+
+/// Validation sets up to this size stay on the device between evaluations.
+const KEEP_ON_DEVICE_BYTES: usize = 512 << 20;
+
+impl ValidationSet {
+    fn evaluate(
+        &self,
+        model: &Classifier,
+        device: &Device,
+        shape: ModelShape,
+    ) -> Result<(f64, f64), String> {
+        match &self.on_device {
+            Some(batches) => evaluate_batches(model, device, batches, self.labels.len()),
+            None => evaluate(
+                model,
+                device,
+                &self.images,
+                &self.labels,
+                self.image_len,
+                shape,
+            ),
+        }
+    }
 }
 
 enum BatchOutcome {
@@ -160,7 +187,7 @@ impl Session {
             ));
         }
         let normalizer = Normalizer::fit(&dataset, &split.train);
-        let validation = ValidationSet {
+        let mut validation = ValidationSet {
             images: normalizer.images(&dataset, &split.validation),
             labels: split
                 .validation
@@ -168,6 +195,7 @@ impl Session {
                 .map(|&i| dataset.labels[i] as i64)
                 .collect(),
             image_len: dataset.image_len(),
+            on_device: None,
         };
         let shape = ModelShape {
             channels: dataset.channels,
@@ -175,6 +203,23 @@ impl Session {
             width: dataset.width,
             classes: dataset.classes.len(),
         };
+        if validation.images.len() * 4 <= KEEP_ON_DEVICE_BYTES {
+            let shape = ModelShape {
+                channels: dataset.channels,
+                height: dataset.height,
+                width: dataset.width,
+                classes: dataset.classes.len(),
+            };
+            validation.on_device = Some(upload_batches(
+                &device,
+                &validation.images,
+                &validation.labels,
+                validation.image_len,
+                shape,
+            ));
+            // The device copy is the one used: no need to hold the floats twice.
+            validation.images = Vec::new();
+        }
         let train_device = device.clone().autodiff();
         // Seed before building the model: weight initialisation and dropout draw from it.
         train_device.seed(experiment.train.seed);
@@ -285,14 +330,8 @@ impl Session {
                     sink.emit(Some(i + 1), None, EventKind::Epoch(metrics.clone()));
                 }
             }
-            let (validation_loss, validation_accuracy) = evaluate(
-                &model,
-                &device,
-                &validation.images,
-                &validation.labels,
-                validation.image_len,
-                shape,
-            )?;
+            let (validation_loss, validation_accuracy) =
+                validation.evaluate(&model, &device, shape)?;
             sink.emit(
                 Some(state.epochs_completed),
                 Some(state.step),
@@ -420,14 +459,9 @@ impl Session {
                 }
             }
             let train_seconds = (epoch_start.elapsed() - self.idle).as_secs_f64();
-            let (validation_loss, validation_accuracy) = evaluate(
-                self.model(),
-                &self.device,
-                &self.validation.images,
-                &self.validation.labels,
-                self.validation.image_len,
-                self.shape,
-            )?;
+            let (validation_loss, validation_accuracy) =
+                self.validation
+                    .evaluate(self.model(), &self.device, self.shape)?;
             self.epochs_completed = epoch;
             let metrics = EpochMetrics {
                 train_loss: loss_sum / seen.max(1) as f64,
@@ -774,7 +808,11 @@ fn read_floats(tensor: Tensor<1>) -> Result<Vec<f32>, String> {
         .map_err(|e| format!("cannot read metrics from the device: {e:?}"))
 }
 
-/// Mean loss and accuracy of `model` over a whole split (weighted by batch size).
+/// One validation batch on the device: images and labels.
+pub type EvalBatch = (Tensor<4>, Tensor<1, Int>);
+
+/// Mean loss and accuracy of `model` over a whole split (weighted by batch size), copying the
+/// split to the device batch by batch.
 pub fn evaluate(
     model: &Classifier,
     device: &Device,
@@ -783,30 +821,59 @@ pub fn evaluate(
     image_len: usize,
     shape: ModelShape,
 ) -> Result<(f64, f64), String> {
+    let batches = upload_batches(device, images, labels, image_len, shape);
+    evaluate_batches(model, device, &batches, labels.len())
+}
+
+/// A split as device batches of [`EVAL_BATCH`] images.
+pub fn upload_batches(
+    device: &Device,
+    images: &[f32],
+    labels: &[i64],
+    image_len: usize,
+    shape: ModelShape,
+) -> Vec<EvalBatch> {
+    labels
+        .chunks(EVAL_BATCH)
+        .enumerate()
+        .map(|(start, chunk)| {
+            let n = chunk.len();
+            let offset = start * EVAL_BATCH * image_len;
+            let batch = images[offset..offset + n * image_len].to_vec();
+            let input = Tensor::<4>::from_data(
+                TensorData::new(batch, [n, shape.channels, shape.height, shape.width]),
+                device,
+            );
+            let targets = Tensor::<1, Int>::from_data(TensorData::new(chunk.to_vec(), [n]), device);
+            (input, targets)
+        })
+        .collect()
+}
+
+/// Mean loss and accuracy of `model` over batches already on the device (`count` images).
+pub fn evaluate_batches(
+    model: &Classifier,
+    device: &Device,
+    batches: &[EvalBatch],
+    count: usize,
+) -> Result<(f64, f64), String> {
     let model = model.valid();
     let loss_fn = CrossEntropyLoss::new(None, device);
     let mut totals = Tensor::<1>::zeros([2], device);
-    for (start, chunk) in labels.chunks(EVAL_BATCH).enumerate() {
-        let n = chunk.len();
-        let offset = start * EVAL_BATCH * image_len;
-        let batch = images[offset..offset + n * image_len].to_vec();
-        let input = Tensor::<4>::from_data(
-            TensorData::new(batch, [n, shape.channels, shape.height, shape.width]),
-            device,
-        );
-        let targets = Tensor::<1, Int>::from_data(TensorData::new(chunk.to_vec(), [n]), device);
-        let logits = model.forward(input);
+    for (input, targets) in batches {
+        let n = targets.dims()[0];
+        let logits = model.forward(input.clone());
         let loss = loss_fn.forward(logits.clone(), targets.clone()) * n as f32;
         let correct = logits
             .argmax(1)
             .reshape([n])
-            .equal(targets)
+            .equal(targets.clone())
             .int()
             .sum()
             .float();
         totals = totals + Tensor::cat(vec![loss, correct], 0);
     }
     let values = read_floats(totals)?;
-    let n = labels.len().max(1) as f64;
+    let n = count.max(1) as f64;
     Ok((values[0] as f64 / n, values[1] as f64 / n))
 }
