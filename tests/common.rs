@@ -110,3 +110,19 @@ pub fn only_run_eventually(runs: &Path) -> PathBuf {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Stops a run trained in this process and checks it ends as stopped.
+pub fn stop_run(handle: kiln::train::TrainerHandle) {
+    handle
+        .commands
+        .send(kiln::protocol::Command::Stop)
+        .expect("the trainer takes commands");
+    let seen = wait_for(&handle.events, "the end", |k| {
+        matches!(k, EventKind::Finished(_))
+    });
+    match &seen.last().expect("an event").kind {
+        EventKind::Finished(end) => assert_eq!(end.outcome, kiln::protocol::Outcome::Stopped),
+        other => panic!("{other:?}"),
+    }
+    handle.join();
+}

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use kiln::control::{self, Endpoint, SOCKET_FILE};
 use kiln::experiment::Experiment;
-use kiln::protocol::{Command, EventKind, HyperParameter, Outcome};
+use kiln::protocol::{Command, EventKind, HyperParameter};
 use kiln::runs::{self, RunDir, RunState};
 use kiln::train::{self, TrainOptions, TrainerHandle};
 
-use crate::common::{repo_path, scratch, training_lock, wait_for};
+use crate::common::{repo_path, scratch, stop_run, training_lock, wait_for};
 
 /// A digits run long enough to be watched and steered; stopped by the test.
 fn long_run(runs_dir: &std::path::Path) -> TrainerHandle {
@@ -31,18 +31,6 @@ fn long_run(runs_dir: &std::path::Path) -> TrainerHandle {
         matches!(k, EventKind::Batch(_))
     });
     handle
-}
-
-fn stop(handle: TrainerHandle) {
-    handle.commands.send(Command::Stop).unwrap();
-    let seen = wait_for(&handle.events, "the end", |k| {
-        matches!(k, EventKind::Finished(_))
-    });
-    match &seen.last().unwrap().kind {
-        EventKind::Finished(end) => assert_eq!(end.outcome, Outcome::Stopped),
-        other => panic!("{other:?}"),
-    }
-    handle.join();
 }
 
 #[test]
@@ -104,7 +92,7 @@ fn a_viewer_gets_the_history_then_live_events_and_steers_the_run() {
     assert_eq!(&again.history[..log.len()], &log[..]);
     drop(again);
 
-    stop(handle);
+    stop_run(handle);
 }
 
 #[test]
@@ -132,7 +120,7 @@ fn two_viewers_see_each_others_commands() {
     drop(second);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(control::probe(&handle.run.path), Endpoint::Alive);
-    stop(handle);
+    stop_run(handle);
 }
 
 /// Reads reply lines until one is a reply (events stream past too).
@@ -194,7 +182,7 @@ fn bad_lines_get_an_error_reply_and_change_nothing() {
             .any(|e| matches!(e.kind, EventKind::HyperParameterChanged { .. })),
         "no bad line changed a setting"
     );
-    stop(handle);
+    stop_run(handle);
 }
 
 /// A pid no process has now.
@@ -247,7 +235,7 @@ fn a_second_trainer_for_a_live_run_is_refused() {
     assert!(!output.status.success());
     assert!(stderr.contains("still training"), "{stderr}");
     assert!(stderr.contains("kiln attach"), "{stderr}");
-    stop(handle);
+    stop_run(handle);
 
     // A pid file naming another live process (pid 1) is a claim too.
     let run = RunDir::create(&runs_dir, "claimed").unwrap();

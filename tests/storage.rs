@@ -6,10 +6,10 @@ use std::process::{Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
 use kiln::experiment::Experiment;
-use kiln::protocol::{Command, EventKind, Outcome, PauseReason};
+use kiln::protocol::{Command, EventKind, PauseReason};
 use kiln::train::{self, TrainOptions};
 
-use crate::common::{repo_path, scratch, training_lock, wait_for};
+use crate::common::{repo_path, scratch, stop_run, training_lock, wait_for};
 
 fn is_storage_pause(kind: &EventKind) -> bool {
     matches!(
@@ -88,15 +88,7 @@ fn a_checkpoint_that_cannot_be_written_pauses_the_run_until_resumed() {
     wait_for(&handle.events, "training again", |k| {
         matches!(k, EventKind::Batch(_))
     });
-    handle.commands.send(Command::Stop).unwrap();
-    let seen = wait_for(&handle.events, "the end", |k| {
-        matches!(k, EventKind::Finished(_))
-    });
-    match &seen.last().unwrap().kind {
-        EventKind::Finished(end) => assert_eq!(end.outcome, Outcome::Stopped),
-        other => panic!("{other:?}"),
-    }
-    handle.join();
+    stop_run(handle);
 }
 
 #[test]
