@@ -290,6 +290,40 @@ fn augmentation_is_seeded_and_flips_mirror_exactly() {
 }
 
 #[test]
+fn warps_turn_about_the_centre_and_keep_flat_regions_flat() {
+    // A 9x9 three-channel image, flat in each channel except the centre pixel.
+    let (side, plane) = (9usize, 81usize);
+    let mut image = Vec::new();
+    for level in [40u8, 120, 200] {
+        let mut channel = vec![level; plane];
+        channel[4 * side + 4] = level + 50;
+        image.extend(channel);
+    }
+    let turn = Augmenter::new(
+        AugmentConfig {
+            rotation: 30.0,
+            shear: 10.0,
+            zoom: 0.1,
+            ..AugmentConfig::default()
+        },
+        side,
+        side,
+    );
+    for seed in 0..8 {
+        let out = turn.apply(&image, &mut ChaCha8Rng::seed_from_u64(seed));
+        assert_eq!(out.len(), image.len());
+        for (c, level) in [40u8, 120, 200].into_iter().enumerate() {
+            let channel = &out[c * plane..(c + 1) * plane];
+            // Rotation, shear and zoom are about the centre: it stays where it was.
+            assert_eq!(channel[4 * side + 4], level + 50, "seed {seed}");
+            // Away from the centre and the corners, a flat region stays flat.
+            assert_eq!(channel[4 * side + 1], level, "seed {seed}, channel {c}");
+            assert_eq!(channel[side + 4], level, "seed {seed}, channel {c}");
+        }
+    }
+}
+
+#[test]
 fn loader_covers_each_training_image_once_per_epoch() {
     let dataset = Arc::new(data::load(&DataConfig::default()).unwrap());
     let train: Vec<usize> = (0..100).collect();

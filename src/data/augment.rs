@@ -1,21 +1,16 @@
 //! Seeded random augmentation of training images: rotation, shear, shift, zoom and flips, as one
-//! affine warp per image through imageproc.
+//! affine warp per image on kiln's planar bytes, then exact flips.
 
-use image::{GrayImage, ImageBuffer, Pixel, Rgb, RgbImage};
-use imageproc::geometric_transformations::{Interpolation, Projection, warp_into};
 use rand::Rng;
 
 use crate::experiment::AugmentConfig;
 
-/// The random choices for one image.
-struct Draw {
+/// One image's random warp: rotation (radians), shear (tangent), zoom factor, shift (pixels).
+struct Warp {
     angle: f32,
     shear: f32,
     zoom: f32,
     shift: (f32, f32),
-    flip_x: bool,
-    flip_y: bool,
-    warps: bool,
 }
 
 /// Applies an [`AugmentConfig`] to planar images of a fixed shape.
@@ -59,94 +54,84 @@ impl Augmenter {
         let flip_y = c.vertical_flip && rng.random_bool(0.5);
         let warps = c.rotation > 0.0 || c.shear > 0.0 || c.zoom > 0.0 || c.shift > 0.0;
 
-        let draw = Draw {
-            angle,
-            shear,
-            zoom,
-            shift: (dx, dy),
-            flip_x,
-            flip_y,
-            warps,
+        let mut out = if warps {
+            self.warp(
+                image,
+                &Warp {
+                    angle,
+                    shear,
+                    zoom,
+                    shift: (dx, dy),
+                },
+            )
+        } else {
+            image.to_vec()
         };
-        let plane = self.width * self.height;
-        let (w, h) = (self.width as u32, self.height as u32);
-        if image.len() == 3 * plane {
-            // One warp of the colour image rather than three of its planes: the inverse
-            // projection and the interpolation weights are computed once per pixel.
-            let rgb = RgbImage::from_fn(w, h, |x, y| {
-                let i = y as usize * self.width + x as usize;
-                Rgb([image[i], image[plane + i], image[2 * plane + i]])
-            });
-            let rgb = self.transform(rgb, &draw);
-            let mut out = vec![0u8; image.len()];
-            for (i, pixel) in rgb.pixels().enumerate() {
-                out[i] = pixel[0];
-                out[plane + i] = pixel[1];
-                out[2 * plane + i] = pixel[2];
+        // Flips are exact pixel moves; a warp would blur them and lose the border.
+        let (w, h) = (self.width, self.height);
+        for plane in out.chunks_exact_mut(w * h) {
+            if flip_x {
+                plane.chunks_exact_mut(w).for_each(<[u8]>::reverse);
             }
-            return out;
-        }
-        let mut out = Vec::with_capacity(image.len());
-        for channel in image.chunks_exact(plane) {
-            let pixels = GrayImage::from_raw(w, h, channel.to_vec())
-                .expect("planar image has width × height bytes per channel");
-            out.extend_from_slice(self.transform(pixels, &draw).as_raw());
+            if flip_y {
+                for y in 0..h / 2 {
+                    let (top, bottom) = plane.split_at_mut((h - 1 - y) * w);
+                    top[y * w..(y + 1) * w].swap_with_slice(&mut bottom[..w]);
+                }
+            }
         }
         out
     }
 
-    /// One image's draw applied: the warp, then the exact flips.
-    fn transform<P>(&self, pixels: ImageBuffer<P, Vec<u8>>, draw: &Draw) -> ImageBuffer<P, Vec<u8>>
-    where
-        P: Pixel<Subpixel = u8> + Send + Sync,
-    {
-        let mut pixels = if draw.warps {
-            self.warp(&pixels, draw.angle, draw.shear, draw.zoom, draw.shift)
-        } else {
-            pixels
-        };
-        // Flips are exact pixel moves; a warp would blur them and lose the border.
-        if draw.flip_x {
-            image::imageops::flip_horizontal_in_place(&mut pixels);
+    /// Rotation, shear and zoom about the centre, then the shift, as one affine warp of every
+    /// plane with bilinear sampling; outside the source is black. Written for planar bytes
+    /// (kiln's layout) so each output pixel's source position is computed once for all
+    /// channels, with no conversion to and from interleaved images: the warp is the loader's
+    /// hot loop, and a GPU trainer waits on it.
+    fn warp(&self, image: &[u8], draw: &Warp) -> Vec<u8> {
+        let (w, h) = (self.width, self.height);
+        let plane = w * h;
+        // Forward: p' = A (p − c) + c + shift, with A = zoom · rotation · shear.
+        let (sin, cos) = draw.angle.sin_cos();
+        let a = [
+            draw.zoom * cos,
+            draw.zoom * (cos * draw.shear - sin),
+            draw.zoom * sin,
+            draw.zoom * (sin * draw.shear + cos),
+        ];
+        let det = a[0] * a[3] - a[1] * a[2];
+        // Each output pixel reads from p = A⁻¹ (p' − c − shift) + c.
+        let inverse = [a[3] / det, -a[1] / det, -a[2] / det, a[0] / det];
+        let (cx, cy) = ((w as f32 - 1.0) / 2.0, (h as f32 - 1.0) / 2.0);
+        let (max_x, max_y) = ((w - 1) as f32, (h - 1) as f32);
+        let mut out = vec![0u8; image.len()];
+        let sources: Vec<&[u8]> = image.chunks_exact(plane).collect();
+        let mut targets: Vec<&mut [u8]> = out.chunks_exact_mut(plane).collect();
+        for y in 0..h {
+            let dy = y as f32 - cy - draw.shift.1;
+            for x in 0..w {
+                let dx = x as f32 - cx - draw.shift.0;
+                let sx = inverse[0] * dx + inverse[1] * dy + cx;
+                let sy = inverse[2] * dx + inverse[3] * dy + cy;
+                if !(0.0..=max_x).contains(&sx) || !(0.0..=max_y).contains(&sy) {
+                    continue;
+                }
+                let (x0, y0) = (sx as usize, sy as usize);
+                let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+                let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
+                let (i00, i01, i10, i11) = (y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1);
+                let (w00, w01) = ((1.0 - fx) * (1.0 - fy), fx * (1.0 - fy));
+                let (w10, w11) = ((1.0 - fx) * fy, fx * fy);
+                let at = y * w + x;
+                for (source, target) in sources.iter().zip(targets.iter_mut()) {
+                    let value = source[i00] as f32 * w00
+                        + source[i01] as f32 * w01
+                        + source[i10] as f32 * w10
+                        + source[i11] as f32 * w11;
+                    target[at] = (value + 0.5) as u8;
+                }
+            }
         }
-        if draw.flip_y {
-            image::imageops::flip_vertical_in_place(&mut pixels);
-        }
-        pixels
-    }
-
-    fn warp<P>(
-        &self,
-        source: &ImageBuffer<P, Vec<u8>>,
-        angle: f32,
-        shear: f32,
-        zoom: f32,
-        shift: (f32, f32),
-    ) -> ImageBuffer<P, Vec<u8>>
-    where
-        P: Pixel<Subpixel = u8> + Send + Sync,
-    {
-        // About the image centre, so rotation, shear and zoom keep the subject in frame.
-        let (cx, cy) = (
-            (self.width as f32 - 1.0) / 2.0,
-            (self.height as f32 - 1.0) / 2.0,
-        );
-        let shear_matrix = Projection::from_matrix([1.0, shear, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0])
-            .expect("a shear matrix is invertible");
-        let projection = Projection::translate(-cx, -cy)
-            .and_then(shear_matrix)
-            .and_then(Projection::rotate(angle))
-            .and_then(Projection::scale(zoom, zoom))
-            .and_then(Projection::translate(cx + shift.0, cy + shift.1));
-        let mut target = ImageBuffer::new(self.width as u32, self.height as u32);
-        let black = *P::from_slice(&[0; 4][..P::CHANNEL_COUNT as usize]);
-        warp_into(
-            source,
-            &projection,
-            Interpolation::Bilinear,
-            black,
-            &mut target,
-        );
-        target
+        out
     }
 }
