@@ -76,22 +76,57 @@ impl RunDir {
     }
 
     /// Marks the run as being trained by this process (see [`RunState::Running`]); refuses
-    /// when another live process trains it already.
+    /// when another live process trains it already. The pid file is created exclusively, so of
+    /// two processes claiming the same run at once only one succeeds.
     pub fn claim(&self) -> io::Result<()> {
+        use std::io::Write;
         let pid_file = self.path.join(PID_FILE);
-        if let Ok(text) = std::fs::read_to_string(&pid_file) {
-            let owner = text.trim();
-            if owner != std::process::id().to_string() && is_alive(&self.path) {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!(
-                        "run {} is being trained by process {owner}; watch it with `kiln attach {}`",
-                        self.id, self.id
-                    ),
-                ));
+        let me = std::process::id().to_string();
+        for _ in 0..3 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&pid_file)
+            {
+                Ok(mut file) => return writeln!(file, "{me}"),
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                    let owner = std::fs::read_to_string(&pid_file).unwrap_or_default();
+                    let owner = owner.trim();
+                    if owner == me {
+                        return Ok(());
+                    }
+                    if owner.is_empty() {
+                        // Created, not yet written: another process is claiming it this moment.
+                        return Err(io::Error::new(
+                            io::ErrorKind::AlreadyExists,
+                            format!(
+                                "run {} is being claimed by another process (if none is, \
+                                 remove the empty {})",
+                                self.id,
+                                pid_file.display()
+                            ),
+                        ));
+                    }
+                    if is_alive(&self.path) {
+                        return Err(io::Error::new(
+                            io::ErrorKind::AlreadyExists,
+                            format!(
+                                "run {} is being trained by process {owner}; watch it with \
+                                 `kiln attach {}`",
+                                self.id, self.id
+                            ),
+                        ));
+                    }
+                    // Left by a process that died: not a claim any more.
+                    let _ = std::fs::remove_file(&pid_file);
+                }
+                Err(err) => return Err(err),
             }
         }
-        std::fs::write(pid_file, format!("{}\n", std::process::id()))
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("run {} is being claimed by another process", self.id),
+        ))
     }
 
     /// Removes the mark once the run has ended.
