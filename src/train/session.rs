@@ -87,6 +87,35 @@ struct ValidationSet {
 const KEEP_ON_DEVICE_BYTES: usize = 512 << 20;
 
 impl ValidationSet {
+    /// The `indices` images normalised, kept on `device` when they fit [`KEEP_ON_DEVICE_BYTES`].
+    fn new(
+        dataset: &Dataset,
+        indices: &[usize],
+        normalizer: &Normalizer,
+        device: &Device,
+        shape: ModelShape,
+    ) -> Self {
+        let images = normalizer.images(dataset, indices);
+        let labels: Vec<i64> = indices.iter().map(|&i| dataset.labels[i] as i64).collect();
+        let image_len = dataset.image_len();
+        if images.len() * std::mem::size_of::<f32>() > KEEP_ON_DEVICE_BYTES {
+            return Self {
+                images,
+                labels,
+                image_len,
+                on_device: None,
+            };
+        }
+        let on_device = upload_batches(device, &images, &labels, image_len, shape);
+        // The device copy is the one used: the floats are not kept twice.
+        Self {
+            images: Vec::new(),
+            labels,
+            image_len,
+            on_device: Some(on_device),
+        }
+    }
+
     fn evaluate(
         &self,
         model: &Classifier,
@@ -187,62 +216,26 @@ impl Session {
             ));
         }
         let normalizer = Normalizer::fit(&dataset, &split.train);
-        let mut validation = ValidationSet {
-            images: normalizer.images(&dataset, &split.validation),
-            labels: split
-                .validation
-                .iter()
-                .map(|&i| dataset.labels[i] as i64)
-                .collect(),
-            image_len: dataset.image_len(),
-            on_device: None,
-        };
         let shape = ModelShape {
             channels: dataset.channels,
             height: dataset.height,
             width: dataset.width,
             classes: dataset.classes.len(),
         };
-        if validation.images.len() * 4 <= KEEP_ON_DEVICE_BYTES {
-            let shape = ModelShape {
-                channels: dataset.channels,
-                height: dataset.height,
-                width: dataset.width,
-                classes: dataset.classes.len(),
-            };
-            validation.on_device = Some(upload_batches(
-                &device,
-                &validation.images,
-                &validation.labels,
-                validation.image_len,
-                shape,
-            ));
-            // The device copy is the one used: no need to hold the floats twice.
-            validation.images = Vec::new();
-        }
+        let validation =
+            ValidationSet::new(&dataset, &split.validation, &normalizer, &device, shape);
         let train_device = device.clone().autodiff();
         // Seed before building the model: weight initialisation and dropout draw from it.
         train_device.seed(experiment.train.seed);
         let mut model = Classifier::new(&experiment.model, shape, &train_device);
         let mut optimizer = build_optimizer(&experiment.train);
-        let mut warnings = Vec::new();
+        let mut warning = None;
         let restored = match &restart {
             None => None,
             Some(restart) => {
-                let state =
-                    checkpoint::load_state(&restart.checkpoint).map_err(|e| e.to_string())?;
-                model = checkpoint::load_weights(&restart.checkpoint, model)
-                    .map_err(|e| format!("cannot load the checkpoint: {e}"))?;
-                optimizer = match checkpoint::load_optimizer(&restart.checkpoint, optimizer) {
-                    Ok(loaded) => loaded,
-                    Err(err) => {
-                        warnings.push(format!(
-                            "optimiser state not restored, it starts afresh: {err}"
-                        ));
-                        build_optimizer(&experiment.train)
-                    }
-                };
-                Some(state)
+                let loaded = restore(&restart.checkpoint, model, optimizer, &experiment.train)?;
+                (model, optimizer, warning) = (loaded.model, loaded.optimizer, loaded.warning);
+                Some(loaded.state)
             }
         };
         // A resume continues with the values in force when the checkpoint was taken; a fork
@@ -252,14 +245,7 @@ impl Session {
             _ => (experiment.train.learning_rate, experiment.model.dropout),
         };
         model.set_dropout(dropout);
-        // A checkpoint taken mid-epoch resumes that epoch after its trained batches.
-        let (first_epoch, skip_batches) = match &restored {
-            None => (1, 0),
-            Some(state) if state.batches_done > 0 && state.epoch > state.epochs_completed => {
-                (state.epoch, state.batches_done)
-            }
-            Some(state) => (state.epochs_completed + 1, 0),
-        };
+        let (first_epoch, skip_batches) = restored.as_ref().map_or((1, 0), start_position);
         let loader_plan = LoaderPlan {
             train: split.train.clone(),
             batch_size: experiment.train.batch_size,
@@ -353,7 +339,7 @@ impl Session {
                 })),
             );
         }
-        for message in warnings {
+        if let Some(message) = warning {
             sink.emit(None, Some(0), EventKind::Warning { message });
         }
         let best = diagnose::best_epoch(&history).map(|e| (e, history[e - 1].validation_accuracy));
@@ -778,6 +764,54 @@ impl Session {
             }
         }
         self.idle += started.elapsed();
+    }
+}
+
+/// What a checkpoint gave back.
+struct Restored {
+    model: Classifier,
+    optimizer: ModuleOptimizer,
+    state: CheckpointState,
+    /// Why the optimiser state was not restored, if it was not.
+    warning: Option<String>,
+}
+
+/// Loads a checkpoint's weights into `model` and its optimiser state into `optimizer`. An
+/// optimiser state that does not fit (the fork chose another optimiser) is not fatal: the
+/// optimiser starts afresh, with a warning to report.
+fn restore(
+    checkpoint: &std::path::Path,
+    model: Classifier,
+    optimizer: ModuleOptimizer,
+    train: &TrainConfig,
+) -> Result<Restored, String> {
+    let state = checkpoint::load_state(checkpoint).map_err(|e| e.to_string())?;
+    let model = checkpoint::load_weights(checkpoint, model)
+        .map_err(|e| format!("cannot load the checkpoint: {e}"))?;
+    let (optimizer, warning) = match checkpoint::load_optimizer(checkpoint, optimizer) {
+        Ok(loaded) => (loaded, None),
+        Err(err) => (
+            build_optimizer(train),
+            Some(format!(
+                "optimiser state not restored, it starts afresh: {err}"
+            )),
+        ),
+    };
+    Ok(Restored {
+        model,
+        optimizer,
+        state,
+        warning,
+    })
+}
+
+/// The epoch to train first and how many of its batches are done: a checkpoint taken mid-epoch
+/// resumes that epoch after its trained batches.
+fn start_position(state: &CheckpointState) -> (usize, usize) {
+    if state.batches_done > 0 && state.epoch > state.epochs_completed {
+        (state.epoch, state.batches_done)
+    } else {
+        (state.epochs_completed + 1, 0)
     }
 }
 
