@@ -295,14 +295,7 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         runs_dir: args.follow.runs_dir.clone(),
     })
     .map_err(|err| anyhow::anyhow!("cannot create the run directory: {err}"))?;
-    follow_run(
-        handle,
-        Vec::new(),
-        args.follow.headless,
-        args.follow.ascii,
-        args.follow.runs_dir,
-        path,
-    )
+    follow_run(handle, Vec::new(), args.follow, path)
 }
 
 /// Shows a started run to its end: the live screen on a terminal, progress lines otherwise.
@@ -310,11 +303,15 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
 fn follow_run(
     handle: train::TrainerHandle,
     history: Vec<Event>,
-    headless: bool,
-    ascii: bool,
-    runs_dir: PathBuf,
+    options: FollowOptions,
     experiment_file: PathBuf,
 ) -> anyhow::Result<ExitCode> {
+    let FollowOptions {
+        headless,
+        ascii,
+        runs_dir,
+        ..
+    } = options;
     let live = !headless && interactive();
     let end = if live {
         let mut app = App::live();
@@ -378,14 +375,7 @@ fn resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
     };
     let handle = train::resume(experiment, run, checkpoint, history)
         .map_err(|err| anyhow::anyhow!("cannot resume {id}: {err}"))?;
-    follow_run(
-        handle,
-        opened.events,
-        args.follow.headless,
-        args.follow.ascii,
-        args.follow.runs_dir,
-        experiment_file,
-    )
+    follow_run(handle, opened.events, args.follow, experiment_file)
 }
 
 fn fork(args: ForkArgs) -> anyhow::Result<ExitCode> {
@@ -469,14 +459,7 @@ fn fork(args: ForkArgs) -> anyhow::Result<ExitCode> {
         restart,
     )
     .map_err(|err| anyhow::anyhow!("cannot create the run directory: {err}"))?;
-    follow_run(
-        handle,
-        Vec::new(),
-        args.follow.headless,
-        args.follow.ascii,
-        args.follow.runs_dir,
-        experiment_file,
-    )
+    follow_run(handle, Vec::new(), args.follow, experiment_file)
 }
 
 /// Starts this same command headless in a process of its own (its own process group, so a
