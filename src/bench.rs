@@ -87,6 +87,7 @@ pub struct Measurement {
     pub bare_train_images_per_second: f64,
     /// kiln ÷ bare: 1.0 means monitoring costs nothing.
     pub ratio_vs_bare: f64,
+    pub batch_size: usize,
 }
 
 /// Random images (seeded) standing in for a data set of the workload's shape.
@@ -183,6 +184,7 @@ pub fn measure(
         peak_memory_mb: peak_memory_mb(),
         bare_train_images_per_second: bare.0,
         ratio_vs_bare: kiln / bare.0,
+        batch_size: workload.batch_size,
     })
 }
 
@@ -313,6 +315,50 @@ fn bare_loop(
     run_eval()?;
     let eval = eval_count as f64 / started.elapsed().as_secs_f64().max(1e-9);
     Ok((train, eval))
+}
+
+/// What kiln's monitoring adds to one training step, in seconds: one batch event serialised,
+/// appended and flushed to a real event log, published to the control socket's viewers and sent
+/// to a front end that applies it (the median over `events`). Timed apart from training, so
+/// the figure is stable where the two loops' ratio is noisy.
+pub fn monitoring_seconds_per_batch(dir: &Path, events: usize) -> Result<f64, String> {
+    use crate::protocol::{BatchProgress, EventKind};
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let log =
+        crate::runs::EventLog::create(&dir.join("monitoring.jsonl")).map_err(|e| e.to_string())?;
+    let (sender, receiver) = crossbeam_channel::unbounded();
+    let mut sink = train::EventSink::new(log, sender, crate::control::server::Hub::new(0));
+    // The front end's share runs on its own thread; it is timed there and added.
+    let front_end = std::thread::spawn(move || {
+        let mut view = crate::tui::run_view::RunView::default();
+        let mut samples = Vec::new();
+        for event in receiver.iter() {
+            let started = Instant::now();
+            view.apply(&event);
+            samples.push(started.elapsed().as_secs_f64());
+        }
+        samples
+    });
+    let mut samples = Vec::with_capacity(events);
+    for i in 0..events {
+        let started = Instant::now();
+        sink.emit(
+            Some(1),
+            Some(i as u64),
+            EventKind::Batch(BatchProgress {
+                batch: i + 1,
+                batches: events,
+                loss: 1.0 / (i + 1) as f64,
+                images_per_second: 1000.0,
+            }),
+        );
+        samples.push(started.elapsed().as_secs_f64());
+    }
+    drop(sink);
+    let applied = front_end
+        .join()
+        .map_err(|_| "the front-end thread panicked".to_string())?;
+    Ok(median(samples) + median(applied))
 }
 
 /// The events of a plausible finished-looking run: `epochs` epochs of `batches` batches with

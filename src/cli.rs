@@ -819,6 +819,21 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         );
         results.push(m);
     }
+    let monitoring = crate::bench::monitoring_seconds_per_batch(&runs_dir, 2000)
+        .map_err(|e| anyhow::anyhow!("monitoring: {e}"))?;
+    let shares: Vec<String> = results
+        .iter()
+        .map(|m| {
+            let step = m.batch_size as f64 / m.bare_train_images_per_second;
+            format!("{} {:.2}%", m.workload, 100.0 * monitoring / step)
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "monitoring: {:.1} µs per batch (log, viewers, screen state): {} of a bare step",
+        monitoring * 1e6,
+        shares.join(", ")
+    );
     let frame = crate::bench::frame_milliseconds(1000, 120, 40, 20);
     let _ = writeln!(
         out,

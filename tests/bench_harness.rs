@@ -43,3 +43,14 @@ fn synthetic_data_has_the_workload_shape_and_is_seeded() {
     assert_eq!(a.pixels, b.pixels);
     assert_ne!(a.pixels, synthetic_dataset(&small64, 50, 4).pixels);
 }
+
+#[test]
+fn monitoring_cost_is_timed_on_a_real_log() {
+    let dir = crate::common::scratch("monitoring");
+    let seconds = kiln::bench::monitoring_seconds_per_batch(&dir, 300).unwrap();
+    assert!(seconds.is_finite() && seconds > 0.0, "{seconds}");
+    // Every timed event really went to the log.
+    let logged = kiln::runs::read_events(&dir.join("monitoring.jsonl")).unwrap();
+    assert_eq!(logged.events.len(), 300);
+    assert_eq!(logged.skipped_lines, 0);
+}

@@ -18,6 +18,7 @@ use crate::runs::{EventLog, RunDir};
 
 pub use backend::{BackendError, choose as choose_backend};
 pub use session::{EvalBatch, Restart, evaluate, evaluate_batches, upload_batches};
+pub use sink::EventSink;
 
 /// What to train and where to keep the run.
 #[derive(Debug, Clone)]
