@@ -243,3 +243,20 @@ fn a_second_trainer_for_a_live_run_is_refused() {
     let err = run.claim().expect_err("claimed by process 1");
     assert!(err.to_string().contains("process 1"), "{err}");
 }
+
+#[test]
+fn a_run_whose_socket_was_deleted_still_ends() {
+    let _guard = training_lock();
+    let handle = long_run(&scratch("control"));
+    std::fs::remove_file(handle.run.path.join(SOCKET_FILE)).unwrap();
+    assert_eq!(control::probe(&handle.run.path), Endpoint::Absent);
+    // Stopping must not wait for a listener nobody can reach any more.
+    let (done, ended) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || {
+        stop_run(handle);
+        let _ = done.send(());
+    });
+    ended
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the run ended and its thread was joined");
+}

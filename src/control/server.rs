@@ -128,9 +128,12 @@ impl ControlServer {
             return;
         };
         self.stopping.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees the flag.
-        let _ = UnixStream::connect(&self.path);
-        let _ = thread.join();
+        // Wake the accept loop so it sees the flag. If the socket file is gone (the run
+        // directory was removed), the loop cannot be woken: it is left to end with the process
+        // rather than waited for.
+        if UnixStream::connect(&self.path).is_ok() {
+            let _ = thread.join();
+        }
         let _ = std::fs::remove_file(&self.path);
         self.hub.close();
     }
