@@ -112,17 +112,28 @@ pub struct ParentRun {
     pub epoch: usize,
 }
 
-/// Per-epoch metrics as a log tells them: a checkpoint restart drops the epochs it supersedes.
-pub fn epoch_history<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<EpochMetrics> {
+/// The epoch events of a log that still count: a checkpoint restart drops the epochs logged
+/// after its checkpoint, which are trained again.
+pub fn epoch_events<'a>(
+    events: impl IntoIterator<Item = &'a Event>,
+) -> Vec<(&'a Event, &'a EpochMetrics)> {
     let mut epochs = Vec::new();
     for event in events {
         match &event.kind {
-            EventKind::Epoch(metrics) => epochs.push(metrics.clone()),
+            EventKind::Epoch(metrics) => epochs.push((event, metrics)),
             EventKind::FromCheckpoint(from) => epochs.truncate(from.epochs_completed),
             _ => {}
         }
     }
     epochs
+}
+
+/// Per-epoch metrics as a log tells them (see [`epoch_events`]).
+pub fn epoch_history<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<EpochMetrics> {
+    epoch_events(events)
+        .into_iter()
+        .map(|(_, metrics)| metrics.clone())
+        .collect()
 }
 
 /// One of the four problems of the article (plus divergence).

@@ -7,7 +7,7 @@ use std::sync::Once;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::protocol::{Event, EventKind, HyperParameter};
+use crate::protocol::{EpochMetrics, Event, EventKind, HyperParameter, epoch_events};
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
@@ -44,17 +44,8 @@ pub fn export_csv(events: &[Event], path: &Path) -> Result<usize, ExportError> {
             "images_per_second",
         ])
         .map_err(|e| write_error(path, e))?;
-    // A resumed run logs again the epochs after its checkpoint: keep the later ones only.
-    let mut kept: Vec<(&crate::protocol::Event, &crate::protocol::EpochMetrics)> = Vec::new();
-    for event in events {
-        match &event.kind {
-            EventKind::Epoch(m) => kept.push((event, m)),
-            EventKind::FromCheckpoint(from) => kept.truncate(from.epochs_completed),
-            _ => {}
-        }
-    }
     let mut rows = 0;
-    for (event, m) in kept {
+    for (event, m) in epoch_events(events) {
         let record = [
             event.epoch.unwrap_or(rows + 1).to_string(),
             event.step.unwrap_or(0).to_string(),
@@ -87,17 +78,18 @@ pub fn export_png(events: &[Event], title: &str, path: &Path) -> Result<(), Expo
     REGISTER.call_once(|| {
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
     });
-    let (mut epochs, mut batches_per_epoch) = (Vec::new(), 1.0f64);
+    let epochs: Vec<(usize, EpochMetrics)> = epoch_events(events)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (event, m))| (event.epoch.unwrap_or(i + 1), m.clone()))
+        .collect();
+    let mut batches_per_epoch = 1.0f64;
     let mut changes = Vec::new();
     for event in events {
         match &event.kind {
             EventKind::RunStarted(start) => {
                 batches_per_epoch = start.batches_per_epoch.max(1) as f64
             }
-            EventKind::Epoch(m) => {
-                epochs.push((event.epoch.unwrap_or(epochs.len() + 1), m.clone()))
-            }
-            EventKind::FromCheckpoint(from) => epochs.truncate(from.epochs_completed),
             EventKind::HyperParameterChanged {
                 parameter,
                 from,
@@ -120,7 +112,7 @@ pub fn export_png(events: &[Event], title: &str, path: &Path) -> Result<(), Expo
     root.present().map_err(|e| write_error(path, e))
 }
 
-type Epochs = [(usize, crate::protocol::EpochMetrics)];
+type Epochs = [(usize, EpochMetrics)];
 
 /// A named series: how to read one value from an epoch's metrics.
 type Series = (&'static str, fn(&crate::protocol::EpochMetrics) -> f64);

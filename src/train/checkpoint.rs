@@ -102,11 +102,7 @@ pub fn load_model(
     shape: ModelShape,
     device: &Device,
 ) -> Result<Classifier, CheckpointError> {
-    let path = checkpoint.join(MODEL_FILE);
-    let saved = ModuleRecord::load(&path).map_err(record(&path))?;
-    let mut model = Classifier::new(config, shape, device)
-        .try_load_record(saved)
-        .map_err(record(&path))?;
+    let mut model = load_weights(checkpoint, Classifier::new(config, shape, device))?;
     if let Ok(state) = load_state(checkpoint) {
         model.set_dropout(state.dropout);
     }
@@ -147,14 +143,6 @@ pub fn list(checkpoints: &Path) -> Vec<(PathBuf, CheckpointState)> {
         .collect();
     found.sort_by_key(|(_, state)| (state.step, state.epochs_completed));
     found
-}
-
-/// The checkpoint taken at the end of `epoch`, if one was.
-pub fn at_epoch(checkpoints: &Path, epoch: usize) -> Option<(PathBuf, CheckpointState)> {
-    list(checkpoints)
-        .into_iter()
-        .rev()
-        .find(|(_, state)| state.epochs_completed == epoch && state.batches_done == 0)
 }
 
 /// Loads the weights saved in `checkpoint` into `model`, which must have the same layers.
