@@ -286,6 +286,23 @@ fn augmentation_is_seeded_and_flips_mirror_exactly() {
         saw_flip |= out == mirrored;
     }
     assert!(saw_flip, "a 50% flip never happened in 16 tries");
+
+    let upside_down = Augmenter::new(
+        AugmentConfig {
+            vertical_flip: true,
+            ..AugmentConfig::default()
+        },
+        8,
+        8,
+    );
+    let flipped: Vec<u8> = image.chunks(8).rev().flatten().copied().collect();
+    let mut saw_flip = false;
+    for seed in 0..16 {
+        let out = upside_down.apply(&image, &mut ChaCha8Rng::seed_from_u64(seed));
+        assert!(out == image || out == flipped, "seed {seed}: {out:?}");
+        saw_flip |= out == flipped;
+    }
+    assert!(saw_flip, "a 50% vertical flip never happened in 16 tries");
     assert!(!Augmenter::new(AugmentConfig::default(), 8, 8).is_active());
 }
 
@@ -319,6 +336,49 @@ fn warps_turn_about_the_centre_and_keep_flat_regions_flat() {
             // Away from the centre and the corners, a flat region stays flat.
             assert_eq!(channel[4 * side + 1], level, "seed {seed}, channel {c}");
             assert_eq!(channel[side + 4], level, "seed {seed}, channel {c}");
+        }
+    }
+}
+
+#[test]
+fn normalised_augmentation_matches_the_byte_image_normalised() {
+    // The loader's fused path must be the same transform as `apply`, short of the rounding to
+    // whole bytes that it skips.
+    let (side, plane) = (12usize, 144usize);
+    let image: Vec<u8> = (0..3 * plane).map(|i| (i * 37 % 251) as u8).collect();
+    let normalizer = Normalizer {
+        mean: vec![0.2, 0.5, 0.7],
+        std: vec![0.1, 0.25, 0.3],
+    };
+    let augmenter = Augmenter::new(
+        AugmentConfig {
+            rotation: 25.0,
+            shear: 8.0,
+            shift: 0.1,
+            zoom: 0.15,
+            horizontal_flip: true,
+            vertical_flip: true,
+        },
+        side,
+        side,
+    );
+    for seed in 0..12 {
+        let bytes = augmenter.apply(&image, &mut ChaCha8Rng::seed_from_u64(seed));
+        let mut expected = vec![0f32; image.len()];
+        normalizer.write(&bytes, &mut expected);
+        let mut fused = vec![f32::NAN; image.len()];
+        augmenter.apply_normalised(
+            &image,
+            &mut ChaCha8Rng::seed_from_u64(seed),
+            &normalizer,
+            &mut fused,
+        );
+        for (i, (e, f)) in expected.iter().zip(&fused).enumerate() {
+            let half_byte = 0.5 / 255.0 / normalizer.std[i / plane] + 1e-4;
+            assert!(
+                (e - f).abs() <= half_byte,
+                "seed {seed}, value {i}: {e} vs {f}"
+            );
         }
     }
 }

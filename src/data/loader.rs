@@ -211,8 +211,8 @@ fn epoch_batches<'a>(
                     let mut rng = ChaCha8Rng::seed_from_u64(
                         batch_seed ^ (position as u64 + 1).wrapping_mul(0x1656_67B1_9E37_79F9),
                     );
-                    plan.normalizer
-                        .write(&plan.augmenter.apply(image, &mut rng), out);
+                    plan.augmenter
+                        .apply_normalised(image, &mut rng, &plan.normalizer, out);
                 } else {
                     plan.normalizer.write(image, out);
                 }
