@@ -2,10 +2,12 @@
 # kiln against PyTorch on the same machine and workloads, in one run: prints one table with the
 # kiln / PyTorch ratio per workload (above 1: kiln is faster).
 #
-#   bench/compare.sh [--backend cpu|gpu] [--warmup N] [--steps N] [--workload NAME]...
+#   bench/compare.sh [--backend cpu|gpu|torch] [--warmup N] [--steps N] [--workload NAME]...
 #
-# KILN=/path/to/kiln uses that binary; otherwise it is built with cargo. PyTorch is installed
-# from PyPI when missing (it is never a test dependency).
+# KILN=/path/to/kiln uses that binary; otherwise it is built with cargo (with the torch feature,
+# linked to the installed PyTorch, for --backend torch). PyTorch is installed from PyPI when
+# missing (it is never a test dependency). --backend torch compares burn's LibTorch backend on
+# the device PyTorch picks (CUDA when it sees a GPU) with PyTorch itself there.
 set -euo pipefail
 # The reference sits beside this script, in the repository and in gpu-check's packed folder.
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -22,18 +24,29 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$backend" in
+  cpu|gpu|torch) ;;
+  *) echo "--backend must be cpu, gpu or torch" >&2; exit 2 ;;
+esac
+
+python3 -c "import torch" 2>/dev/null || python3 -m pip install --quiet torch
+case "$backend" in
   cpu) device=cpu ;;
   gpu) device=cuda ;;
-  *) echo "--backend must be cpu or gpu" >&2; exit 2 ;;
+  torch) device=$(python3 -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')") ;;
 esac
 
 if [ -z "${KILN:-}" ]; then
-  (cd "$here/.." && cargo build --release --quiet)
+  if [ "$backend" = torch ]; then
+    # tch links the PyTorch it was written for (2.9): the installed one, or LIBTORCH's.
+    if [ -z "${LIBTORCH:-}" ]; then export LIBTORCH_USE_PYTORCH=1; fi
+    (cd "$here/.." && cargo build --release --quiet --features torch)
+  else
+    (cd "$here/.." && cargo build --release --quiet)
+  fi
   KILN="${CARGO_TARGET_DIR:-$here/../target}/release/kiln"
 fi
-python3 -c "import torch" 2>/dev/null || python3 -m pip install --quiet torch
 
-# Same thread count for both on the CPU.
+# Same thread count for both on the CPU (kiln's LibTorch backend leaves one core to its loader).
 threads=$(nproc)
 out=$(mktemp -d)
 "$KILN" bench --backend "$backend" --json "$out/kiln.json" "${shared[@]}" "${kiln_only[@]}"

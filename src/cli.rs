@@ -63,6 +63,20 @@ enum Action {
     Bench(BenchArgs),
 }
 
+impl Action {
+    /// The backend named on the command line, if any.
+    fn backend(&self) -> Option<BackendChoice> {
+        match self {
+            Action::Train(args) => args.follow.backend,
+            Action::Resume(args) => args.follow.backend,
+            Action::Fork(args) => args.follow.backend,
+            Action::Ladder(args) => args.backend,
+            Action::Bench(args) => Some(args.backend),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 struct BenchArgs {
     #[arg(long, value_enum, default_value = "auto")]
@@ -244,6 +258,10 @@ pub fn run() -> anyhow::Result<ExitCode> {
         signal_hook::consts::SIGXFSZ,
         std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
     );
+    // A backend this build lacks is bad input: say so before any run directory exists.
+    if let Some(choice) = cli.command.as_ref().and_then(Action::backend) {
+        train::backend_built(choice)?;
+    }
     match cli.command {
         Some(Action::Check(args)) => check(args),
         Some(Action::Train(args)) => train(args),

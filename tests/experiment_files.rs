@@ -168,6 +168,38 @@ fn unknown_choice_lists_the_valid_ones() {
     );
 }
 
+/// The LibTorch backend is opt-in at build time: a default kiln names the line and says how to
+/// get it, both from an experiment file and from `--backend torch`.
+#[cfg(not(feature = "torch"))]
+#[test]
+fn torch_backend_in_a_build_without_it_says_how_to_get_it() {
+    let message = error_for("[train]\nepochs = 2\nbackend = \"torch\"\n", &[]);
+    assert_contains(
+        &message,
+        &[
+            "exp.toml:3: `train.backend` = \"torch\"",
+            "--features torch",
+            "\"auto\", \"gpu\" or \"cpu\"",
+        ],
+    );
+    let err = kiln::train::choose_backend(BackendChoice::Torch).unwrap_err();
+    assert!(err.to_string().contains("--features torch"), "{err}");
+
+    // On the command line it is bad input, refused before a run directory exists.
+    let runs = scratch("torch-cli");
+    let output = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["train", "--headless", "--backend", "torch", "--runs-dir"])
+        .arg(&runs)
+        .arg(repo_path("experiments/digits.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("--features torch"), "{stderr}");
+    let made = std::fs::read_dir(&runs).map_or(0, |entries| entries.count());
+    assert_eq!(made, 0, "no run directory for a refused backend");
+}
+
 #[test]
 fn out_of_range_values_name_their_line() {
     let message = error_for(

@@ -171,6 +171,9 @@ pub enum BackendChoice {
     Gpu,
     /// burn's CPU backend.
     Cpu,
+    /// burn's LibTorch backend on the installed PyTorch (CUDA when it sees a GPU, else CPU);
+    /// needs a kiln built with `--features torch`.
+    Torch,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -103,7 +103,7 @@ pub const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
             ("optimizer", Kind::Choice(&["adam", "adamw", "sgd"])),
             ("momentum", Kind::Float),
             ("weight_decay", Kind::Float),
-            ("backend", Kind::Choice(&["auto", "gpu", "cpu"])),
+            ("backend", Kind::Choice(&["auto", "gpu", "cpu", "torch"])),
             ("checkpoint_every", Kind::Integer),
         ],
     ),

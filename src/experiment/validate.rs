@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::error::ConfigError;
 use super::layers::Layer;
-use super::{DataConfig, Experiment};
+use super::{BackendChoice, DataConfig, Experiment};
 
 /// Side of the images a dataset yields when `data.image_size` is absent.
 pub fn native_image_size(data: &DataConfig) -> usize {
@@ -242,6 +242,14 @@ fn check_train(c: &mut Checker, experiment: &Experiment) {
         "train.weight_decay",
         t.weight_decay,
         "expected a non-negative weight decay",
+    );
+    c.require(
+        t.backend != BackendChoice::Torch || cfg!(feature = "torch"),
+        "train.backend",
+        "\"torch\"",
+        "this kiln was built without the torch feature \
+         (cargo build --release --features torch, against PyTorch 2.9; see README); \
+         expected \"auto\", \"gpu\" or \"cpu\"",
     );
 }
 

@@ -1,6 +1,7 @@
-//! Choosing where to train: a real GPU through burn-wgpu, or burn's CPU backend (flex), with the
-//! reason in plain words. Software adapters (llvmpipe, lavapipe, SwiftShader) count as no GPU:
-//! they are far slower than the CPU backend.
+//! Choosing where to train: a real GPU through burn-wgpu, or burn's CPU backend (flex), or (in a
+//! build with the `torch` feature) burn's LibTorch backend, with the reason in plain words.
+//! Software adapters (llvmpipe, lavapipe, SwiftShader) count as no GPU: they are far slower
+//! than the CPU backend.
 
 use std::sync::OnceLock;
 
@@ -14,6 +15,12 @@ use crate::protocol::BackendSummary;
 pub enum BackendError {
     #[error("backend = \"gpu\" was asked for, but {0}; use --backend cpu or auto")]
     NoGpu(String),
+    #[error(
+        "backend = \"torch\" needs a kiln built with the torch feature \
+         (cargo build --release --features torch, against PyTorch 2.9; see README); \
+         use --backend auto, gpu or cpu"
+    )]
+    TorchNotBuilt,
 }
 
 /// A usable hardware adapter as wgpu reports it.
@@ -24,10 +31,20 @@ struct Adapter {
     kind: DeviceKind,
 }
 
+/// Whether this build of kiln can train on `choice` at all (LibTorch is a build-time option).
+pub fn built(choice: BackendChoice) -> Result<(), BackendError> {
+    if choice == BackendChoice::Torch && !cfg!(feature = "torch") {
+        return Err(BackendError::TorchNotBuilt);
+    }
+    Ok(())
+}
+
 /// Picks the device and says why.
 pub fn choose(choice: BackendChoice) -> Result<(Device, BackendSummary), BackendError> {
-    if choice == BackendChoice::Cpu {
-        return Ok(cpu("the CPU backend was asked for".into()));
+    match choice {
+        BackendChoice::Cpu => return Ok(cpu("the CPU backend was asked for".into())),
+        BackendChoice::Torch => return torch(),
+        BackendChoice::Auto | BackendChoice::Gpu => {}
     }
     match (gpu(), choice) {
         (Ok(chosen), _) => Ok(chosen.clone()),
@@ -66,10 +83,56 @@ fn cpu(reason: String) -> (Device, BackendSummary) {
         Device::flex(),
         BackendSummary {
             name: "flex".into(),
-            device: format!("CPU, {threads} threads"),
+            device: cpu_threads(threads),
             reason,
         },
     )
+}
+
+fn cpu_threads(threads: usize) -> String {
+    let plural = if threads == 1 { "" } else { "s" };
+    format!("CPU, {threads} thread{plural}")
+}
+
+#[cfg(not(feature = "torch"))]
+fn torch() -> Result<(Device, BackendSummary), BackendError> {
+    Err(BackendError::TorchNotBuilt)
+}
+
+/// LibTorch on the GPU PyTorch sees, else on the CPU with PyTorch's own threads.
+#[cfg(feature = "torch")]
+// burn 0.22 marks its LibTorch backend deprecated (CubeCL is its future); kiln offers it only
+// as an opt-in for comparing with, and running on, an installed PyTorch.
+#[allow(deprecated)]
+fn torch() -> Result<(Device, BackendSummary), BackendError> {
+    let reason = "the LibTorch backend was asked for".to_string();
+    Ok(if tch::Cuda::is_available() {
+        (
+            Device::libtorch_cuda(0),
+            BackendSummary {
+                name: "libtorch".into(),
+                device: format!("CUDA device 0 of {}", tch::Cuda::device_count()),
+                reason,
+            },
+        )
+    } else {
+        // LibTorch's OpenMP threads spin between operations and stall when kiln's loader or
+        // monitoring thread takes their core: on 2 cores its training fell to 0.41–0.82× of the
+        // bare loop with 2 threads, 0.99–1.21× with 1. So leave one core to kiln, unless the
+        // user chose a count.
+        if std::env::var_os("OMP_NUM_THREADS").is_none() {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            tch::set_num_threads(cores.saturating_sub(1).max(1) as i32);
+        }
+        (
+            Device::libtorch(),
+            BackendSummary {
+                name: "libtorch".into(),
+                device: cpu_threads(tch::get_num_threads() as usize),
+                reason,
+            },
+        )
+    })
 }
 
 fn no_gpu_reason(ignored: &[String]) -> String {
