@@ -246,6 +246,18 @@ fn split_is_stratified_disjoint_and_seeded() {
     }
 }
 
+/// Over 16 seeds, an 8×8 `image` comes out either untouched or exactly `flipped`, and both happen.
+fn assert_flips_exactly(config: AugmentConfig, image: &[u8], flipped: &[u8]) {
+    let augmenter = Augmenter::new(config, 8, 8);
+    let mut saw_flip = false;
+    for seed in 0..16 {
+        let out = augmenter.apply(image, &mut ChaCha8Rng::seed_from_u64(seed));
+        assert!(out == image || out == flipped, "seed {seed}: {out:?}");
+        saw_flip |= out == flipped;
+    }
+    assert!(saw_flip, "a 50% flip never happened in 16 tries");
+}
+
 #[test]
 fn augmentation_is_seeded_and_flips_mirror_exactly() {
     let image: Vec<u8> = (0..64u8).map(|v| v * 3).collect();
@@ -267,42 +279,21 @@ fn augmentation_is_seeded_and_flips_mirror_exactly() {
     assert_ne!(a, c);
     assert_ne!(a, image);
 
-    let flip = Augmenter::new(
-        AugmentConfig {
-            horizontal_flip: true,
-            ..AugmentConfig::default()
-        },
-        8,
-        8,
-    );
     let mirrored: Vec<u8> = image
         .chunks(8)
         .flat_map(|row| row.iter().rev().copied().collect::<Vec<_>>())
         .collect();
-    let mut saw_flip = false;
-    for seed in 0..16 {
-        let out = flip.apply(&image, &mut ChaCha8Rng::seed_from_u64(seed));
-        assert!(out == image || out == mirrored, "seed {seed}: {out:?}");
-        saw_flip |= out == mirrored;
-    }
-    assert!(saw_flip, "a 50% flip never happened in 16 tries");
-
-    let upside_down = Augmenter::new(
-        AugmentConfig {
-            vertical_flip: true,
-            ..AugmentConfig::default()
-        },
-        8,
-        8,
-    );
-    let flipped: Vec<u8> = image.chunks(8).rev().flatten().copied().collect();
-    let mut saw_flip = false;
-    for seed in 0..16 {
-        let out = upside_down.apply(&image, &mut ChaCha8Rng::seed_from_u64(seed));
-        assert!(out == image || out == flipped, "seed {seed}: {out:?}");
-        saw_flip |= out == flipped;
-    }
-    assert!(saw_flip, "a 50% vertical flip never happened in 16 tries");
+    let horizontal = AugmentConfig {
+        horizontal_flip: true,
+        ..AugmentConfig::default()
+    };
+    assert_flips_exactly(horizontal, &image, &mirrored);
+    let upside_down: Vec<u8> = image.chunks(8).rev().flatten().copied().collect();
+    let vertical = AugmentConfig {
+        vertical_flip: true,
+        ..AugmentConfig::default()
+    };
+    assert_flips_exactly(vertical, &image, &upside_down);
     assert!(!Augmenter::new(AugmentConfig::default(), 8, 8).is_active());
 }
 

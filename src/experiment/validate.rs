@@ -247,9 +247,11 @@ fn check_train(c: &mut Checker, experiment: &Experiment) {
         t.backend != BackendChoice::Torch || cfg!(feature = "torch"),
         "train.backend",
         "\"torch\"",
-        "this kiln was built without the torch feature \
-         (cargo build --release --features torch, against PyTorch 2.9; see README); \
-         expected \"auto\", \"gpu\" or \"cpu\"",
+        &format!(
+            "this kiln was built without the torch feature ({}); \
+             expected \"auto\", \"gpu\" or \"cpu\"",
+            crate::train::TORCH_BUILD
+        ),
     );
 }
 

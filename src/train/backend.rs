@@ -16,12 +16,15 @@ pub enum BackendError {
     #[error("backend = \"gpu\" was asked for, but {0}; use --backend cpu or auto")]
     NoGpu(String),
     #[error(
-        "backend = \"torch\" needs a kiln built with the torch feature \
-         (cargo build --release --features torch, against PyTorch 2.9; see README); \
+        "backend = \"torch\" needs a kiln built with the torch feature ({TORCH_BUILD}); \
          use --backend auto, gpu or cpu"
     )]
     TorchNotBuilt,
 }
+
+/// How to get a kiln that has the LibTorch backend.
+pub const TORCH_BUILD: &str =
+    "cargo build --release --features torch, against PyTorch 2.9; see README";
 
 /// A usable hardware adapter as wgpu reports it.
 #[derive(Debug, Clone)]

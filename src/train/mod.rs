@@ -16,7 +16,7 @@ use crate::experiment::Experiment;
 use crate::protocol::{Command, Event, EventKind};
 use crate::runs::{EventLog, RunDir};
 
-pub use backend::{BackendError, built as backend_built, choose as choose_backend};
+pub use backend::{BackendError, TORCH_BUILD, built as backend_built, choose as choose_backend};
 pub use session::{EvalBatch, Restart, evaluate, evaluate_batches, upload_batches};
 pub use sink::EventSink;
 
