@@ -18,6 +18,18 @@ pub fn training_lock() -> MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// `kiln train experiments/digits.toml MODE --backend cpu` for `epochs` epochs into `runs`,
+/// from the repository root: the child-process run most end-to-end tests start from.
+pub fn train_digits(mode: &str, epochs: usize, runs: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"));
+    command
+        .args(["train", "experiments/digits.toml", mode, "--backend", "cpu"])
+        .args(["--set", &format!("train.epochs={epochs}"), "--runs-dir"])
+        .arg(runs)
+        .current_dir(repo_path(""));
+    command
+}
+
 /// A fresh, empty scratch folder unique to this process and call.
 pub fn scratch(name: &str) -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);

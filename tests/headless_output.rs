@@ -5,7 +5,7 @@ use std::process::Command;
 use kiln::headless::LineFormatter;
 use kiln::protocol::{EpochMetrics, Event, EventKind};
 
-use crate::common::{repo_path, scratch, training_lock, wait_until_finished};
+use crate::common::{repo_path, scratch, train_digits, training_lock, wait_until_finished};
 
 #[test]
 fn epoch_line_has_every_number_and_no_control_characters() {
@@ -35,19 +35,7 @@ fn epoch_line_has_every_number_and_no_control_characters() {
 fn headless_run_prints_epochs_and_a_summary() {
     let _guard = training_lock();
     let runs = scratch("headless");
-    let output = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args([
-            "train",
-            "experiments/digits.toml",
-            "--headless",
-            "--backend",
-            "cpu",
-        ])
-        .args(["--set", "train.epochs=2", "--runs-dir"])
-        .arg(&runs)
-        .current_dir(repo_path(""))
-        .output()
-        .unwrap();
+    let output = train_digits("--headless", 2, &runs).output().unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
@@ -88,19 +76,7 @@ fn headless_run_with_bad_experiment_exits_with_usage_error() {
 fn detach_returns_at_once_and_the_run_finishes_in_the_background() {
     let _guard = training_lock();
     let runs = scratch("detach");
-    let output = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args([
-            "train",
-            "experiments/digits.toml",
-            "--detach",
-            "--backend",
-            "cpu",
-        ])
-        .args(["--set", "train.epochs=2", "--runs-dir"])
-        .arg(&runs)
-        .current_dir(repo_path(""))
-        .output()
-        .unwrap();
+    let output = train_digits("--detach", 2, &runs).output().unwrap();
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8(output.stdout).unwrap();
     let id = stdout.lines().next().unwrap();

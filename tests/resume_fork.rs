@@ -11,7 +11,7 @@ use kiln::tui::app::App;
 use kiln::tui::browser::{self, Browser, Effect};
 use kiln::tui::theme::Theme;
 
-use crate::common::{only_run, repo_path, scratch, training_lock};
+use crate::common::{only_run, repo_path, scratch, train_digits, training_lock};
 
 fn kiln(args: &[&str], runs_dir: &Path) -> Output {
     Process::new(env!("CARGO_BIN_EXE_kiln"))
@@ -39,18 +39,9 @@ fn epoch_events(events: &[Event]) -> Vec<(usize, EpochMetrics)> {
 
 /// Trains digits for `epochs` epochs to the end in a child process; returns its run directory.
 fn finished_run(runs_dir: &Path, epochs: usize) -> PathBuf {
-    let output = kiln(
-        &[
-            "train",
-            "experiments/digits.toml",
-            "--headless",
-            "--backend",
-            "cpu",
-            "--set",
-            &format!("train.epochs={epochs}"),
-        ],
-        runs_dir,
-    );
+    let output = train_digits("--headless", epochs, runs_dir)
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{output:?}");
     only_run(runs_dir)
 }
@@ -60,17 +51,7 @@ fn a_run_killed_mid_epoch_resumes_from_its_newest_checkpoint_and_finishes() {
     let _guard = training_lock();
     let runs_dir = scratch("resume");
     let epochs = 12;
-    let mut child = Process::new(env!("CARGO_BIN_EXE_kiln"))
-        .args([
-            "train",
-            "experiments/digits.toml",
-            "--headless",
-            "--backend",
-            "cpu",
-        ])
-        .args(["--set", &format!("train.epochs={epochs}"), "--runs-dir"])
-        .arg(&runs_dir)
-        .current_dir(repo_path(""))
+    let mut child = train_digits("--headless", epochs, &runs_dir)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
