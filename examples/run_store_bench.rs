@@ -9,8 +9,8 @@ use std::io::Write;
 use std::time::Instant;
 
 use kiln::bench::synthetic_run;
+use kiln::monitor::RunView;
 use kiln::runs::{EVENTS_FILE, list_runs, open_run};
-use kiln::tui::run_view::RunView;
 
 fn main() {
     let mut args = std::env::args().skip(1);

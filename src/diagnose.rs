@@ -3,15 +3,15 @@
 //! numbers and the fixes to try. A problem must show for `patience` epochs in a row to be
 //! reported and stay absent as long to clear, so noisy metrics do not make warnings flap.
 
-use crate::experiment::MonitorConfig;
+use crate::experiment::{MonitorConfig, tricks};
 use crate::protocol::{EpochMetrics, Finding, Fix, Problem, Remedy, Severity};
 
 /// What the rules need besides the history: thresholds and the run's current set-up.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Context {
     pub monitor: MonitorConfig,
-    pub train_images: usize,
-    pub classes: usize,
+    /// Training images of each class.
+    pub class_counts: Vec<usize>,
     pub parameters: usize,
     pub dropout: f64,
     pub learning_rate: f64,
@@ -126,11 +126,10 @@ fn slow_signal(history: &[EpochMetrics], drop: f64) -> bool {
 fn augment_fix() -> Fix {
     Fix::NewExperiment {
         suffix: "augment".into(),
-        settings: vec![
-            ("augment.rotation".into(), "15.0".into()),
-            ("augment.shift".into(), "0.05".into()),
-            ("augment.zoom".into(), "0.1".into()),
-        ],
+        settings: tricks::AUGMENT
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect(),
     }
 }
 
@@ -290,20 +289,49 @@ fn slow_convergence(history: &[EpochMetrics], context: &Context, since: usize) -
     })
 }
 
+/// Judged on each class's own count: a mean hides one starved class, and a class with exactly
+/// the limit has enough.
 fn too_little_data(context: &Context) -> Option<Finding> {
-    let per_class = context.train_images / context.classes.max(1);
     let limit = context.monitor.min_images_per_class;
-    if context.augmentation || per_class >= limit {
+    let under: Vec<(usize, usize)> = context
+        .class_counts
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|&(_, count)| count < limit)
+        .collect();
+    if context.augmentation || under.is_empty() {
         return None;
     }
+    let (fewest_class, fewest) = under
+        .iter()
+        .copied()
+        .min_by_key(|&(_, n)| n)
+        .unwrap_or_default();
+    let classes = context.class_counts.len();
+    let which = if under.len() == classes {
+        let mean = context.class_counts.iter().sum::<usize>() as f64 / classes as f64;
+        let spread = if under.iter().all(|&(_, n)| n == fewest) {
+            String::new()
+        } else {
+            format!("; fewest {fewest}, class {fewest_class}")
+        };
+        format!(
+            "{:.0} training images per class (under {limit}{spread})",
+            mean
+        )
+    } else {
+        let names: Vec<String> = under.iter().map(|(c, _)| c.to_string()).collect();
+        format!(
+            "class(es) {} of {classes} have under {limit} training images (fewest {fewest})",
+            names.join(", ")
+        )
+    };
     Some(Finding {
         problem: Problem::TooLittleData,
         severity: Severity::Notice,
         since_epoch: 0,
-        evidence: format!(
-            "{per_class} training images per class (under {limit}) for {} parameters",
-            context.parameters
-        ),
+        evidence: format!("{which} for {} parameters", context.parameters),
         remedies: vec![Remedy {
             text: "augmentation".into(),
             fix: augment_fix(),

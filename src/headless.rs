@@ -3,7 +3,9 @@
 
 use std::io::Write;
 
-use crate::protocol::{Event, EventKind, HyperParameter, Outcome, PauseReason};
+use crate::format::Tricks;
+use crate::monitor::RunEnd;
+use crate::protocol::{Event, EventKind, Outcome, PauseReason};
 
 /// Turns events into lines; remembers what later lines need (total epochs).
 #[derive(Debug, Default)]
@@ -51,7 +53,12 @@ impl LineFormatter {
                     start.parameters,
                     start.batch_size,
                     start.learning_rate,
-                    tricks(start.dropout, start.batch_norm, start.augmentation),
+                    Tricks {
+                        dropout: start.dropout,
+                        batch_norm: start.batch_norm,
+                        augmentation: start.augmentation,
+                    }
+                    .sentence(),
                 )
             }
             EventKind::Batch(_) => return None,
@@ -84,11 +91,7 @@ impl LineFormatter {
                 from,
                 to,
             } => {
-                let name = match parameter {
-                    HyperParameter::Dropout => "dropout",
-                    HyperParameter::LearningRate => "learning rate",
-                };
-                format!("{name} {from} -> {to}{}", at(event))
+                format!("{} {from} -> {to}{}", parameter.label(), at(event))
             }
             EventKind::Paused { reason } => match reason {
                 PauseReason::Requested => format!("paused{}", at(event)),
@@ -149,24 +152,6 @@ impl LineFormatter {
             }
         })
     }
-}
-
-fn tricks(dropout: f64, batch_norm: bool, augmentation: bool) -> String {
-    let on_off = |on: bool| if on { "on" } else { "off" };
-    format!(
-        "dropout {dropout} · batch norm {} · augmentation {}",
-        on_off(batch_norm),
-        on_off(augmentation)
-    )
-}
-
-/// How a followed run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunEnd {
-    Finished,
-    Failed,
-    /// The event stream closed without a final event.
-    Lost,
 }
 
 /// Prints events as lines until the run ends. A closed output (e.g. `| head`) stops printing

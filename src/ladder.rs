@@ -2,7 +2,17 @@
 //! batch norm, augmentation, a bigger model, all tricks) and the table that compares the rungs
 //! from their event logs.
 
-use crate::protocol::{Event, EventKind, Problem};
+use std::io::Write;
+use std::path::PathBuf;
+
+use crossbeam_channel::Receiver;
+
+use crate::experiment::tricks::{self, AUGMENT, BATCH_NORM, BIGGER, DROPOUT};
+use crate::experiment::{BackendChoice, ConfigError, Experiment};
+use crate::format::{aligned, header};
+use crate::headless::LineFormatter;
+use crate::protocol::{Command, Event, EventKind, Outcome, Problem, epoch_history};
+use crate::train::{self, TrainOptions};
 
 /// One rung: a name and the `--set` overrides it adds to the base experiment.
 #[derive(Debug, Clone, PartialEq)]
@@ -11,23 +21,11 @@ pub struct Rung {
     pub overrides: Vec<String>,
 }
 
-const DROPOUT: &[&str] = &["model.dropout=0.3"];
-const BATCH_NORM: &[&str] = &["model.batch_norm=true"];
-const AUGMENT: &[&str] = &[
-    "augment.rotation=15.0",
-    "augment.shift=0.05",
-    "augment.zoom=0.1",
-];
-const BIGGER: &[&str] = &["model.conv_channels=[32, 64, 128]", "model.dense=[256]"];
-
 /// The six rungs, in the article's order.
 pub fn rungs() -> Vec<Rung> {
-    let rung = |name, parts: &[&[&str]]| Rung {
+    let rung = |name, parts: &[&[tricks::Setting]]| Rung {
         name,
-        overrides: parts
-            .iter()
-            .flat_map(|p| p.iter().map(|s| s.to_string()))
-            .collect(),
+        overrides: parts.iter().flat_map(|p| tricks::overrides(p)).collect(),
     };
     vec![
         rung("baseline", &[]),
@@ -59,13 +57,8 @@ pub struct RungResult {
 
 impl RungResult {
     pub fn from_events(rung: &str, run_id: &str, events: &[Event], target: f64) -> Option<Self> {
-        let epochs: Vec<_> = events
-            .iter()
-            .filter_map(|e| match &e.kind {
-                EventKind::Epoch(m) => Some(m),
-                _ => None,
-            })
-            .collect();
+        // Epochs trained again after a checkpoint restart replace the ones logged before it.
+        let epochs = epoch_history(events);
         let last = epochs.last()?;
         let mut findings = Vec::new();
         for event in events {
@@ -77,9 +70,9 @@ impl RungResult {
                 }
             }
         }
-        let complete = events.iter().any(|e| {
-            matches!(&e.kind, EventKind::Finished(end) if end.outcome == crate::protocol::Outcome::Completed)
-        });
+        let complete = events.iter().any(
+            |e| matches!(&e.kind, EventKind::Finished(end) if end.outcome == Outcome::Completed),
+        );
         Some(Self {
             rung: rung.to_string(),
             run_id: run_id.to_string(),
@@ -104,7 +97,7 @@ impl RungResult {
 /// The comparison table, one row per rung, as plain aligned text.
 pub fn table(results: &[RungResult], target: f64) -> String {
     let to_target = format!("epochs_to_{target:.2}");
-    let header = [
+    let mut rows = vec![header(&[
         "rung",
         "best_val",
         "final_val",
@@ -113,8 +106,7 @@ pub fn table(results: &[RungResult], target: f64) -> String {
         "sec/epoch",
         "findings",
         "run",
-    ];
-    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    ])];
     for r in results {
         let findings: Vec<String> = r
             .findings
@@ -141,17 +133,101 @@ pub fn table(results: &[RungResult], target: f64) -> String {
             r.run_id.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    rows.iter()
-        .map(|row| {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .map(|(cell, w)| format!("{cell:<w$}"))
-                .collect();
-            cells.join("  ").trim_end().to_string() + "\n"
+    aligned(&rows)
+}
+
+/// What `kiln ladder` runs.
+#[derive(Debug, Clone)]
+pub struct LadderOptions {
+    /// The base experiment every rung changes.
+    pub base: PathBuf,
+    /// `--set` overrides for every rung, before the rung's own.
+    pub overrides: Vec<String>,
+    pub runs_dir: PathBuf,
+    pub backend: Option<BackendChoice>,
+    /// Validation accuracy whose first epoch counts as convergence speed.
+    pub target: f64,
+    /// Print each rung's progress lines, not only the final table.
+    pub progress: bool,
+}
+
+/// The rungs' experiments, all checked before any trains, so a typo fails fast.
+pub fn experiments(options: &LadderOptions) -> Result<Vec<(Rung, Experiment)>, ConfigError> {
+    rungs()
+        .into_iter()
+        .map(|rung| {
+            let mut overrides = options.overrides.clone();
+            overrides.extend(rung.overrides.iter().cloned());
+            let mut experiment = Experiment::load(&options.base, &overrides)?;
+            if rung.name != "baseline" {
+                experiment.name = format!("{}-{}", experiment.name, rung.name);
+            }
+            if let Some(backend) = options.backend {
+                experiment.train.backend = backend;
+            }
+            Ok((rung, experiment))
         })
         .collect()
+}
+
+/// Trains the rungs one after another, printing progress and then the table; a message on
+/// `stop` stops the rung in progress and skips the rest. Returns whether any rung failed.
+pub fn run(
+    options: &LadderOptions,
+    stop: &Receiver<Command>,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let planned = experiments(options)?;
+    let total = planned.len();
+    let mut results = Vec::new();
+    let mut failed = false;
+    for (i, (rung, experiment)) in planned.into_iter().enumerate() {
+        let handle = train::spawn(TrainOptions {
+            experiment,
+            runs_dir: options.runs_dir.clone(),
+        })
+        .map_err(|err| anyhow::anyhow!("cannot create the run directory: {err}"))?;
+        let mut formatter = LineFormatter::new(handle.run.path.display().to_string());
+        let mut events = Vec::new();
+        let mut stopped = false;
+        loop {
+            crossbeam_channel::select! {
+                recv(handle.events) -> event => match event {
+                    Ok(event) => {
+                        if options.progress
+                            && let Some(line) = formatter.line(&event)
+                        {
+                            for line in line.lines() {
+                                let _ = writeln!(out, "[{}/{total} {}] {line}", i + 1, rung.name);
+                            }
+                        }
+                        events.push(event);
+                    }
+                    Err(_) => break,
+                },
+                recv(stop) -> _ => {
+                    stopped = true;
+                    let _ = handle.commands.send(Command::Stop);
+                }
+            }
+        }
+        let run_id = handle.run.id.clone();
+        handle.join();
+        failed |= events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Failed { .. }));
+        if let Some(result) = RungResult::from_events(rung.name, &run_id, &events, options.target) {
+            results.push(result);
+        }
+        if stopped {
+            let _ = writeln!(
+                out,
+                "ladder interrupted; the finished rungs stay in {}",
+                options.runs_dir.display()
+            );
+            break;
+        }
+    }
+    let _ = write!(out, "{}", table(&results, options.target));
+    Ok(failed)
 }

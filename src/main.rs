@@ -1,4 +1,5 @@
-//! The `kiln` binary: parse, dispatch, and turn errors into a message and an exit code.
+//! The `kiln` binary: parse, dispatch, and turn errors into a message and an exit code (2 for
+//! bad input, 1 for a run that failed or any other failure).
 
 use std::process::ExitCode;
 
@@ -9,7 +10,7 @@ fn main() -> ExitCode {
             use std::io::Write;
             // Never panic on a closed stderr: the exit code still tells.
             let _ = writeln!(std::io::stderr(), "kiln: {err:#}");
-            ExitCode::from(kiln::cli::EXIT_USAGE)
+            ExitCode::from(kiln::cli::exit_code(&err))
         }
     }
 }

@@ -293,6 +293,16 @@ pub enum HyperParameter {
     LearningRate,
 }
 
+impl HyperParameter {
+    /// Its name in a sentence: `dropout`, `learning rate`.
+    pub fn label(self) -> &'static str {
+        match self {
+            HyperParameter::Dropout => "dropout",
+            HyperParameter::LearningRate => "learning rate",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PauseReason {

@@ -3,45 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::format::{aligned, lr, or_dash, token};
+use crate::monitor::RunView;
 use crate::runs::{Listing, RunSummary, differing_settings};
-use crate::tui::run_view::{RunView, lr};
-
-/// Pads every column to its widest cell; cells must not contain spaces.
-fn aligned(rows: &[Vec<String>]) -> String {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|cell| cell.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(c, cell)| format!("{cell:<width$}", width = widths[c]))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
-}
-
-fn or_dash(value: Option<String>) -> String {
-    value.unwrap_or_else(|| "-".into())
-}
-
-fn token(text: &str) -> String {
-    if text.is_empty() {
-        "-".into()
-    } else {
-        text.replace(char::is_whitespace, "_")
-    }
-}
 
 /// `kiln runs --plain`
 pub fn runs_table(listing: &Listing) -> String {

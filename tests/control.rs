@@ -260,3 +260,32 @@ fn a_run_whose_socket_was_deleted_still_ends() {
         .recv_timeout(Duration::from_secs(120))
         .expect("the run ended and its thread was joined");
 }
+
+#[test]
+fn a_viewer_refuses_a_run_that_speaks_another_protocol_version() {
+    let runs_dir = scratch("version");
+    let run = RunDir::create(&runs_dir, "future").unwrap();
+    runs::EventLog::create(&run.events_path()).unwrap();
+    // A kiln of another version training this run: its hello names protocol 99.
+    let listener = UnixListener::bind(run.path.join(SOCKET_FILE)).unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let hello = control::Reply::Hello {
+            protocol: control::PROTOCOL_VERSION + 98,
+            run_id: "future".into(),
+            pid: std::process::id(),
+            log_bytes: 0,
+        };
+        stream.write_all(hello.line().as_bytes()).unwrap();
+    });
+    let err = control::client::attach(&run.path)
+        .err()
+        .expect("a hello of another version is refused");
+    server.join().unwrap();
+    let text = err.to_string();
+    assert!(
+        text.contains("protocol 99")
+            && text.contains(&format!("speaks {}", control::PROTOCOL_VERSION)),
+        "{text}"
+    );
+}

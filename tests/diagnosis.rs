@@ -8,8 +8,7 @@ use kiln::protocol::{EpochMetrics, Finding, Fix, Problem};
 fn context() -> Context {
     Context {
         monitor: MonitorConfig::default(),
-        train_images: 5000,
-        classes: 10,
+        class_counts: vec![500; 10],
         parameters: 200_000,
         dropout: 0.0,
         learning_rate: 1e-3,
@@ -195,7 +194,7 @@ fn slow_convergence_suggests_batch_norm_until_it_is_on() {
 #[test]
 fn too_little_data_is_reported_without_augmentation() {
     let small = Context {
-        train_images: 300,
+        class_counts: vec![30; 10],
         ..context()
     };
     let h = history(&[(0.7, 0.7, 1.0, 1.0)]);
@@ -211,4 +210,32 @@ fn too_little_data_is_reported_without_augmentation() {
         ..small
     };
     assert!(diagnose(&h, &augmented).is_empty());
+}
+
+#[test]
+fn too_little_data_counts_each_class_on_its_own() {
+    let h = history(&[(0.7, 0.7, 1.0, 1.0)]);
+    // Exactly the limit is enough, for every class.
+    let at_limit = Context {
+        class_counts: vec![100; 10],
+        ..context()
+    };
+    assert!(diagnose(&h, &at_limit).is_empty());
+    // A mean of 100 hides a class one short of it.
+    let mut counts = vec![100; 10];
+    counts[3] = 99;
+    counts[4] = 101;
+    let one_short = Context {
+        class_counts: counts,
+        ..context()
+    };
+    let findings = diagnose(&h, &one_short);
+    assert_eq!(problems(&findings), vec![Problem::TooLittleData]);
+    assert!(
+        findings[0]
+            .evidence
+            .starts_with("class(es) 3 of 10 have under 100 training images (fewest 99)"),
+        "{}",
+        findings[0].evidence
+    );
 }

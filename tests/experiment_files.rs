@@ -318,7 +318,7 @@ fn toml_syntax_errors_give_the_line() {
 #[test]
 fn resolved_experiment_round_trips_through_toml() {
     let experiment = Experiment::load(&repo_path("experiments/all-tricks.toml"), &[]).unwrap();
-    let again = Experiment::from_toml(&experiment.to_toml()).unwrap();
+    let again = Experiment::from_toml(&experiment.to_toml().unwrap()).unwrap();
     assert_eq!(experiment, again);
 }
 

@@ -1,6 +1,7 @@
 //! kiln's integration tests, in one binary so burn links once.
 
 mod bench_harness;
+mod checkpoints;
 mod common;
 mod control;
 mod datasets;
@@ -8,6 +9,7 @@ mod diagnosis;
 mod event_log;
 mod experiment_files;
 mod headless_output;
+mod module_graph;
 mod resume_fork;
 mod run_store;
 mod script;

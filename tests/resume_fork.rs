@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use kiln::protocol::{EpochMetrics, Event, EventKind, Outcome, epoch_history};
 use kiln::runs::{self, RunState, read_events};
 
-use kiln::tui::app::App;
+use kiln::tui::Ui;
 use kiln::tui::browser::{self, Browser, Effect};
 use kiln::tui::theme::Theme;
 
@@ -234,9 +234,8 @@ fn a_fork_records_its_parent_and_starts_from_the_parents_weights() {
     // The browser shows the lineage beside the fork's experiment.
     let mut browser = Browser::new(runs_dir.clone());
     browser::execute(&mut browser, Effect::Refresh);
-    let mut app = App::new();
-    app.browser = Some(Box::new(browser));
-    let screen = crate::tui_screens::render_with(&app, 160, 20, Theme::default());
+    let ui = Ui::browsing(browser);
+    let screen = crate::tui_screens::render_ui(&ui, 160, 20, Theme::default());
     assert!(
         screen.contains(&format!("fork of {parent_id}@2")),
         "{screen}"

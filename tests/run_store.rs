@@ -12,7 +12,7 @@ use kiln::train::{self, TrainOptions};
 use kiln::tui::app::{App, Message, update};
 use kiln::tui::browser::{self, Browser, BrowserAction, BrowserMode, Effect, Opened, Outcome};
 use kiln::tui::theme::Theme;
-use kiln::tui::view;
+use kiln::tui::{Ui, view};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
@@ -221,6 +221,18 @@ fn show_compare_and_export() {
         .unwrap();
     assert_eq!(ambiguous.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&ambiguous.stderr).contains("give more of the id"));
+    // A write that fails is a failure (1), not bad input (2); the message names the file.
+    let blocked = scratch("unwritable").join("a-file-not-a-folder");
+    std::fs::write(&blocked, "").unwrap();
+    let unwritable = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["export", finished_id, "--csv"])
+        .arg(blocked.join("metrics.csv"))
+        .arg("--runs-dir")
+        .arg(&runs)
+        .output()
+        .unwrap();
+    assert_eq!(unwritable.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unwritable.stderr).contains("metrics.csv"));
 
     let comparison = kiln(&["compare", finished_id, stopped_id, "--plain"], &runs);
     let keys: Vec<&str> = comparison
@@ -281,7 +293,7 @@ fn key(code: KeyCode) -> KeyEvent {
 }
 
 fn act(b: &mut Browser, code: KeyCode) -> (Vec<Effect>, Outcome) {
-    let action = browser::action_for(b, key(code)).expect("a mapped key");
+    let action = kiln::tui::keys::browser_action_for(b, key(code)).expect("a mapped key");
     let (effects, outcome) = browser::update(b, action);
     for effect in effects.clone() {
         browser::execute(b, effect);
@@ -336,10 +348,10 @@ fn scripted_runs() -> PathBuf {
     runs
 }
 
-fn render(app: &App, width: u16, height: u16) -> String {
+fn render(ui: &Ui, width: u16, height: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
     terminal
-        .draw(|frame| view::draw(frame, app, &Theme::default()))
+        .draw(|frame| view::draw(frame, ui, &Theme::default()))
         .unwrap();
     let buffer = terminal.backend().buffer();
     let mut out = String::new();
@@ -352,12 +364,10 @@ fn render(app: &App, width: u16, height: u16) -> String {
     out
 }
 
-fn browser_app(runs: &Path) -> App {
+fn browser_app(runs: &Path) -> Ui {
     let mut b = Browser::new(runs.to_path_buf());
     browser::execute(&mut b, Effect::Refresh);
-    let mut app = App::new();
-    app.browser = Some(Box::new(b));
-    app
+    Ui::browsing(b)
 }
 
 #[test]
@@ -505,8 +515,8 @@ fn a_replayed_run_renders_as_the_live_screen_ended() {
     }
     for (width, height) in [(80, 24), (120, 40)] {
         assert_eq!(
-            render(&live, width, height),
-            render(&replayed, width, height)
+            render(&Ui::new(live.clone()), width, height),
+            render(&Ui::new(replayed.clone()), width, height)
         );
     }
 }

@@ -152,8 +152,7 @@ impl Script {
     fn context(&self) -> Context {
         Context {
             monitor: MonitorConfig::default(),
-            train_images: 1000,
-            classes: 10,
+            class_counts: vec![100; 10],
             parameters: 206_922,
             dropout: self.dropout,
             learning_rate: self.learning_rate,

@@ -181,3 +181,48 @@ fn the_case_study_and_its_variants_train_on_that_layout() {
         EventKind::Finished(_)
     ));
 }
+
+#[test]
+fn a_rung_restarted_from_a_checkpoint_counts_its_epochs_once() {
+    use crate::script::{Script, at};
+    use kiln::protocol::{BackendSummary, FromCheckpoint};
+    let first = Script::new(3)
+        .started()
+        .epochs(&[(0.5, 0.5), (0.6, 0.6), (0.7, 0.99)]);
+    let mut events = first.events;
+    // Restarted after epoch 1: epochs 2 and 3 are trained again and replace the logged ones.
+    events.push(at(
+        1,
+        10,
+        EventKind::FromCheckpoint(Box::new(FromCheckpoint {
+            run_id: "rung".into(),
+            checkpoint: "checkpoints/epoch-0001-step-0000004".into(),
+            epochs_completed: 1,
+            batches_done: 0,
+            learning_rate: 1e-3,
+            dropout: 0.0,
+            validation_loss: 1.0,
+            validation_accuracy: 0.5,
+            backend: BackendSummary {
+                name: "flex".into(),
+                device: "CPU".into(),
+                reason: "test".into(),
+            },
+        })),
+    ));
+    let again = Script::new(3).started().epochs(&[(0.8, 0.8), (0.9, 0.85)]);
+    events.extend(
+        again
+            .events
+            .into_iter()
+            .filter(|e| matches!(e.kind, EventKind::Epoch(_))),
+    );
+    let result = RungResult::from_events("baseline", "rung", &events, 0.9).unwrap();
+    assert_eq!(result.epochs, 3);
+    assert_eq!(result.best_validation_accuracy, 0.85);
+    assert_eq!(result.final_validation_accuracy, 0.85);
+    assert_eq!(
+        result.epochs_to_target, None,
+        "the superseded 0.99 does not count"
+    );
+}

@@ -3,7 +3,7 @@
 use kiln::protocol::{HyperParameter, Outcome};
 use kiln::tui::app::{Action, App, Message, update};
 use kiln::tui::theme::Theme;
-use kiln::tui::view;
+use kiln::tui::{Ui, view};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -19,9 +19,13 @@ fn app_after(script: Script) -> App {
 }
 
 pub fn render_with(app: &App, width: u16, height: u16, theme: Theme) -> String {
+    render_ui(&Ui::new(app.clone()), width, height, theme)
+}
+
+pub fn render_ui(ui: &Ui, width: u16, height: u16, theme: Theme) -> String {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
     terminal
-        .draw(|frame| view::draw(frame, app, &theme))
+        .draw(|frame| view::draw(frame, ui, &theme))
         .unwrap();
     text(terminal.backend().buffer())
 }
@@ -168,10 +172,10 @@ fn ascii_mode_uses_no_block_or_braille_glyphs() {
 #[test]
 fn key_styles_carry_meaning_in_colour_and_not_under_no_color() {
     use ratatui::style::Color;
-    let app = app_after(overfitting());
+    let ui = Ui::new(app_after(overfitting()));
     let cell_colour = |theme: Theme, needle: &str| {
         let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
-        terminal.draw(|f| view::draw(f, &app, &theme)).unwrap();
+        terminal.draw(|f| view::draw(f, &ui, &theme)).unwrap();
         let buffer = terminal.backend().buffer().clone();
         let screen = text(&buffer);
         let line = screen.lines().position(|l| l.contains(needle)).unwrap();

@@ -1,10 +1,10 @@
 //! The live screen's state: events in, state out; keys in, commands out.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use kiln::monitor::{RunStatus, RunView};
 use kiln::protocol::{Command, EventKind, HyperParameter, Outcome, PauseReason};
-use kiln::tui::app::{Action, App, Message, Mode, NoticeState, Screen, update};
+use kiln::tui::app::{Action, App, Effect, Message, Mode, NoticeState, Screen, commands, update};
 use kiln::tui::keys::action_for;
-use kiln::tui::run_view::{RunStatus, RunView};
 
 use crate::script::{Script, at};
 
@@ -21,6 +21,11 @@ fn press(app: &mut App, code: KeyCode) -> Vec<Command> {
 }
 
 fn press_with(app: &mut App, code: KeyCode, modifiers: KeyModifiers) -> Vec<Command> {
+    commands(&effects_of_key(app, code, modifiers))
+}
+
+/// Everything a key asks the event loop to do.
+fn effects_of_key(app: &mut App, code: KeyCode, modifiers: KeyModifiers) -> Vec<Effect> {
     match action_for(&app.mode, KeyEvent::new(code, modifiers)) {
         Some(action) => update(app, Message::Action(action)),
         None => Vec::new(),
@@ -188,7 +193,7 @@ fn the_prompt_validates_before_sending() {
     assert!(press(&mut app, KeyCode::Char('q')).is_empty());
     assert!(press(&mut app, KeyCode::Esc).is_empty());
     assert_eq!(app.mode, Mode::Normal);
-    assert!(!app.should_quit);
+    assert!(!app.should_quit());
 }
 
 #[test]
@@ -200,12 +205,12 @@ fn quit_asks_while_training_and_stops_first() {
     assert_eq!(app.mode, Mode::Normal);
     press(&mut app, KeyCode::Char('q'));
     assert_eq!(press(&mut app, KeyCode::Char('y')), vec![Command::Stop]);
-    assert!(app.stopping && !app.should_quit);
+    assert!(app.stopping() && !app.should_quit());
     let finished = Script::new(10).finished(Outcome::Stopped, 0);
     for event in finished.events {
         update(&mut app, Message::Trainer(event));
     }
-    assert!(app.should_quit);
+    assert!(app.should_quit());
 }
 
 #[test]
@@ -220,14 +225,14 @@ fn stop_keeps_the_screen_and_q_then_quits_at_once() {
         update(&mut app, Message::Trainer(event));
     }
     assert_eq!(app.run.status, RunStatus::Finished(Outcome::Stopped));
-    assert!(!app.should_quit, "the screen stays to review the run");
+    assert!(!app.should_quit(), "the screen stays to review the run");
     assert!(
         press(&mut app, KeyCode::Char(' ')).is_empty(),
         "nothing left to pause"
     );
     assert_eq!(app.notice.as_ref().unwrap().state, NoticeState::Rejected);
     press(&mut app, KeyCode::Char('q'));
-    assert!(app.should_quit);
+    assert!(app.should_quit());
 }
 
 #[test]
@@ -237,9 +242,9 @@ fn ctrl_c_stops_then_quits_and_a_second_one_quits_now() {
         press_with(&mut app, KeyCode::Char('c'), KeyModifiers::CONTROL),
         vec![Command::Stop]
     );
-    assert!(!app.should_quit);
+    assert!(!app.should_quit());
     assert!(press_with(&mut app, KeyCode::Char('c'), KeyModifiers::CONTROL).is_empty());
-    assert!(app.should_quit);
+    assert!(app.should_quit());
 }
 
 #[test]
@@ -248,7 +253,7 @@ fn a_vanished_trainer_is_a_failure_not_a_hang() {
     update(&mut app, Message::TrainerGone);
     assert!(matches!(app.run.status, RunStatus::Failed(_)));
     press(&mut app, KeyCode::Char('q'));
-    assert!(app.should_quit);
+    assert!(app.should_quit());
 }
 
 #[test]
@@ -288,13 +293,12 @@ fn views_and_scrolling() {
 fn without_a_trainer_ctrl_c_quits_at_once() {
     let mut app = App::new();
     assert!(press_with(&mut app, KeyCode::Char('c'), KeyModifiers::CONTROL).is_empty());
-    assert!(app.should_quit);
+    assert!(app.should_quit());
 }
 
 #[test]
 fn a_past_run_is_read_only() {
-    let mut app = App::new();
-    app.review = Some(kiln::runs::RunState::Interrupted);
+    let mut app = App::review(kiln::runs::RunState::Interrupted);
     for event in Script::new(10).started().epochs(&[(0.5, 0.5)]).events {
         update(&mut app, Message::Trainer(event));
     }
@@ -321,11 +325,11 @@ fn numbered_remedies_apply_live_or_ask_for_a_new_file() {
         vec![Command::SetDropout { value: 0.2 }],
         "f applies the first remedy: raise dropout, live"
     );
-    assert!(press(&mut app, KeyCode::Char('2')).is_empty());
-    let (suffix, settings) = app
-        .write_request
-        .clone()
-        .expect("a new experiment to write");
+    let effects = effects_of_key(&mut app, KeyCode::Char('2'), KeyModifiers::NONE);
+    assert!(commands(&effects).is_empty());
+    let Some(Effect::WriteExperiment { suffix, settings }) = effects.first().cloned() else {
+        panic!("a new experiment to write: {effects:?}")
+    };
     assert_eq!(suffix, "augment");
     assert!(settings.iter().any(|(k, _)| k == "augment.rotation"));
     assert_eq!(press(&mut app, KeyCode::Char('3')), vec![Command::Stop]);

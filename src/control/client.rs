@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
-use super::{Endpoint, Line, MAX_EVENT_LINE, Reply, SOCKET_FILE, probe, read_line};
+use super::{
+    Endpoint, Line, MAX_EVENT_LINE, PROTOCOL_VERSION, Reply, SOCKET_FILE, probe, read_line,
+};
 use crate::protocol::{Command, Event, EventKind};
 use crate::runs::{EVENTS_FILE, read_events_prefix};
 
@@ -34,6 +36,17 @@ pub enum AttachError {
     },
     #[error("{}: the run answered with {line:?} instead of a hello", path.display())]
     Protocol { path: PathBuf, line: String },
+    #[error(
+        "{run} speaks control protocol {theirs}, this kiln speaks {ours}: attach with the kiln \
+         that trains it ({path})",
+        path = path.display()
+    )]
+    Version {
+        run: String,
+        path: PathBuf,
+        theirs: u32,
+        ours: u32,
+    },
 }
 
 /// A connection to a live run.
@@ -81,6 +94,15 @@ pub fn attach(run: &Path) -> Result<Attached, AttachError> {
         None => Err("nothing".into()),
     };
     let (run_id, pid, log_bytes) = match hello {
+        // Another version may frame its events differently: refuse rather than misread them.
+        Ok(Reply::Hello { protocol, .. }) if protocol != PROTOCOL_VERSION => {
+            return Err(AttachError::Version {
+                run: name,
+                path: socket,
+                theirs: protocol,
+                ours: PROTOCOL_VERSION,
+            });
+        }
         Ok(Reply::Hello {
             run_id,
             pid,

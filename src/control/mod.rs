@@ -11,15 +11,13 @@ pub mod client;
 pub mod server;
 
 use std::io::{self, BufRead};
-use std::os::unix::net::UnixStream;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::Command;
+// The socket is a file of the run directory: the run store owns its name and whether it answers.
+pub use crate::runs::{Endpoint, SOCKET_FILE, probe};
 
-/// The socket's name inside the run directory.
-pub const SOCKET_FILE: &str = "control.sock";
 /// Longest command line the server accepts; commands are tens of bytes.
 pub const MAX_LINE: usize = 4096;
 /// Longest event line a viewer accepts (a run start lists every class name).
@@ -106,29 +104,5 @@ pub fn read_line(reader: &mut impl BufRead, max: usize) -> io::Result<Option<Lin
                 Line::Text(line)
             }));
         }
-    }
-}
-
-/// What a run's control socket says about the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    /// A process answers on it: the run is live.
-    Alive,
-    /// The socket file is there but nobody listens: its process died.
-    Stale,
-    /// No socket file.
-    Absent,
-}
-
-pub fn probe(run: &Path) -> Endpoint {
-    let path = run.join(SOCKET_FILE);
-    if std::fs::symlink_metadata(&path).is_err() {
-        return Endpoint::Absent;
-    }
-    match UnixStream::connect(&path) {
-        Ok(_) => Endpoint::Alive,
-        // Someone else's live run: not ours to judge or remove.
-        Err(err) if err.kind() == io::ErrorKind::PermissionDenied => Endpoint::Alive,
-        Err(_) => Endpoint::Stale,
     }
 }

@@ -4,17 +4,20 @@ use std::io::Read;
 
 use super::decode::{Shape, from_grey};
 use super::{DataError, Dataset};
+use crate::experiment::datasets::{self, BundledDataset};
 
 const DIGITS: &[u8] = include_bytes!("../../data/digits.csv.gz");
 const MNIST_5K: &[u8] = include_bytes!("../../data/mnist_5k.csv.gz");
 
-pub fn digits(shape: Shape) -> Result<Dataset, DataError> {
-    // Digits pixels run 0..=16; scale to the 0..=255 every other source uses.
-    parse("digits", DIGITS, 8, 16, shape)
-}
-
-pub fn mnist_5k(shape: Shape) -> Result<Dataset, DataError> {
-    parse("mnist-5k", MNIST_5K, 28, 255, shape)
+/// Decodes one of the datasets compiled in.
+pub fn load(dataset: BundledDataset, shape: Shape) -> Result<Dataset, DataError> {
+    let (bytes, max_value) = if dataset == datasets::DIGITS {
+        // Digits pixels run 0..=16; scale to the 0..=255 every other source uses.
+        (DIGITS, 16)
+    } else {
+        (MNIST_5K, 255)
+    };
+    parse(dataset.name, bytes, dataset.side, max_value, shape)
 }
 
 /// Rows of `side²` pixel values then a label 0–9, gzip-compressed CSV without header.

@@ -114,10 +114,10 @@ pub fn load(config: &DataConfig) -> Result<Dataset, DataError> {
         side: config.image_side(),
         channels: config.channel_count(),
     };
-    let dataset = match config.dataset.as_str() {
-        "digits" => bundled::digits(shape)?,
-        "mnist-5k" => bundled::mnist_5k(shape)?,
-        path => match &config.csv {
+    let path = config.dataset.as_str();
+    let dataset = match crate::experiment::datasets::bundled(path) {
+        Some(dataset) => bundled::load(dataset, shape)?,
+        None => match &config.csv {
             Some(csv) => folder::csv_labelled(
                 Path::new(path),
                 csv,

@@ -142,10 +142,8 @@ pub fn apply_overrides(layer: Layer, overrides: &[String]) -> Result<Layer, Conf
             argument: argument.clone(),
             problem,
         };
-        let (key, raw) = argument
-            .split_once('=')
+        let (key, raw) = split_override(argument)
             .ok_or_else(|| bad("expected KEY=VALUE, e.g. model.dropout=0.3".into()))?;
-        let key = key.trim();
         let Some(kind) = schema::kind_of(key) else {
             return Err(ConfigError::UnknownKey {
                 origin: Origin::CommandLine {
@@ -178,6 +176,11 @@ pub fn apply_overrides(layer: Layer, overrides: &[String]) -> Result<Layer, Conf
         result = result.overlay(Layer { table, origins });
     }
     Ok(result)
+}
+
+/// A `--set` argument's key and raw value: `model.dropout=0.3` → (`model.dropout`, `0.3`).
+pub fn split_override(argument: &str) -> Option<(&str, &str)> {
+    argument.split_once('=').map(|(key, raw)| (key.trim(), raw))
 }
 
 /// A `--set` value is TOML; a bare word for a string key needs no quotes.

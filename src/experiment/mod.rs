@@ -1,9 +1,11 @@
 //! The experiment file: its typed settings and defaults, and `load`, which turns files, `extends`
 //! chains and `--set` overrides into one checked [`Experiment`].
 
+pub mod datasets;
 mod error;
 mod layers;
 pub mod schema;
+pub mod tricks;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -11,10 +13,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use error::{ConfigError, Origin};
-pub use validate::native_image_size;
-
-/// Bundled dataset names accepted by `data.dataset`.
-pub const BUNDLED_DATASETS: &[&str] = &["digits", "mnist-5k"];
 
 /// A fully resolved experiment: what a run was asked to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,13 +68,18 @@ impl Default for DataConfig {
 }
 
 impl DataConfig {
+    /// Side of the images the dataset yields when `data.image_size` is absent.
+    pub fn native_image_size(&self) -> usize {
+        datasets::bundled(&self.dataset).map_or(datasets::FOLDER_IMAGE_SIZE, |d| d.side)
+    }
+
     pub fn is_bundled(&self) -> bool {
-        BUNDLED_DATASETS.contains(&self.dataset.as_str())
+        datasets::bundled(&self.dataset).is_some()
     }
 
     /// Side length of the images fed to the model.
     pub fn image_side(&self) -> usize {
-        self.image_size.unwrap_or_else(|| native_image_size(self))
+        self.image_size.unwrap_or_else(|| self.native_image_size())
     }
 
     /// Channels fed to the model: 1 for the bundled sets, 3 for folders, unless set.
@@ -174,6 +177,27 @@ pub enum BackendChoice {
     /// burn's LibTorch backend on the installed PyTorch (CUDA when it sees a GPU, else CPU);
     /// needs a kiln built with `--features torch`.
     Torch,
+}
+
+/// How to get a kiln that has the LibTorch backend.
+pub const TORCH_BUILD: &str =
+    "cargo build --release --features torch, against PyTorch 2.9; see README";
+
+impl BackendChoice {
+    /// Whether this build of kiln can train there at all (LibTorch is a build-time option).
+    pub fn is_built(self) -> bool {
+        self != BackendChoice::Torch || cfg!(feature = "torch")
+    }
+
+    /// The name an experiment file and `--backend` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendChoice::Auto => "auto",
+            BackendChoice::Gpu => "gpu",
+            BackendChoice::Cpu => "cpu",
+            BackendChoice::Torch => "torch",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -280,26 +304,23 @@ impl Experiment {
     }
 
     /// The resolved experiment as TOML, for `experiment.toml` in a run directory.
-    pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|err| format!("# cannot serialise: {err}\n"))
+    /// Fails rather than write a file that would not read back (e.g. a non-finite number).
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(self)
     }
 
     /// Reads a resolved experiment written by [`Experiment::to_toml`].
     pub fn from_toml(text: &str) -> Result<Experiment, toml::de::Error> {
         toml::from_str(text)
     }
+}
 
-    /// Short label of the tricks in use, e.g. `dropout 0.30 · bn · aug`.
-    pub fn tricks(&self) -> String {
-        let mut parts = vec![format!("dropout {:.2}", self.model.dropout)];
-        if self.model.batch_norm {
-            parts.push("bn".into());
-        }
-        if self.augment.is_active() {
-            parts.push("aug".into());
-        }
-        parts.join(" · ")
-    }
+/// The keys a list of `--set` arguments sets, read as [`Experiment::load`] reads them.
+pub fn override_keys(overrides: &[String]) -> Vec<&str> {
+    overrides
+        .iter()
+        .filter_map(|o| layers::split_override(o).map(|(key, _)| key))
+        .collect()
 }
 
 /// A relative dataset folder is relative to the file that named it (or to the working directory

@@ -3,18 +3,9 @@
 
 use std::path::Path;
 
+use super::Experiment;
 use super::error::ConfigError;
 use super::layers::Layer;
-use super::{BackendChoice, DataConfig, Experiment};
-
-/// Side of the images a dataset yields when `data.image_size` is absent.
-pub fn native_image_size(data: &DataConfig) -> usize {
-    match data.dataset.as_str() {
-        "digits" => 8,
-        "mnist-5k" => 28,
-        _ => 64,
-    }
-}
 
 struct Checker<'a> {
     layer: &'a Layer,
@@ -87,7 +78,10 @@ fn check_data(c: &mut Checker, experiment: &Experiment) {
             c.fail(
                 "data.dataset",
                 format!("\"{}\"", d.dataset),
-                "no such folder; expected \"digits\", \"mnist-5k\" or a dataset folder",
+                format!(
+                    "no such folder; expected {} or a dataset folder",
+                    super::datasets::bundled_names()
+                ),
             );
         } else if let Some(csv) = &d.csv {
             let csv_path = root.join(csv);
@@ -155,7 +149,7 @@ fn check_model(c: &mut Checker, experiment: &Experiment) {
         let size = experiment
             .data
             .image_size
-            .unwrap_or_else(|| native_image_size(&experiment.data));
+            .unwrap_or_else(|| experiment.data.native_image_size());
         let needed = 1usize.checked_shl(blocks as u32).unwrap_or(usize::MAX);
         if size < needed {
             c.fail(
@@ -244,13 +238,13 @@ fn check_train(c: &mut Checker, experiment: &Experiment) {
         "expected a non-negative weight decay",
     );
     c.require(
-        t.backend != BackendChoice::Torch || cfg!(feature = "torch"),
+        t.backend.is_built(),
         "train.backend",
         "\"torch\"",
         &format!(
             "this kiln was built without the torch feature ({}); \
              expected \"auto\", \"gpu\" or \"cpu\"",
-            crate::train::TORCH_BUILD
+            super::TORCH_BUILD
         ),
     );
 }

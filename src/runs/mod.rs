@@ -3,6 +3,7 @@
 
 mod compare;
 mod export;
+mod liveness;
 mod log;
 mod store;
 mod summary;
@@ -12,12 +13,12 @@ use std::path::{Path, PathBuf};
 
 pub use compare::{differing_settings, flatten_experiment};
 pub use export::{ExportError, PNG_SIZE, export_csv, export_png};
+pub use liveness::{Endpoint, SOCKET_FILE, claimed_by, is_alive, pid_is_running, probe};
 pub use log::{
     EventLog, LogContents, read_events, read_events_prefix, read_events_without_batches,
 };
 pub use store::{
-    Listing, OpenedRun, StoreError, delete_run, is_alive, list_runs, open_run, pid_is_running,
-    rename_run, resolve_run,
+    Listing, OpenedRun, StoreError, delete_run, list_runs, open_run, rename_run, resolve_run,
 };
 pub use summary::{RunState, RunSummary, summarise};
 

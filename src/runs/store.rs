@@ -6,10 +6,9 @@ use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
+use super::liveness::is_alive;
 use super::summary::{RunState, RunSummary, summarise};
-use super::{
-    EVENTS_FILE, PID_FILE, SUMMARY_FILE, read_events, read_events_without_batches, sanitise,
-};
+use super::{EVENTS_FILE, SUMMARY_FILE, read_events, read_events_without_batches, sanitise};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -31,6 +30,19 @@ pub enum StoreError {
     NotARun { path: PathBuf },
     #[error("a run named \"{0}\" already exists")]
     Exists(String),
+}
+
+impl StoreError {
+    /// Whether the user named something that is not there (rather than the disk failing).
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            StoreError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            StoreError::NotFound { .. }
+            | StoreError::Ambiguous { .. }
+            | StoreError::NotARun { .. }
+            | StoreError::Exists(_) => true,
+        }
+    }
 }
 
 fn hint(known: &[String]) -> String {
@@ -168,35 +180,6 @@ pub fn summary_of(path: &Path, id: &str) -> RunSummary {
         summary.state = RunState::Running;
     }
     summary
-}
-
-/// Whether a process is training the run: its control socket answers or, where it has none
-/// (a path too long for a socket), the process named in its pid file is running.
-pub fn is_alive(run: &Path) -> bool {
-    match crate::control::probe(run) {
-        crate::control::Endpoint::Alive => true,
-        crate::control::Endpoint::Stale => false,
-        crate::control::Endpoint::Absent => pid_is_running(run),
-    }
-}
-
-/// Whether the process named in the run's pid file is still running.
-pub fn pid_is_running(run: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(run.join(PID_FILE)) else {
-        return false;
-    };
-    let Ok(pid) = text.trim().parse::<u32>() else {
-        return false;
-    };
-    if Path::new("/proc").is_dir() {
-        return Path::new(&format!("/proc/{pid}")).exists();
-    }
-    // Without /proc, trust a log written to in the last minute.
-    std::fs::metadata(run.join(EVENTS_FILE))
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .is_some_and(|age| age.as_secs() < 60)
 }
 
 /// A run by id, unique id prefix, or path to its directory.

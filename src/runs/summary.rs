@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::diagnose::best_epoch;
+use crate::format::{Tricks, thousands};
 use crate::protocol::{EpochMetrics, Event, EventKind, HyperParameter, Outcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,17 +110,14 @@ impl RunSummary {
         }
     }
 
-    /// `dropout 0.30 · bn · aug · 207k params`
+    /// `drop=0.30 bn aug 207k`: the tricks in use and the model's size.
     pub fn tricks(&self) -> String {
-        let mut parts = vec![format!("drop={:.2}", self.dropout)];
-        if self.batch_norm {
-            parts.push("bn".into());
-        }
-        if self.augmentation {
-            parts.push("aug".into());
-        }
-        parts.push(format!("{}k", (self.parameters + 500) / 1000));
-        parts.join(" ")
+        let tricks = Tricks {
+            dropout: self.dropout,
+            batch_norm: self.batch_norm,
+            augmentation: self.augmentation,
+        };
+        format!("{} {}", tricks.compact(), thousands(self.parameters))
     }
 }
 

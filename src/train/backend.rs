@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use burn::tensor::wgpu::wgpu;
 use burn::tensor::{Device, DeviceKind};
 
-use crate::experiment::BackendChoice;
+use crate::experiment::{BackendChoice, TORCH_BUILD};
 use crate::protocol::BackendSummary;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,24 +22,12 @@ pub enum BackendError {
     TorchNotBuilt,
 }
 
-/// How to get a kiln that has the LibTorch backend.
-pub const TORCH_BUILD: &str =
-    "cargo build --release --features torch, against PyTorch 2.9; see README";
-
 /// A usable hardware adapter as wgpu reports it.
 #[derive(Debug, Clone)]
 struct Adapter {
     name: String,
     api: String,
     kind: DeviceKind,
-}
-
-/// Whether this build of kiln can train on `choice` at all (LibTorch is a build-time option).
-pub fn built(choice: BackendChoice) -> Result<(), BackendError> {
-    if choice == BackendChoice::Torch && !cfg!(feature = "torch") {
-        return Err(BackendError::TorchNotBuilt);
-    }
-    Ok(())
 }
 
 /// Picks the device and says why.

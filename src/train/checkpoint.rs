@@ -1,6 +1,7 @@
-//! Checkpoints: model and optimiser state plus where the run stood, written into a temporary
-//! folder and renamed into place so a crash never leaves a half-written checkpoint under its
-//! final name.
+//! Checkpoints: model and optimiser state plus where the run stood. Written new-then-rename:
+//! the new one complete and synced in a hidden folder first, an old one of the same name moved
+//! aside (not deleted) until the new one has its name, so a crash at any step leaves one
+//! complete checkpoint under that name or beside it, never a half-written one.
 
 use std::path::{Path, PathBuf};
 
@@ -58,6 +59,23 @@ fn record(path: &Path) -> impl FnOnce(burn::store::RecordError) -> CheckpointErr
     }
 }
 
+/// Prefix of a checkpoint still being written: never loaded, removed on resume.
+const TEMPORARY: &str = ".tmp-";
+/// Prefix of a checkpoint being replaced: complete, and the one to use if its replacement
+/// never got its name.
+const REPLACED: &str = ".old-";
+
+/// The steps of [`write`], for a test that stops between them as a crash would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteStep {
+    /// The new checkpoint is complete and synced under its temporary name.
+    Written,
+    /// An old checkpoint of the same name has been moved aside.
+    OldMovedAside,
+    /// The new checkpoint has its name; the old one is not removed yet.
+    Renamed,
+}
+
 /// Writes `checkpoints/epoch-EEEE-step-SSSSSSS/` and returns its path.
 pub fn write(
     checkpoints: &Path,
@@ -65,9 +83,22 @@ pub fn write(
     optimizer: &ModuleOptimizer,
     state: &CheckpointState,
 ) -> Result<PathBuf, CheckpointError> {
+    write_until(checkpoints, model, optimizer, state, None)
+}
+
+/// [`write`], stopping right after `crash_after` as if the process had died there (returns the
+/// path the checkpoint would have).
+pub fn write_until(
+    checkpoints: &Path,
+    model: &Classifier,
+    optimizer: &ModuleOptimizer,
+    state: &CheckpointState,
+    crash_after: Option<WriteStep>,
+) -> Result<PathBuf, CheckpointError> {
     let name = format!("epoch-{:04}-step-{:07}", state.epoch, state.step);
     let target = checkpoints.join(&name);
-    let temporary = checkpoints.join(format!(".tmp-{name}"));
+    let temporary = checkpoints.join(format!("{TEMPORARY}{name}"));
+    let replaced = checkpoints.join(format!("{REPLACED}{name}"));
     if temporary.exists() {
         std::fs::remove_dir_all(&temporary).map_err(io(&temporary))?;
     }
@@ -87,12 +118,42 @@ pub fn write(
     let state_path = temporary.join(STATE_FILE);
     let json = serde_json::to_vec_pretty(state).map_err(|err| io(&state_path)(err.into()))?;
     std::fs::write(&state_path, json).map_err(io(&state_path))?;
+    for file in [&model_path, &optimizer_path, &state_path] {
+        sync(file)?;
+    }
+    sync(&temporary)?;
+    if crash_after == Some(WriteStep::Written) {
+        return Ok(target);
+    }
 
-    if target.exists() {
-        std::fs::remove_dir_all(&target).map_err(io(&target))?;
+    // A directory cannot be renamed over a non-empty one: the old one steps aside first.
+    let had_old = target.exists();
+    if had_old {
+        if replaced.exists() {
+            std::fs::remove_dir_all(&replaced).map_err(io(&replaced))?;
+        }
+        std::fs::rename(&target, &replaced).map_err(io(&target))?;
+        sync(checkpoints)?;
+    }
+    if crash_after == Some(WriteStep::OldMovedAside) {
+        return Ok(target);
     }
     std::fs::rename(&temporary, &target).map_err(io(&target))?;
+    sync(checkpoints)?;
+    if crash_after == Some(WriteStep::Renamed) {
+        return Ok(target);
+    }
+    if had_old {
+        std::fs::remove_dir_all(&replaced).map_err(io(&replaced))?;
+    }
     Ok(target)
+}
+
+/// Flushes a file's or a folder's contents (a folder's: its entries) to the disk.
+fn sync(path: &Path) -> Result<(), CheckpointError> {
+    std::fs::File::open(path)
+        .and_then(|file| file.sync_all())
+        .map_err(io(path))
 }
 
 /// Rebuilds the model saved in a checkpoint folder.
@@ -126,7 +187,8 @@ pub fn load_state(checkpoint: &Path) -> Result<CheckpointState, CheckpointError>
 }
 
 /// The complete checkpoints in a run's `checkpoints/` folder, oldest first. Folders still being
-/// written (`.tmp-*`) or without a readable state are not checkpoints.
+/// written (`.tmp-*`) or without a readable state are not checkpoints; one being replaced
+/// (`.old-*`) is, while its replacement has not got its name.
 pub fn list(checkpoints: &Path) -> Vec<(PathBuf, CheckpointState)> {
     let Ok(entries) = std::fs::read_dir(checkpoints) else {
         return Vec::new();
@@ -135,9 +197,15 @@ pub fn list(checkpoints: &Path) -> Vec<(PathBuf, CheckpointState)> {
         .flatten()
         .map(|entry| entry.path())
         .filter(|path| {
-            path.file_name()
-                .is_some_and(|name| !name.to_string_lossy().starts_with('.'))
-                && path.join(MODEL_FILE).is_file()
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let usable = match name.strip_prefix(REPLACED) {
+                Some(original) => !checkpoints.join(original).exists(),
+                None => !name.starts_with('.'),
+            };
+            usable && path.join(MODEL_FILE).is_file()
         })
         .filter_map(|path| load_state(&path).ok().map(|state| (path, state)))
         .collect();
@@ -160,15 +228,24 @@ pub fn load_weights(checkpoint: &Path, model: Classifier) -> Result<Classifier, 
         })
 }
 
-/// Removes checkpoint folders a killed process left half-written (`.tmp-*`): never loaded, and
-/// only taking space.
+/// Tidies what a killed process left mid-write: half-written folders (`.tmp-*`) go; a
+/// checkpoint moved aside (`.old-*`) gets its name back if its replacement never got it, and
+/// goes if it did.
 pub fn remove_partial(checkpoints: &Path) {
     let Ok(entries) = std::fs::read_dir(checkpoints) else {
         return;
     };
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(TEMPORARY) {
             let _ = std::fs::remove_dir_all(entry.path());
+        } else if let Some(original) = name.strip_prefix(REPLACED) {
+            let original = checkpoints.join(original);
+            if original.exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            } else {
+                let _ = std::fs::rename(entry.path(), original);
+            }
         }
     }
 }

@@ -1,10 +1,21 @@
 //! The training thread: started with [`spawn`], driven by [`Command`]s over a channel, reporting
 //! every change as an [`Event`] both to the channel and to the run's event log.
 
+//!
+//! Modules: [`setup`] (what a run needs before its first batch), [`session`] (the loop and its
+//! commands), [`storage`] (pausing on a full disk), [`eval`] (validation), [`optim`], [`restart`]
+//! (resume and fork), [`checkpoint`], [`backend`] (where to train), [`sink`] (where events go).
+
 mod backend;
 pub mod checkpoint;
+mod error;
+pub mod eval;
+mod optim;
+mod restart;
 mod session;
+mod setup;
 mod sink;
+mod storage;
 
 use std::path::PathBuf;
 use std::thread::JoinHandle;
@@ -16,8 +27,12 @@ use crate::experiment::Experiment;
 use crate::protocol::{Command, Event, EventKind};
 use crate::runs::{EventLog, RunDir};
 
-pub use backend::{BackendError, TORCH_BUILD, built as backend_built, choose as choose_backend};
-pub use session::{EvalBatch, Restart, evaluate, evaluate_batches, upload_batches};
+pub use backend::{BackendError, choose as choose_backend};
+pub use error::TrainError;
+pub use eval::evaluate;
+pub use restart::{
+    ForkPlan, ForkRequest, Restart, RestartError, Resumption, plan_fork, plan_resume,
+};
 pub use sink::EventSink;
 
 /// What to train and where to keep the run.
@@ -56,15 +71,8 @@ pub fn spawn(options: TrainOptions) -> std::io::Result<TrainerHandle> {
 pub fn resume(
     experiment: Experiment,
     run: RunDir,
-    checkpoint: std::path::PathBuf,
-    history: Vec<crate::protocol::EpochMetrics>,
+    restart: Restart,
 ) -> std::io::Result<TrainerHandle> {
-    let restart = Restart {
-        checkpoint,
-        source: run.clone(),
-        history,
-        parent: None,
-    };
     start(experiment, run, None, Some(restart))
 }
 
@@ -89,12 +97,14 @@ fn start(
     dataset: Option<std::sync::Arc<crate::data::Dataset>>,
     restart: Option<Restart>,
 ) -> std::io::Result<TrainerHandle> {
+    let resuming = restart.as_ref().is_some_and(Restart::is_resume);
+    // Serialised before the run is claimed, so a value TOML cannot hold leaves no claim behind.
+    let toml = experiment.to_toml().map_err(std::io::Error::other)?;
     run.claim()?;
-    let resuming = restart.as_ref().is_some_and(|r| r.parent.is_none());
     if resuming {
         checkpoint::remove_partial(&run.checkpoints_path());
     } else {
-        std::fs::write(run.experiment_path(), experiment.to_toml())?;
+        std::fs::write(run.experiment_path(), toml)?;
     }
     let log = EventLog::create(&run.events_path())?;
     let hub = Hub::new(log.bytes());
@@ -119,14 +129,14 @@ fn start(
     let thread = std::thread::Builder::new()
         .name("kiln-trainer".into())
         .spawn(move || {
-            session::run(
+            let start = setup::Start {
                 experiment,
                 dataset,
-                thread_run.clone(),
-                &mut sink,
-                command_rx,
+                run: thread_run.clone(),
+                commands: command_rx,
                 restart,
-            );
+            };
+            run_to_end(start, &mut sink);
             // The final event is out: viewers are let go, then the run is marked unclaimed,
             // and only then does the front end's channel close (so a process that exits
             // when it closes leaves no claim behind).
@@ -140,4 +150,28 @@ fn start(
         run,
         thread,
     })
+}
+
+/// Runs one experiment to its end; every outcome, failures included, ends in an event.
+fn run_to_end(start: setup::Start, sink: &mut EventSink) {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        setup::prepare(start, sink).and_then(|mut s| s.train(sink))
+    }));
+    let error = match result {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(error.to_string()),
+        Err(panic) => Some(
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .map_or_else(
+                    || "the training thread panicked".to_string(),
+                    |m| format!("internal error: {m}"),
+                ),
+        ),
+    };
+    if let Some(error) = error {
+        sink.emit(None, None, EventKind::Failed { error });
+    }
 }

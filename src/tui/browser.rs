@@ -6,10 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-
 use super::app::{self, Action, App};
-use super::run_view::RunView;
+use crate::monitor::RunView;
 use crate::runs::{self, Listing, RunState, RunSummary};
 
 /// Columns the table can be sorted by, in the order `s` cycles through them.
@@ -207,56 +205,6 @@ impl Browser {
     }
 }
 
-/// Keys to browser actions, by mode.
-pub fn action_for(browser: &Browser, key: KeyEvent) -> Option<BrowserAction> {
-    if key.kind == KeyEventKind::Release {
-        return None;
-    }
-    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
-        return Some(BrowserAction::Back);
-    }
-    if browser.opened.is_some() {
-        return match key.code {
-            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Backspace => Some(BrowserAction::Back),
-            KeyCode::Char('g') => Some(BrowserAction::InRun(Action::ToggleChart)),
-            KeyCode::Up | KeyCode::Char('k') => Some(BrowserAction::InRun(Action::ScrollUp)),
-            KeyCode::Down | KeyCode::Char('j') => Some(BrowserAction::InRun(Action::ScrollDown)),
-            KeyCode::End => Some(BrowserAction::InRun(Action::ScrollToLatest)),
-            _ => None,
-        };
-    }
-    match &browser.mode {
-        BrowserMode::Filter | BrowserMode::Rename { .. } => match key.code {
-            KeyCode::Char(c) => Some(BrowserAction::Type(c)),
-            KeyCode::Backspace => Some(BrowserAction::Backspace),
-            KeyCode::Enter => Some(BrowserAction::Submit),
-            KeyCode::Esc => Some(BrowserAction::Cancel),
-            _ => None,
-        },
-        BrowserMode::ConfirmDelete(_) => match key.code {
-            KeyCode::Char('y' | 'Y') => Some(BrowserAction::Yes),
-            KeyCode::Char('n' | 'N') | KeyCode::Esc => Some(BrowserAction::No),
-            _ => None,
-        },
-        BrowserMode::List => match key.code {
-            KeyCode::Up | KeyCode::Char('k') => Some(BrowserAction::Up),
-            KeyCode::Down | KeyCode::Char('j') => Some(BrowserAction::Down),
-            KeyCode::PageUp => Some(BrowserAction::PageUp),
-            KeyCode::PageDown => Some(BrowserAction::PageDown),
-            KeyCode::Enter => Some(BrowserAction::Open),
-            KeyCode::Char(' ') => Some(BrowserAction::Mark),
-            KeyCode::Char('c') => Some(BrowserAction::Compare),
-            KeyCode::Char('/') => Some(BrowserAction::StartFilter),
-            KeyCode::Char('s') => Some(BrowserAction::Sort),
-            KeyCode::Char('S') => Some(BrowserAction::ReverseSort),
-            KeyCode::Char('d') | KeyCode::Delete => Some(BrowserAction::Delete),
-            KeyCode::Char('R') => Some(BrowserAction::Rename),
-            KeyCode::Esc | KeyCode::Char('q' | 'r') => Some(BrowserAction::Back),
-            _ => None,
-        },
-    }
-}
-
 const PAGE: usize = 10;
 
 /// Applies an action; returns the file work to do and whether the browser stays open.
@@ -266,7 +214,7 @@ pub fn update(browser: &mut Browser, action: BrowserAction) -> (Vec<Effect>, Out
             BrowserAction::Back => browser.opened = None,
             BrowserAction::InRun(action) => {
                 if let Opened::Review(app) = opened {
-                    // A past run takes view actions only; any command is dropped.
+                    // A past run takes view actions only; it asks for no effects.
                     let _ = app::update(app, app::Message::Action(action));
                 }
             }
@@ -404,8 +352,7 @@ pub fn execute(browser: &mut Browser, effect: Effect) {
         Effect::Refresh => refresh(browser),
         Effect::Open(path) => match runs::open_run(&path) {
             Ok(run) => {
-                let mut app = App::new();
-                app.review = Some(run.summary.state);
+                let mut app = App::review(run.summary.state);
                 for event in &run.events {
                     app.run.apply(event);
                 }

@@ -1,9 +1,11 @@
-//! Keys to actions. Which keys mean what depends on the mode: a prompt takes typed characters,
-//! a confirmation takes y / n, everything else uses the keys shown in the footer.
+//! Keys to actions, for the run screen and the run browser. Which keys mean what depends on the
+//! mode: a prompt takes typed characters, a confirmation takes y / n, everything else uses the
+//! keys shown in the footer.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::app::{Action, Mode};
+use super::browser::{Browser, BrowserAction, BrowserMode};
 
 /// The key list for the footer and the help screen: (keys, what they do).
 pub const KEYS: &[(&str, &str)] = &[
@@ -68,6 +70,56 @@ pub fn action_for(mode: &Mode, key: KeyEvent) -> Option<Action> {
             KeyCode::Up | KeyCode::Char('k') => Some(Action::ScrollUp),
             KeyCode::Down | KeyCode::Char('j') => Some(Action::ScrollDown),
             KeyCode::End => Some(Action::ScrollToLatest),
+            _ => None,
+        },
+    }
+}
+
+/// Keys to browser actions, by mode.
+pub fn browser_action_for(browser: &Browser, key: KeyEvent) -> Option<BrowserAction> {
+    if key.kind == KeyEventKind::Release {
+        return None;
+    }
+    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+        return Some(BrowserAction::Back);
+    }
+    if browser.opened.is_some() {
+        return match key.code {
+            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Backspace => Some(BrowserAction::Back),
+            KeyCode::Char('g') => Some(BrowserAction::InRun(Action::ToggleChart)),
+            KeyCode::Up | KeyCode::Char('k') => Some(BrowserAction::InRun(Action::ScrollUp)),
+            KeyCode::Down | KeyCode::Char('j') => Some(BrowserAction::InRun(Action::ScrollDown)),
+            KeyCode::End => Some(BrowserAction::InRun(Action::ScrollToLatest)),
+            _ => None,
+        };
+    }
+    match &browser.mode {
+        BrowserMode::Filter | BrowserMode::Rename { .. } => match key.code {
+            KeyCode::Char(c) => Some(BrowserAction::Type(c)),
+            KeyCode::Backspace => Some(BrowserAction::Backspace),
+            KeyCode::Enter => Some(BrowserAction::Submit),
+            KeyCode::Esc => Some(BrowserAction::Cancel),
+            _ => None,
+        },
+        BrowserMode::ConfirmDelete(_) => match key.code {
+            KeyCode::Char('y' | 'Y') => Some(BrowserAction::Yes),
+            KeyCode::Char('n' | 'N') | KeyCode::Esc => Some(BrowserAction::No),
+            _ => None,
+        },
+        BrowserMode::List => match key.code {
+            KeyCode::Up | KeyCode::Char('k') => Some(BrowserAction::Up),
+            KeyCode::Down | KeyCode::Char('j') => Some(BrowserAction::Down),
+            KeyCode::PageUp => Some(BrowserAction::PageUp),
+            KeyCode::PageDown => Some(BrowserAction::PageDown),
+            KeyCode::Enter => Some(BrowserAction::Open),
+            KeyCode::Char(' ') => Some(BrowserAction::Mark),
+            KeyCode::Char('c') => Some(BrowserAction::Compare),
+            KeyCode::Char('/') => Some(BrowserAction::StartFilter),
+            KeyCode::Char('s') => Some(BrowserAction::Sort),
+            KeyCode::Char('S') => Some(BrowserAction::ReverseSort),
+            KeyCode::Char('d') | KeyCode::Delete => Some(BrowserAction::Delete),
+            KeyCode::Char('R') => Some(BrowserAction::Rename),
+            KeyCode::Esc | KeyCode::Char('q' | 'r') => Some(BrowserAction::Back),
             _ => None,
         },
     }

@@ -4,20 +4,21 @@
 pub mod app;
 pub mod browser;
 pub mod keys;
-pub mod run_view;
 pub mod theme;
+mod ui;
 pub mod view;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, never, select, tick, unbounded};
-use crossterm::event::Event as TermEvent;
+use crossterm::event::{Event as TermEvent, KeyEvent};
 
 use crate::protocol::{Command, Event};
-use app::{Action, App, Message, update};
+use app::{Action, App, Effect, Message, Phase, update};
 use browser::{Browser, Outcome};
 use theme::Theme;
+pub use ui::Ui;
 
 /// At most ~15 frames a second, and only when something changed.
 const FRAME: Duration = Duration::from_millis(66);
@@ -35,16 +36,15 @@ impl Drop for TerminalGuard {
 /// A listed run still training elsewhere is re-read this often while the browser shows it.
 const REFRESH: Duration = Duration::from_secs(2);
 
-/// Shows `app` until the user quits; returns the final state. `events` and `commands` connect
-/// a live run (use `never()` and a dropped channel for none); `runs_dir` is where the browser
-/// looks. An app that starts with its browser open quits when the browser closes.
+/// Shows `ui` until the user quits; returns the final state. `events` and `commands` connect
+/// a run (use `never()` and a dropped channel for none); `runs_dir` is where the browser looks.
 pub fn run(
-    mut app: App,
+    mut ui: Ui,
     events: Receiver<Event>,
     commands: Sender<Command>,
     theme: Theme,
     runs_dir: PathBuf,
-) -> anyhow::Result<App> {
+) -> anyhow::Result<Ui> {
     // try_init also installs a panic hook that restores the terminal before the message prints.
     let mut terminal = ratatui::try_init()?;
     let _guard = TerminalGuard;
@@ -52,33 +52,17 @@ pub fn run(
     let signals = spawn_signal_listener();
     let ticker = tick(FRAME);
     let mut trainer = events;
-    let standalone = app.browser.is_some();
     let mut refreshed = Instant::now();
     let mut dirty = true;
     let mut screen_ok = true;
 
-    while !app.should_quit {
+    while !ui.app.should_quit() {
         let mut messages = Vec::new();
         select! {
             recv(keys) -> key => match key {
                 Ok(TermEvent::Key(key)) => {
-                    // Ctrl-C over a live run always reaches the run, browser open or not.
-                    let interrupt = keys::action_for(&app.mode, key) == Some(Action::Interrupt);
-                    let to_browser = !interrupt || standalone;
-                    if let Some(browser) = app.browser.as_deref_mut().filter(|_| to_browser) {
-                        if browse(browser, key) == Outcome::Close {
-                            app.browser = None;
-                            app.should_quit |= standalone;
-                        }
-                        dirty = true;
-                    } else if let Some(action) = keys::action_for(&app.mode, key) {
-                        if action == Action::OpenBrowser {
-                            let mut browser = Browser::new(runs_dir.clone());
-                            browser::execute(&mut browser, browser::Effect::Refresh);
-                            app.browser = Some(Box::new(browser));
-                        }
-                        messages.push(Message::Action(action));
-                    }
+                    messages.extend(route_key(&mut ui, key));
+                    dirty = true;
                 }
                 Ok(TermEvent::Resize(..)) => dirty = true,
                 Ok(_) => {}
@@ -104,7 +88,7 @@ pub fn run(
                 _ => Message::Action(Action::Interrupt),
             }),
             recv(ticker) -> _ => {
-                if let Some(browser) = app.browser.as_deref_mut()
+                if let Some(browser) = ui.browser.as_deref_mut()
                     && browser.opened.is_none()
                     && browser.has_running()
                     && refreshed.elapsed() >= REFRESH
@@ -114,28 +98,67 @@ pub fn run(
                     dirty = true;
                 }
                 if dirty && screen_ok {
-                    screen_ok = terminal.draw(|frame| view::draw(frame, &app, &theme)).is_ok();
+                    screen_ok = terminal.draw(|frame| view::draw(frame, &ui, &theme)).is_ok();
                     dirty = false;
                 }
             },
         }
         for message in messages {
             dirty = true;
-            for command in update(&mut app, message) {
-                // A trainer that has ended needs no more commands.
-                let _ = commands.send(command);
-            }
-            if let Some((suffix, settings)) = app.write_request.take() {
-                write_fix(&mut app, &suffix, &settings);
+            for effect in update(&mut ui.app, message) {
+                execute(&mut ui, effect, &commands, &runs_dir);
             }
         }
     }
-    if app.detached || !screen_ok {
+    if ui.app.lost_terminal() || !screen_ok {
         // Dropping the terminal would try to show the cursor on a dead tty and print (so
         // panic) when that fails; there is nothing left to restore.
         std::mem::forget(terminal);
     }
-    Ok(app)
+    Ok(ui)
+}
+
+/// A key goes to the browser when it is open (and does the file work it asks for), else it
+/// becomes a message for the run screen. Ctrl-C over a run always reaches the run.
+fn route_key(ui: &mut Ui, key: KeyEvent) -> Option<Message> {
+    let action = keys::action_for(&ui.app.mode, key);
+    let interrupt = action == Some(Action::Interrupt);
+    let standalone = ui.standalone;
+    let Some(browser) = ui
+        .browser
+        .as_deref_mut()
+        .filter(|_| !interrupt || standalone)
+    else {
+        return action.map(Message::Action);
+    };
+    let browser_action = keys::browser_action_for(browser, key)?;
+    let (effects, outcome) = browser::update(browser, browser_action);
+    for effect in effects {
+        browser::execute(browser, effect);
+    }
+    if outcome == Outcome::Close {
+        ui.browser = None;
+        if standalone {
+            ui.app.phase = Phase::Quit;
+        }
+    }
+    None
+}
+
+/// Carries out what the run screen's update asked for.
+fn execute(ui: &mut Ui, effect: Effect, commands: &Sender<Command>, runs_dir: &Path) {
+    match effect {
+        // A trainer that has ended needs no more commands.
+        Effect::Send(command) => {
+            let _ = commands.send(command);
+        }
+        Effect::WriteExperiment { suffix, settings } => write_fix(&mut ui.app, &suffix, &settings),
+        Effect::OpenBrowser => {
+            let mut browser = Browser::new(runs_dir.to_path_buf());
+            browser::execute(&mut browser, browser::Effect::Refresh);
+            ui.browser = Some(Box::new(browser));
+        }
+    }
 }
 
 /// Writes a new-experiment fix beside the run's experiment file and says how to start it.
@@ -154,18 +177,6 @@ fn write_fix(app: &mut App, suffix: &str, settings: &[(String, String)]) {
             false,
         ),
     }
-}
-
-/// One key in the browser: update, then the file work it asked for.
-fn browse(browser: &mut Browser, key: crossterm::event::KeyEvent) -> Outcome {
-    let Some(action) = browser::action_for(browser, key) else {
-        return Outcome::Stay;
-    };
-    let (effects, outcome) = browser::update(browser, action);
-    for effect in effects {
-        browser::execute(browser, effect);
-    }
-    outcome
 }
 
 fn spawn_input_reader() -> Receiver<TermEvent> {

@@ -176,7 +176,7 @@ fn row<'a>(run: &'a RunSummary, browser: &Browser, theme: &Theme, extras: usize)
     if extras >= 2 {
         cells.extend([
             Cell::from(run.tricks()),
-            Cell::from(super::header::duration(run.seconds)),
+            Cell::from(crate::format::duration(run.seconds)),
         ]);
     }
     if extras == 3 {

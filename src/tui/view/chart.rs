@@ -22,17 +22,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         .map(|(i, &v)| ((i + 1) as f64 / per_epoch, v))
         .filter(|(_, v)| v.is_finite())
         .collect();
-    let epoch_series = |f: fn(&crate::protocol::EpochMetrics) -> f64| -> Vec<(f64, f64)> {
-        run.epochs
-            .iter()
-            .enumerate()
-            .map(|(i, m)| ((i + 1) as f64, f(m)))
-            .filter(|(_, v)| v.is_finite())
-            .collect()
-    };
-    let val_loss = epoch_series(|m| m.validation_loss);
-    let train_acc = epoch_series(|m| m.train_accuracy);
-    let val_acc = epoch_series(|m| m.validation_accuracy);
+    let val_loss = run.epoch_series(|m| m.validation_loss);
+    let train_acc = run.epoch_series(|m| m.train_accuracy);
+    let val_acc = run.epoch_series(|m| m.validation_accuracy);
     let x_max = (run.total_epochs().max(1) as f64).max(run.step as f64 / per_epoch);
 
     let loss_max = train_loss

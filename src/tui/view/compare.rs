@@ -47,17 +47,7 @@ pub fn draw(frame: &mut Frame, area: Rect, runs: &[ComparedRun], theme: &Theme) 
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(charts);
 
     let series = |f: fn(&crate::protocol::EpochMetrics) -> f64| -> Vec<Vec<(f64, f64)>> {
-        runs.iter()
-            .map(|r| {
-                r.view
-                    .epochs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, m)| ((i + 1) as f64, f(m)))
-                    .filter(|p| p.1.is_finite())
-                    .collect()
-            })
-            .collect()
+        runs.iter().map(|r| r.view.epoch_series(f)).collect()
     };
     let losses = series(|m| m.validation_loss);
     let accuracies = series(|m| m.validation_accuracy);
@@ -177,7 +167,7 @@ fn draw_table(frame: &mut Frame, area: Rect, runs: &[ComparedRun], theme: &Theme
                 .final_gap
                 .map_or_else(dash, |g| format!("{g:+.4}"))
         }),
-        metric("time", &|r| super::header::duration(r.summary.seconds)),
+        metric("time", &|r| crate::format::duration(r.summary.seconds)),
         metric("live changes", &|r| {
             let changes: Vec<String> = r
                 .view

@@ -7,9 +7,10 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Wrap};
 
+use crate::format::{lr, on_off};
+use crate::monitor::{Level, RunView};
 use crate::protocol::{Finding, Problem};
 use crate::tui::app::{App, NoticeState};
-use crate::tui::run_view::{Level, RunView, lr};
 use crate::tui::theme::Theme;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
@@ -60,7 +61,6 @@ fn draw_loss(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
             ),
         ])
     };
-    let on_off = |on: bool| if on { "on" } else { "off" };
     let (bn, aug) = run
         .started
         .as_ref()

@@ -5,8 +5,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use crate::protocol::HyperParameter;
-use crate::tui::app::{App, Mode};
+use crate::tui::app::{App, Mode, Role};
 use crate::tui::theme::Theme;
 
 const KEYS_WIDE: &[(&str, &str)] = &[
@@ -25,10 +24,7 @@ const KEYS_WIDE: &[(&str, &str)] = &[
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let line = match &app.mode {
         Mode::Prompt(prompt) => {
-            let name = match prompt.field {
-                HyperParameter::Dropout => "dropout",
-                HyperParameter::LearningRate => "learning rate",
-            };
+            let name = prompt.field.label();
             let mut spans = vec![
                 Span::styled(format!(" set {name}: "), theme.strong()),
                 Span::styled(format!("{}_", prompt.input), theme.accent()),
@@ -43,27 +39,28 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             " The run is still training. Stop it and quit? y: stop and quit · n: keep training",
             theme.warn(),
         )]),
-        Mode::Normal | Mode::Help if app.review.is_some() => Line::from(vec![
-            Span::styled(" Esc", theme.accent()),
-            Span::raw(" back to the runs · "),
-            Span::styled("g", theme.accent()),
-            Span::raw(" chart · "),
-            Span::styled("↑/↓", theme.accent()),
-            Span::raw(" scroll"),
-        ]),
-        Mode::Normal | Mode::Help if !app.run.is_active() => Line::from(vec![
-            Span::styled(" the run has ended", theme.dim()),
-            Span::raw(" · "),
-            Span::styled("g", theme.accent()),
-            Span::raw(" chart · "),
-            Span::styled("↑/↓", theme.accent()),
-            Span::raw(" scroll · "),
-            Span::styled("?", theme.accent()),
-            Span::raw(" help · "),
-            Span::styled("q", theme.accent()),
-            Span::raw(" quit"),
-        ]),
-        Mode::Normal | Mode::Help => keys_line(area.width as usize, app.attached, theme),
+        Mode::Normal | Mode::Help if app.reviewed().is_some() => Line::from(hints(
+            None,
+            &[
+                ("Esc", "back to the runs"),
+                ("g", "chart"),
+                ("↑/↓", "scroll"),
+            ],
+            theme,
+        )),
+        Mode::Normal | Mode::Help if !app.run.is_active() => Line::from(hints(
+            Some(Span::styled(" the run has ended", theme.dim())),
+            &[
+                ("g", "chart"),
+                ("↑/↓", "scroll"),
+                ("?", "help"),
+                ("q", "quit"),
+            ],
+            theme,
+        )),
+        Mode::Normal | Mode::Help => {
+            keys_line(area.width as usize, app.role == Role::Attached, theme)
+        }
     };
     frame.render_widget(Paragraph::new(line), area);
 }
@@ -88,11 +85,16 @@ fn keys_line(width: usize, attached: bool, theme: &Theme) -> Line<'static> {
         }
         keys.retain(|(_, what)| *what != dropped);
     }
-    let mut spans = Vec::new();
-    for (i, (key, what)) in keys.iter().enumerate() {
-        spans.push(Span::raw(if i == 0 { " " } else { " · " }));
+    Line::from(hints(None, &keys, theme))
+}
+
+/// ` key what · key what …`, keys highlighted, after `lead` when there is one.
+fn hints(lead: Option<Span<'static>>, keys: &[(&str, &str)], theme: &Theme) -> Vec<Span<'static>> {
+    let mut spans: Vec<Span<'static>> = lead.into_iter().collect();
+    for (key, what) in keys {
+        spans.push(Span::raw(if spans.is_empty() { " " } else { " · " }));
         spans.push(Span::styled(key.to_string(), theme.accent()));
         spans.push(Span::raw(format!(" {what}")));
     }
-    Line::from(spans)
+    spans
 }

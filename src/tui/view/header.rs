@@ -6,9 +6,9 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
+use crate::monitor::RunStatus;
 use crate::protocol::Outcome;
 use crate::tui::app::App;
-use crate::tui::run_view::RunStatus;
 use crate::tui::theme::Theme;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
@@ -31,14 +31,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 
 fn status(app: &App, theme: &Theme) -> (String, Style) {
     let reversed = |style: Style| style.add_modifier(Modifier::REVERSED);
-    if let Some(state) = app.review {
+    if let Some(state) = app.reviewed() {
         return (
             format!("PAST RUN: {}", state.label().to_uppercase()),
             reversed(theme.accent()),
         );
     }
     match &app.run.status {
-        _ if app.stopping && app.run.is_active() => ("STOPPING".into(), reversed(theme.warn())),
+        _ if app.stopping() && app.run.is_active() => ("STOPPING".into(), reversed(theme.warn())),
         RunStatus::Starting => ("STARTING".into(), theme.accent()),
         RunStatus::Running => ("RUNNING".into(), theme.good()),
         RunStatus::Paused => ("PAUSED".into(), reversed(theme.warn())),
@@ -66,7 +66,7 @@ fn progress_line(app: &App, theme: &Theme, width: usize) -> Line<'static> {
         .unwrap_or_default();
     let eta = run
         .eta_seconds()
-        .map(|s| format!("  ETA {}", duration(s)))
+        .map(|s| format!("  ETA {}", crate::format::duration(s)))
         .unwrap_or_default();
     let fixed = epoch_text.chars().count()
         + batch_text.chars().count()
@@ -97,7 +97,7 @@ fn about_line(app: &App, width: usize) -> Line<'static> {
         format!("{} train / {} val", d.train_images, d.validation_images),
         format!("{} classes", d.classes.len()),
         format!("{}×{}×{}", d.channels, d.height, d.width),
-        format!("{} params", compact(s.parameters)),
+        format!("{} params", crate::format::count(s.parameters)),
     ];
     let mut text = String::new();
     for piece in pieces {
@@ -112,24 +112,4 @@ fn about_line(app: &App, width: usize) -> Line<'static> {
         text = joined;
     }
     Line::from(text)
-}
-
-/// `950`, `13.7k`, `207k`, `1.2M`.
-fn compact(n: usize) -> String {
-    match n {
-        0..1_000 => n.to_string(),
-        1_000..100_000 => format!("{:.1}k", n as f64 / 1e3),
-        100_000..1_000_000 => format!("{:.0}k", n as f64 / 1e3),
-        _ => format!("{:.1}M", n as f64 / 1e6),
-    }
-}
-
-/// `42s`, `3m05s`, `1h02m`.
-pub fn duration(seconds: f64) -> String {
-    let s = seconds.max(0.0).round() as u64;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-    }
 }

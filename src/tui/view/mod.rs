@@ -38,17 +38,19 @@ use ratatui::widgets::{Block, Clear, Paragraph, Row, Table};
 use super::app::{App, Mode, Screen};
 use super::keys::KEYS;
 use super::theme::Theme;
+use super::ui::Ui;
 
 /// Below this the screen cannot show its panels legibly, so it says so instead.
 pub const MIN_WIDTH: u16 = 60;
 pub const MIN_HEIGHT: u16 = 18;
 
-pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
-    match &app.browser {
+/// The whole terminal: the browser when it is open (and fits), else the run screen.
+pub fn draw(frame: &mut Frame, ui: &Ui, theme: &Theme) {
+    match &ui.browser {
         Some(b) if frame.area().width >= MIN_WIDTH && frame.area().height >= MIN_HEIGHT => {
             browser::draw(frame, b, theme);
         }
-        _ => draw_screen(frame, app, theme),
+        _ => draw_screen(frame, &ui.app, theme),
     }
     if theme.ascii {
         ascii::fallback(frame.buffer_mut());

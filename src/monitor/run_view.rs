@@ -2,6 +2,7 @@
 //! log produce the same state.
 
 use crate::diagnose;
+use crate::format::lr;
 use crate::protocol::{
     EpochMetrics, Event, EventKind, Finding, HyperParameter, Outcome, PauseReason, RunFinished,
     RunStarted,
@@ -21,6 +22,26 @@ pub enum RunStatus {
     Failed(String),
 }
 
+impl RunStatus {
+    /// How a run that shows this status ended, for a front end that stops watching it.
+    pub fn end(&self) -> RunEnd {
+        match self {
+            RunStatus::Finished(_) => RunEnd::Finished,
+            RunStatus::Failed(_) => RunEnd::Failed,
+            _ => RunEnd::Lost,
+        }
+    }
+}
+
+/// How a followed run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    Finished,
+    Failed,
+    /// The event stream closed without a final event.
+    Lost,
+}
+
 /// A hyper-parameter change, where it happened.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
@@ -38,16 +59,6 @@ impl Change {
             HyperParameter::LearningRate => format!("lr {} → {}", lr(self.from), lr(self.to)),
         }
     }
-}
-
-/// A learning rate in short scientific notation: `1e-3`, or `2.50e-4` when one digit is not
-/// exact.
-pub fn lr(value: f64) -> String {
-    let short = format!("{value:.0e}");
-    let exact = short
-        .parse::<f64>()
-        .is_ok_and(|v| (v - value).abs() <= value.abs() * 1e-9);
-    if exact { short } else { format!("{value:.2e}") }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -346,6 +357,16 @@ impl RunView {
             .iter()
             .chain(&self.diagnosis)
             .cloned()
+            .collect()
+    }
+
+    /// One value of every finished epoch as chart points: (epoch, value), finite values only.
+    pub fn epoch_series(&self, value: fn(&EpochMetrics) -> f64) -> Vec<(f64, f64)> {
+        self.epochs
+            .iter()
+            .enumerate()
+            .map(|(i, m)| ((i + 1) as f64, value(m)))
+            .filter(|(_, v)| v.is_finite())
             .collect()
     }
 

@@ -1,0 +1,135 @@
+//! `kiln bench` from start to end: the chosen workloads measured one after another, a table row
+//! each, then kiln's own parts (monitoring, a frame, the loader) against them.
+
+use std::io::Write;
+
+use super::{Measurement, Workload};
+use crate::experiment::BackendChoice;
+
+/// What to measure and how long.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub backend: BackendChoice,
+    /// Workload names; empty means all.
+    pub workloads: Vec<String>,
+    /// Untimed steps first (compilation, autotuning, caches).
+    pub warmup: usize,
+    /// Timed steps.
+    pub steps: usize,
+    /// Alternating repetitions of both loops; medians are reported.
+    pub repeat: usize,
+}
+
+/// Bad bench options: the user's to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("unknown workload \"{unknown}\"; expected one of {known}")]
+    UnknownWorkload { unknown: String, known: String },
+    #[error("--steps must be at least 1")]
+    NoSteps,
+}
+
+/// The workloads `options` names, in the order they are reported.
+fn chosen(options: &BenchOptions) -> Result<Vec<Workload>, BenchError> {
+    let all = super::workloads();
+    if options.workloads.is_empty() {
+        return Ok(all);
+    }
+    let names: Vec<&str> = all.iter().map(|w| w.name.as_str()).collect();
+    if let Some(unknown) = options
+        .workloads
+        .iter()
+        .find(|w| !names.contains(&w.as_str()))
+    {
+        return Err(BenchError::UnknownWorkload {
+            unknown: unknown.clone(),
+            known: names.join(", "),
+        });
+    }
+    Ok(all
+        .into_iter()
+        .filter(|w| options.workloads.contains(&w.name))
+        .collect())
+}
+
+/// Runs the bench, printing as it goes; returns the measurements (for `--json`).
+pub fn run(options: &BenchOptions, out: &mut impl Write) -> anyhow::Result<Vec<Measurement>> {
+    let chosen = chosen(options)?;
+    if options.steps == 0 {
+        return Err(BenchError::NoSteps.into());
+    }
+    // Benchmark runs are real runs, but not ones to keep.
+    let runs_dir = std::env::temp_dir().join(format!("kiln-bench-{}", std::process::id()));
+    let _ = writeln!(
+        out,
+        "{:<11} {:<6} {:>12} {:>12} {:>9} {:>11} {:>8} {:>8}",
+        "workload",
+        "where",
+        "kiln img/s",
+        "bare img/s",
+        "kiln/bare",
+        "eval img/s",
+        "s/epoch",
+        "peak MB"
+    );
+    let mut results = Vec::new();
+    for workload in &chosen {
+        let m = super::measure(
+            workload,
+            options.backend,
+            options.warmup,
+            options.steps,
+            options.repeat,
+            &runs_dir,
+        )
+        .map_err(|e| anyhow::anyhow!("{}: {e}", workload.name))?;
+        let _ = writeln!(
+            out,
+            "{:<11} {:<6} {:>12.0} {:>12.0} {:>9.3} {:>11.0} {:>8.2} {:>8.0}",
+            m.workload,
+            m.backend,
+            m.train_images_per_second,
+            m.bare_train_images_per_second,
+            m.ratio_vs_bare,
+            m.eval_images_per_second,
+            m.seconds_per_epoch,
+            m.peak_memory_mb
+        );
+        results.push(m);
+    }
+    let monitoring = super::monitoring_seconds_per_batch(&runs_dir, 2000)
+        .map_err(|e| anyhow::anyhow!("monitoring: {e}"))?;
+    let shares: Vec<String> = results
+        .iter()
+        .map(|m| {
+            let step = m.batch_size as f64 / m.bare_train_images_per_second;
+            format!("{} {:.2}%", m.workload, 100.0 * monitoring / step)
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "monitoring: {:.1} µs per batch (log, viewers, screen state): {} of a bare step",
+        monitoring * 1e6,
+        shares.join(", ")
+    );
+    let frame = super::frame_milliseconds(1000, 120, 40, 20);
+    let _ = writeln!(
+        out,
+        "screen: one 120x40 frame with 1,000 epochs of history: {frame:.2} ms"
+    );
+    if chosen.iter().any(|w| w.name == "case-study") {
+        let rate = super::loader_images_per_second(224, 256, 128, &runs_dir)
+            .map_err(|e| anyhow::anyhow!("loader: {e}"))?;
+        let trainer = results
+            .iter()
+            .find(|m| m.workload == "case-study")
+            .map_or(f64::NAN, |m| m.train_images_per_second);
+        let _ = writeln!(
+            out,
+            "loader: 224x224 JPEG folder, augmentation on: {rate:.0} img/s ({:.1}x the case-study trainer)",
+            rate / trainer
+        );
+    }
+    let _ = std::fs::remove_dir_all(&runs_dir);
+    Ok(results)
+}

@@ -1,0 +1,256 @@
+//! Following a run to its end: `train`, `resume` and `fork` start one in this process, `attach`
+//! joins one another process trains. On a terminal the live screen shows it; otherwise (or with
+//! `--headless`) plain lines do.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::{AttachArgs, DEFAULT_EXPERIMENT, FollowOptions, ForkArgs, ResumeArgs, TrainArgs};
+use crate::control;
+use crate::experiment::Experiment;
+use crate::headless::{self, LineFormatter};
+use crate::monitor::RunEnd;
+use crate::protocol::{Command, Event, EventKind};
+use crate::runs::{self, RunState};
+use crate::train::{self, ForkRequest, TrainOptions, TrainerHandle};
+use crate::tui::app::{self, App};
+use crate::tui::{self, Ui, theme::Theme};
+
+pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    let path = args
+        .experiment
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_EXPERIMENT));
+    let mut experiment = Experiment::load(&path, &args.overrides)?;
+    if let Some(backend) = args.follow.backend {
+        experiment.train.backend = backend;
+    }
+    if args.detach {
+        return super::detach::detach(&path, &args);
+    }
+    let handle = train::spawn(TrainOptions {
+        experiment,
+        runs_dir: args.follow.runs_dir.clone(),
+    })
+    .context("cannot create the run directory")?;
+    follow_run(handle, Vec::new(), args.follow, path)
+}
+
+pub fn resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
+    let path = runs::resolve_run(&args.follow.runs_dir, &args.run)?;
+    let plan = train::plan_resume(path, args.follow.backend)?;
+    let id = plan.run.id.clone();
+    let handle = train::resume(plan.experiment, plan.run, plan.restart)
+        .with_context(|| format!("cannot resume {id}"))?;
+    follow_run(handle, plan.events, args.follow, plan.experiment_file)
+}
+
+pub fn fork(args: ForkArgs) -> anyhow::Result<ExitCode> {
+    let path = runs::resolve_run(&args.follow.runs_dir, &args.run)?;
+    let request = ForkRequest {
+        epoch: args.epoch,
+        overrides: args.overrides,
+        name: args.name,
+        backend: args.follow.backend,
+    };
+    let plan = train::plan_fork(path, &request)?;
+    let handle = train::fork(
+        TrainOptions {
+            experiment: plan.experiment,
+            runs_dir: args.follow.runs_dir.clone(),
+        },
+        plan.restart,
+    )
+    .context("cannot create the run directory")?;
+    follow_run(handle, Vec::new(), args.follow, plan.experiment_file)
+}
+
+/// Shows a started run to its end: the live screen on a terminal, progress lines otherwise.
+/// `history` is what the run's log held before (a resumed run): shown, not printed again.
+fn follow_run(
+    handle: TrainerHandle,
+    history: Vec<Event>,
+    options: FollowOptions,
+    experiment_file: PathBuf,
+) -> anyhow::Result<ExitCode> {
+    if options.headless || !interactive() {
+        stop_on_interrupt(handle.commands.clone());
+        let mut formatter = LineFormatter::new(handle.run.path.display().to_string());
+        for event in &history {
+            formatter.line(event);
+        }
+        let end = headless::follow(
+            &handle.events,
+            &mut formatter,
+            &mut std::io::stdout().lock(),
+        );
+        handle.join();
+        return Ok(end.into());
+    }
+    let mut app = App::live();
+    app.experiment_file = Some(experiment_file);
+    replay(&mut app, history);
+    let theme = Theme::from_env(options.ascii);
+    Ok(follow_live(&handle, app, theme, options.runs_dir)?.into())
+}
+
+/// Feeds a run's earlier events to the screen.
+fn replay(app: &mut App, history: Vec<Event>) {
+    for event in history {
+        app::update(app, app::Message::Trainer(event));
+    }
+}
+
+/// The live screen; once it closes, a plain summary stays on the normal screen.
+fn follow_live(
+    handle: &TrainerHandle,
+    app: App,
+    theme: Theme,
+    runs_dir: PathBuf,
+) -> anyhow::Result<RunEnd> {
+    let ui = tui::run(
+        Ui::new(app),
+        handle.events.clone(),
+        handle.commands.clone(),
+        theme,
+        runs_dir,
+    )?;
+    let app = ui.app;
+    if app.lost_terminal() {
+        return Ok(train_on_without_terminal(handle));
+    }
+    let run_dir = handle.run.path.display().to_string();
+    let last = match (&app.run.finished, &app.run.status) {
+        (Some(finished), _) => Some(EventKind::Finished(finished.clone())),
+        (None, crate::monitor::RunStatus::Failed(error)) => Some(EventKind::Failed {
+            error: error.clone(),
+        }),
+        _ => None,
+    };
+    let summary = match last {
+        Some(kind) => LineFormatter::new(run_dir)
+            .line(&Event::now(None, None, kind))
+            .unwrap_or_default(),
+        None => format!("quit while the run was still training; its log so far is in {run_dir}"),
+    };
+    let _ = writeln!(std::io::stdout().lock(), "{summary}");
+    Ok(app.run.status.end())
+}
+
+/// After the terminal went away: keep training to the end (the trainer writes the log and
+/// checkpoints as always), ignoring further hang-ups; SIGTERM or SIGINT still stop it cleanly.
+fn train_on_without_terminal(handle: &TrainerHandle) -> RunEnd {
+    let hung_up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, hung_up);
+    stop_on_interrupt(handle.commands.clone());
+    let mut end = RunEnd::Lost;
+    for event in handle.events.iter() {
+        match event.kind {
+            EventKind::Finished(_) => end = RunEnd::Finished,
+            EventKind::Failed { .. } => end = RunEnd::Failed,
+            _ => {}
+        }
+    }
+    end
+}
+
+pub fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
+    let path = match &args.run {
+        Some(query) => runs::resolve_run(&args.runs_dir, query)?,
+        None => newest_running(&args.runs_dir)?,
+    };
+    if let Ok(run) = runs::open_run(&path)
+        && matches!(run.summary.state, RunState::Finished | RunState::Failed)
+    {
+        let id = run.summary.id;
+        return Err(super::BadInput(format!(
+            "{id} has ended ({}); review it with `kiln show {id}`",
+            run.summary.state.label()
+        ))
+        .into());
+    }
+    let attached = control::client::attach(&path)?;
+    let (run_id, pid) = (attached.run_id.clone(), attached.pid);
+    if args.headless || !interactive() {
+        let mut formatter = LineFormatter::new(path.display().to_string());
+        let mut out = std::io::stdout().lock();
+        for event in &attached.history {
+            if let Some(line) = formatter.line(event) {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        return Ok(headless::follow(&attached.events, &mut formatter, &mut out).into());
+    }
+    let mut app = App::attached();
+    replay(&mut app, attached.history);
+    let ui = tui::run(
+        Ui::new(app),
+        attached.events,
+        attached.commands,
+        Theme::from_env(args.ascii),
+        args.runs_dir.clone(),
+    )?;
+    if ui.app.run.is_active() {
+        if !ui.app.lost_terminal() {
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "detached from {run_id}; it trains on (pid {pid}). Come back with: kiln attach {run_id}"
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    Ok(ui.app.run.status.end().into())
+}
+
+/// The running run started last (run ids begin with their start time).
+fn newest_running(runs_dir: &Path) -> anyhow::Result<PathBuf> {
+    let listing = runs::list_runs(runs_dir)?;
+    listing
+        .runs
+        .iter()
+        .filter(|run| run.state == RunState::Running)
+        .max_by(|a, b| a.id.cmp(&b.id))
+        .map(|run| run.path.clone())
+        .ok_or_else(|| {
+            super::BadInput(format!(
+                "no run is training in {}; `kiln runs --runs-dir {}` lists them all",
+                runs_dir.display(),
+                runs_dir.display()
+            ))
+            .into()
+        })
+}
+
+pub fn interactive() -> bool {
+    std::io::stdout().is_terminal() && std::io::stdin().is_terminal()
+}
+
+/// First Ctrl-C (or SIGTERM) stops the run gracefully: checkpoint, final event. A second one
+/// exits at once.
+pub fn stop_on_interrupt(commands: crossbeam_channel::Sender<Command>) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("kiln-signals".into())
+        .spawn(move || {
+            let mut received = 0;
+            for _ in signals.forever() {
+                received += 1;
+                if received == 1 {
+                    // The terminal may be gone: a failed write must not stop the Stop below.
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "stopping after this batch (press Ctrl-C again to quit at once)"
+                    );
+                    let _ = commands.send(Command::Stop);
+                } else {
+                    std::process::exit(130);
+                }
+            }
+        });
+}

@@ -1,0 +1,104 @@
+//! Looking at experiments and past runs without training: `check`, `runs`, `show`, `compare`
+//! and `export`. On a terminal they open the browser; `--plain` (or a pipe) prints text.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::follow::interactive;
+use super::{CheckArgs, CompareArgs, ExportArgs, ReviewOptions, RunsArgs, ShowArgs};
+use crate::experiment::Experiment;
+use crate::monitor::RunView;
+use crate::report;
+use crate::runs;
+use crate::tui::browser::{self, Browser};
+use crate::tui::{self, Ui, theme::Theme};
+
+pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let experiment = Experiment::load(&args.experiment, &args.overrides)?;
+    let text = experiment.to_toml()?;
+    // A closed pipe (`kiln check x | head`) is a normal end, not an error.
+    let _ = write!(std::io::stdout().lock(), "{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Whether to print text rather than open the browser.
+fn plain(view: &ReviewOptions) -> bool {
+    view.plain || !interactive()
+}
+
+pub fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
+    if plain(&args.view) {
+        let listing = runs::list_runs(&args.view.runs_dir)?;
+        let _ = write!(std::io::stdout().lock(), "{}", report::runs_table(&listing));
+        return Ok(ExitCode::SUCCESS);
+    }
+    browse(args.view, None)
+}
+
+pub fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
+    let path = runs::resolve_run(&args.view.runs_dir, &args.run)?;
+    if plain(&args.view) {
+        let run = runs::open_run(&path)?;
+        let view = RunView::replay(&run.events);
+        let text = report::run_report(&run.summary, &view);
+        let _ = write!(std::io::stdout().lock(), "{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    browse(args.view, Some(browser::Effect::Open(path)))
+}
+
+pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    let paths = args
+        .runs
+        .iter()
+        .map(|run| runs::resolve_run(&args.view.runs_dir, run))
+        .collect::<Result<Vec<PathBuf>, _>>()?;
+    if plain(&args.view) {
+        let opened = paths
+            .iter()
+            .map(|p| runs::open_run(p).map(|r| (r.summary, r.settings)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let text = report::comparison_table(&opened);
+        let _ = write!(std::io::stdout().lock(), "{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    browse(args.view, Some(browser::Effect::Compare(paths)))
+}
+
+pub fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let path = runs::resolve_run(&args.runs_dir, &args.run)?;
+    let run = runs::open_run(&path)?;
+    let mut out = std::io::stdout().lock();
+    if let Some(csv) = &args.csv {
+        let rows = runs::export_csv(&run.events, csv)?;
+        let _ = writeln!(out, "wrote {rows} epoch(s) to {}", csv.display());
+    }
+    if let Some(png) = &args.png {
+        let title = format!("{} · {}", run.summary.id, run.summary.dataset);
+        runs::export_png(&run.events, &title, png)?;
+        let _ = writeln!(out, "wrote {}", png.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The browser on its own, optionally with a run or comparison already open.
+fn browse(view: ReviewOptions, open: Option<browser::Effect>) -> anyhow::Result<ExitCode> {
+    let mut browser = Browser::new(view.runs_dir.clone());
+    browser::execute(&mut browser, browser::Effect::Refresh);
+    if let Some(effect) = open {
+        browser::execute(&mut browser, effect);
+        if let Some(message) = browser.message.take() {
+            return Err(super::BadInput(message).into());
+        }
+    }
+    let (no_commands, _) = crossbeam_channel::unbounded();
+    tui::run(
+        Ui::browsing(browser),
+        crossbeam_channel::never(),
+        no_commands,
+        Theme::from_env(view.ascii),
+        view.runs_dir,
+    )?;
+    Ok(ExitCode::SUCCESS)
+}

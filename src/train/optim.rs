@@ -1,0 +1,26 @@
+//! The optimiser an experiment asks for (Adam, AdamW or SGD with momentum), built from burn's.
+
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig};
+
+use crate::experiment::{OptimizerKind, TrainConfig};
+
+pub fn build(train: &TrainConfig) -> ModuleOptimizer {
+    let decay =
+        (train.weight_decay > 0.0).then(|| WeightDecayConfig::new(train.weight_decay as f32));
+    match train.optimizer {
+        OptimizerKind::Adam => AdamConfig::new().with_weight_decay(decay).init(),
+        OptimizerKind::AdamW => AdamWConfig::new()
+            .with_weight_decay(train.weight_decay as f32)
+            .init(),
+        OptimizerKind::Sgd => SgdConfig::new()
+            .with_weight_decay(decay)
+            .with_momentum((train.momentum > 0.0).then(|| {
+                MomentumConfig::new()
+                    .with_momentum(train.momentum)
+                    .with_dampening(0.0)
+            }))
+            .init(),
+    }
+}

@@ -1,0 +1,347 @@
+//! Everything a run needs before its first batch, one step each: the device, the data and its
+//! split, the model and optimiser (fresh or from a checkpoint), and the events that open the
+//! run's log.
+
+use std::sync::Arc;
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use crossbeam_channel::Receiver;
+
+use super::checkpoint::{self, CheckpointState};
+use super::error::TrainError;
+use super::eval::ValidationSet;
+use super::optim;
+use super::restart::Restart;
+use super::session::{Clock, Position, Session, Storage};
+use super::sink::EventSink;
+
+use crate::data::{self, Augmenter, Dataset, LoaderPlan, Normalizer, Split};
+use crate::diagnose;
+use crate::experiment::Experiment;
+use crate::model::{Classifier, ModelShape};
+use crate::protocol::{
+    BackendSummary, Command, DatasetSummary, EventKind, FromCheckpoint, RunStarted,
+};
+use crate::runs::RunDir;
+
+/// What a run starts from: its experiment and where it goes, plus what the caller has already.
+pub struct Start {
+    pub experiment: Experiment,
+    /// The data in memory already (benchmarks); loaded from the experiment otherwise.
+    pub dataset: Option<Arc<Dataset>>,
+    pub run: RunDir,
+    pub commands: Receiver<Command>,
+    pub restart: Option<Restart>,
+}
+
+/// Prepares a session; reports the run's opening events on `sink` as it goes.
+pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError> {
+    let Start {
+        experiment,
+        dataset,
+        run,
+        commands,
+        restart,
+    } = start;
+    let (device, backend) = super::backend::choose(experiment.train.backend)?;
+    let dataset = match dataset {
+        Some(dataset) => dataset,
+        None => Arc::new(data::load(&experiment.data)?),
+    };
+    let split = split(&dataset, &experiment)?;
+    let normalizer = Normalizer::fit(&dataset, &split.train);
+    let shape = ModelShape {
+        channels: dataset.channels,
+        height: dataset.height,
+        width: dataset.width,
+        classes: dataset.classes.len(),
+    };
+    let validation = ValidationSet::new(&dataset, &split.validation, &normalizer, &device, shape);
+    let train_device = device.clone().autodiff();
+    // Seed before building the model: weight initialisation and dropout draw from it.
+    train_device.seed(experiment.train.seed);
+    let fresh = Classifier::new(&experiment.model, shape, &train_device);
+    let weights = match &restart {
+        None => Weights::fresh(fresh, &experiment),
+        Some(restart) => Weights::restored(restart, fresh, &experiment)?,
+    };
+    let Weights {
+        mut model,
+        optimizer,
+        restored,
+        warning,
+    } = weights;
+    // A resume continues with the values in force when the checkpoint was taken; a fork
+    // with its own experiment's (which default to those same values).
+    let resuming = restart.as_ref().is_some_and(Restart::is_resume);
+    let (learning_rate, dropout) = match &restored {
+        Some(state) if resuming => (state.learning_rate, state.dropout),
+        _ => (experiment.train.learning_rate, experiment.model.dropout),
+    };
+    model.set_dropout(dropout);
+    let (first_epoch, skip_batches) = restored.as_ref().map_or((1, 0), start_position);
+    let loader_plan = LoaderPlan {
+        train: split.train.clone(),
+        batch_size: experiment.train.batch_size,
+        seed: experiment.train.seed,
+        first_epoch,
+        skip_batches,
+        last_epoch: experiment.train.epochs,
+        normalizer,
+        augmenter: Augmenter::new(experiment.augment.clone(), dataset.height, dataset.width),
+    };
+    if !resuming {
+        let facts = RunFacts {
+            run: &run,
+            experiment: &experiment,
+            dataset: &dataset,
+            split: &split,
+            loader_plan: &loader_plan,
+            model: &model,
+        };
+        let started = facts.run_started(backend.clone());
+        sink.emit(
+            None,
+            Some(0),
+            EventKind::RunStarted(Box::new(RunStarted {
+                learning_rate,
+                dropout,
+                parent: restart.as_ref().and_then(|r| r.parent.clone()),
+                ..started
+            })),
+        );
+    }
+    if let Some(message) = dataset.skipped_summary() {
+        sink.emit(None, Some(0), EventKind::Warning { message });
+    }
+    let mut history = Vec::new();
+    if let (Some(restart), Some(state)) = (&restart, &restored) {
+        history = restart.history.clone();
+        history.truncate(state.epochs_completed);
+        if !restart.is_resume() {
+            // The fork's own log tells its whole story, the inherited epochs included.
+            for (i, metrics) in history.iter().enumerate() {
+                sink.emit(Some(i + 1), None, EventKind::Epoch(metrics.clone()));
+            }
+        }
+        let (validation_loss, validation_accuracy) = validation.evaluate(&model, &device, shape)?;
+        sink.emit(
+            Some(state.epochs_completed),
+            Some(state.step),
+            EventKind::FromCheckpoint(Box::new(FromCheckpoint {
+                run_id: restart.source.id.clone(),
+                checkpoint: restart
+                    .checkpoint
+                    .strip_prefix(&restart.source.path)
+                    .unwrap_or(&restart.checkpoint)
+                    .display()
+                    .to_string(),
+                epochs_completed: state.epochs_completed,
+                batches_done: skip_batches,
+                learning_rate,
+                dropout,
+                validation_loss,
+                validation_accuracy,
+                backend: backend.clone(),
+            })),
+        );
+    }
+    if let Some(message) = warning {
+        sink.emit(None, Some(0), EventKind::Warning { message });
+    }
+    let context = diagnosis_context(&experiment, &dataset, &split, &model);
+    // A resumed run's time includes the epochs trained before it was interrupted.
+    let prior_seconds = if resuming {
+        history.iter().map(|m| m.seconds).sum()
+    } else {
+        0.0
+    };
+    let (step, epochs_completed) = restored
+        .as_ref()
+        .map_or((0, 0), |s| (s.step, s.epochs_completed));
+    Ok(Session {
+        learning_rate,
+        experiment,
+        run,
+        commands,
+        device,
+        train_device,
+        dataset,
+        loader_plan,
+        validation,
+        shape,
+        model: Some(model),
+        optimizer,
+        paused: false,
+        clock: Clock {
+            idle: Default::default(),
+            prior_seconds,
+        },
+        position: Position {
+            step,
+            epochs_completed,
+            epoch: first_epoch,
+            batches_done: skip_batches,
+        },
+        storage: Storage::default(),
+        history,
+        context,
+        findings: Vec::new(),
+    })
+}
+
+/// The stratified train / validation split; both parts must hold images.
+fn split(dataset: &Dataset, experiment: &Experiment) -> Result<Split, TrainError> {
+    let split = data::stratified_split(
+        &dataset.labels,
+        dataset.classes.len(),
+        experiment.data.validation_fraction,
+        experiment.data.train_images,
+        experiment.train.seed,
+    );
+    if split.train.is_empty() || split.validation.is_empty() {
+        return Err(TrainError::TooSmallToSplit {
+            dataset: dataset.name.clone(),
+            train: split.train.len(),
+            validation: split.validation.len(),
+        });
+    }
+    Ok(split)
+}
+
+/// The model and optimiser a run starts with.
+struct Weights {
+    model: Classifier,
+    optimizer: ModuleOptimizer,
+    /// Where the run stood, when the weights came from a checkpoint.
+    restored: Option<CheckpointState>,
+    /// Why the optimiser state was not restored, if it was not.
+    warning: Option<String>,
+}
+
+impl Weights {
+    fn fresh(model: Classifier, experiment: &Experiment) -> Self {
+        Self {
+            model,
+            optimizer: optim::build(&experiment.train),
+            restored: None,
+            warning: None,
+        }
+    }
+
+    /// Loads a checkpoint's weights into `model` and its optimiser state. An optimiser state
+    /// that does not fit (the fork chose another optimiser) is not fatal: the optimiser starts
+    /// afresh, with a warning to report.
+    fn restored(
+        restart: &Restart,
+        model: Classifier,
+        experiment: &Experiment,
+    ) -> Result<Self, TrainError> {
+        let path = &restart.checkpoint;
+        let state = checkpoint::load_state(path).map_err(TrainError::Restore)?;
+        let model = checkpoint::load_weights(path, model).map_err(TrainError::Restore)?;
+        let fresh = optim::build(&experiment.train);
+        let (optimizer, warning) = match checkpoint::load_optimizer(path, fresh) {
+            Ok(loaded) => (loaded, None),
+            Err(err) => (
+                optim::build(&experiment.train),
+                Some(format!(
+                    "optimiser state not restored, it starts afresh: {err}"
+                )),
+            ),
+        };
+        Ok(Self {
+            model,
+            optimizer,
+            restored: Some(state),
+            warning,
+        })
+    }
+}
+
+/// The epoch to train first and how many of its batches are done: a checkpoint taken mid-epoch
+/// resumes that epoch after its trained batches.
+fn start_position(state: &CheckpointState) -> (usize, usize) {
+    if state.batches_done > 0 && state.epoch > state.epochs_completed {
+        (state.epoch, state.batches_done)
+    } else {
+        (state.epochs_completed + 1, 0)
+    }
+}
+
+/// What the run-start event tells about the run itself.
+struct RunFacts<'a> {
+    run: &'a RunDir,
+    experiment: &'a Experiment,
+    dataset: &'a Dataset,
+    split: &'a Split,
+    loader_plan: &'a LoaderPlan,
+    model: &'a Classifier,
+}
+
+impl RunFacts<'_> {
+    /// The run-start event with the experiment's values; the caller puts in those in force
+    /// (learning rate, dropout, parent).
+    fn run_started(&self, backend: BackendSummary) -> RunStarted {
+        let Self {
+            run,
+            experiment,
+            dataset,
+            split,
+            loader_plan,
+            model,
+        } = self;
+        RunStarted {
+            run_id: run.id.clone(),
+            experiment: experiment.name.clone(),
+            dataset: DatasetSummary {
+                name: dataset.name.clone(),
+                classes: dataset.classes.clone(),
+                train_images: split.train.len(),
+                validation_images: split.validation.len(),
+                channels: dataset.channels,
+                height: dataset.height,
+                width: dataset.width,
+                skipped: dataset.skipped.len(),
+            },
+            backend,
+            epochs: experiment.train.epochs,
+            batches_per_epoch: loader_plan.batches_per_epoch(),
+            batch_size: experiment.train.batch_size,
+            learning_rate: experiment.train.learning_rate,
+            dropout: experiment.model.dropout,
+            batch_norm: experiment.model.batch_norm,
+            augmentation: experiment.augment.is_active(),
+            parameters: model.num_params(),
+            gap_threshold: experiment.monitor.gap_threshold,
+            patience: experiment.monitor.patience,
+            parent: None,
+        }
+    }
+}
+
+/// What the diagnosis rules need besides the history.
+fn diagnosis_context(
+    experiment: &Experiment,
+    dataset: &Dataset,
+    split: &Split,
+    model: &Classifier,
+) -> diagnose::Context {
+    let mut class_counts = vec![0; dataset.classes.len()];
+    for &i in &split.train {
+        class_counts[dataset.labels[i]] += 1;
+    }
+    diagnose::Context {
+        monitor: experiment.monitor.clone(),
+        class_counts,
+        parameters: model.num_params(),
+        dropout: experiment.model.dropout,
+        learning_rate: experiment.train.learning_rate,
+        batch_norm: experiment.model.batch_norm,
+        augmentation: experiment.augment.is_active(),
+        conv_channels: experiment.model.conv_channels.clone(),
+        dense: experiment.model.dense.clone(),
+        epochs: experiment.train.epochs,
+    }
+}

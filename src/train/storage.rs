@@ -1,0 +1,117 @@
+//! When the disk cannot be written (full, quota, read-only): the run pauses rather than lose
+//! anything, and resuming writes what was held back first. Checkpoints are written here too,
+//! since a failed one is what most often pauses a run.
+
+use std::time::Instant;
+
+use super::checkpoint::{self, CheckpointState};
+use super::session::Session;
+use super::sink::EventSink;
+use crate::protocol::{EventKind, PauseReason};
+
+impl Session {
+    /// Pauses rather than train on while the log or checkpoints cannot be written (a full disk):
+    /// nothing is lost, and the user resumes once there is space.
+    pub(super) fn storage_pause(&mut self, sink: &mut EventSink, epoch: usize, error: String) {
+        let newly = !self.storage.paused;
+        self.storage.paused = true;
+        let (at_epoch, at_step) = (Some(epoch), Some(self.position.step));
+        sink.emit(
+            at_epoch,
+            at_step,
+            EventKind::Warning {
+                message: format!(
+                    "{error}; the run is paused so nothing is lost: free some space, then resume"
+                ),
+            },
+        );
+        if newly && !self.paused {
+            self.paused = true;
+            sink.emit(
+                at_epoch,
+                at_step,
+                EventKind::Paused {
+                    reason: PauseReason::Storage,
+                },
+            );
+        }
+    }
+
+    /// Writes what a full disk held back: the log's pending lines, then the failed checkpoint.
+    pub(super) fn retry_storage(&mut self, sink: &mut EventSink) -> Result<(), String> {
+        if !self.storage.paused {
+            return Ok(());
+        }
+        sink.retry()?;
+        if let Some(epoch) = self.storage.blocked_checkpoint {
+            self.checkpoint(sink, epoch, false);
+            if self.storage.blocked_checkpoint.is_some() {
+                return Err("the checkpoint still cannot be written".into());
+            }
+        }
+        self.storage.paused = false;
+        Ok(())
+    }
+
+    /// Writes a checkpoint; when that fails and `pause_on_failure`, the run pauses until the
+    /// user resumes (which writes it again).
+    pub(super) fn checkpoint(
+        &mut self,
+        sink: &mut EventSink,
+        epoch: usize,
+        pause_on_failure: bool,
+    ) {
+        let started = Instant::now();
+        let state = CheckpointState {
+            epochs_completed: self.position.epochs_completed,
+            epoch,
+            batches_done: if self.position.epochs_completed >= epoch {
+                0
+            } else {
+                self.position.batches_done
+            },
+            step: self.position.step,
+            learning_rate: self.learning_rate,
+            dropout: self.model().dropout(),
+        };
+        let written = checkpoint::write(
+            &self.run.checkpoints_path(),
+            self.model(),
+            &self.optimizer,
+            &state,
+        );
+        match written {
+            Ok(path) => {
+                self.storage.blocked_checkpoint = None;
+                let path = path
+                    .strip_prefix(&self.run.path)
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string();
+                sink.emit(
+                    Some(epoch),
+                    Some(self.position.step),
+                    EventKind::CheckpointWritten { path },
+                );
+            }
+            Err(err) if pause_on_failure => {
+                self.storage.blocked_checkpoint = Some(epoch);
+                self.storage_pause(sink, epoch, format!("checkpoint failed: {err}"));
+            }
+            Err(err) => {
+                self.storage.blocked_checkpoint = self
+                    .storage
+                    .blocked_checkpoint
+                    .filter(|_| self.storage.paused);
+                sink.emit(
+                    Some(epoch),
+                    Some(self.position.step),
+                    EventKind::Warning {
+                        message: format!("checkpoint failed: {err}"),
+                    },
+                );
+            }
+        }
+        self.clock.idle += started.elapsed();
+    }
+}

@@ -1,0 +1,269 @@
+//! The run screen's state and its one `update` function: trainer events and user actions in,
+//! state changes and [`Effect`]s out (commands for the trainer, files to write, the browser to
+//! open), which the event loop carries out. No drawing, no I/O.
+
+mod prompt;
+mod update;
+
+use std::path::PathBuf;
+
+use crate::protocol::{Command, Event, HyperParameter};
+use crate::runs::RunState;
+
+use crate::monitor::RunView;
+
+pub use update::update;
+
+/// What the user can do; keys map to these (see `keys`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    TogglePause,
+    DropoutDown,
+    DropoutUp,
+    LearningRateDown,
+    LearningRateUp,
+    /// Open the prompt to type an exact value.
+    EditValue,
+    Checkpoint,
+    Stop,
+    Quit,
+    /// Ctrl-C: stop the run, then quit.
+    Interrupt,
+    ToggleChart,
+    ToggleHelp,
+    /// Open the run browser over the live screen (the run keeps training).
+    OpenBrowser,
+    /// Apply remedy N (from 1) of the top finding in the diagnosis panel.
+    ApplyRemedy(usize),
+    ScrollUp,
+    ScrollDown,
+    ScrollToLatest,
+    /// Answers in a confirmation.
+    Yes,
+    No,
+    /// Prompt editing.
+    Type(char),
+    Backspace,
+    SwitchField,
+    Submit,
+    Cancel,
+}
+
+/// Everything that can change the state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Trainer(Event),
+    /// The trainer's channel closed.
+    TrainerGone,
+    /// The terminal went away (SIGHUP, closed SSH session): leave the screen, keep training.
+    TerminalGone,
+    Action(Action),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    pub field: HyperParameter,
+    pub input: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    Normal,
+    Help,
+    Prompt(Prompt),
+    ConfirmQuit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Dashboard,
+    Chart,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeState {
+    /// Sent; waiting for the trainer to apply it.
+    Pending,
+    Confirmed,
+    Rejected,
+}
+
+/// The acknowledgement line for the latest command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub text: String,
+    pub state: NoticeState,
+    /// Which event confirms it.
+    awaiting: Awaiting,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Awaiting {
+    Nothing,
+    Paused,
+    Resumed,
+    Change(HyperParameter),
+    Checkpoint,
+    Finished,
+}
+
+/// Whose run the screen shows, which decides what the keys may do to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// No trainer: events come from elsewhere (a test, the browser alone).
+    Detached,
+    /// The run this process trains: commands reach its thread.
+    Live,
+    /// A run another process trains (`kiln attach`): quitting leaves it training.
+    Attached,
+    /// A past run, read only, with its state from the run store.
+    Review(RunState),
+}
+
+/// Where the screen is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Showing,
+    /// Stop was asked for and the trainer has not finished yet; `then_quit` closes the screen
+    /// once it has.
+    Stopping {
+        then_quit: bool,
+    },
+    /// The screen is done.
+    Quit,
+    /// The screen closed because the terminal went away while the run trains on.
+    TerminalGone,
+}
+
+/// Work `update` asks the event loop to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// A command for the trainer.
+    Send(Command),
+    /// A fix that needs a new experiment file: written beside the run's, extending it.
+    WriteExperiment {
+        suffix: String,
+        settings: Vec<(String, String)>,
+    },
+    /// Open the run browser over the screen (the run keeps training).
+    OpenBrowser,
+}
+
+/// The commands among `effects`, in order.
+pub fn commands(effects: &[Effect]) -> Vec<Command> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send(command) => Some(command.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct App {
+    pub run: RunView,
+    pub role: Role,
+    pub phase: Phase,
+    pub mode: Mode,
+    pub screen: Screen,
+    /// Rows scrolled up from the newest epoch in the table.
+    pub table_scroll: usize,
+    pub notice: Option<Notice>,
+    /// The experiment file of the live run, which new-experiment fixes extend.
+    pub experiment_file: Option<PathBuf>,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl App {
+    /// A screen with no trainer behind it.
+    pub fn new() -> Self {
+        Self::with_role(Role::Detached)
+    }
+
+    pub fn with_role(role: Role) -> Self {
+        Self {
+            run: RunView::default(),
+            role,
+            phase: Phase::Showing,
+            mode: Mode::Normal,
+            screen: Screen::Dashboard,
+            table_scroll: 0,
+            notice: None,
+            experiment_file: None,
+        }
+    }
+
+    /// An app attached to a running trainer.
+    pub fn live() -> Self {
+        Self::with_role(Role::Live)
+    }
+
+    /// A viewer of a run that another process trains.
+    pub fn attached() -> Self {
+        Self::with_role(Role::Attached)
+    }
+
+    /// A past run, read only.
+    pub fn review(state: RunState) -> Self {
+        Self::with_role(Role::Review(state))
+    }
+
+    /// Whether the screen is done and the event loop should end.
+    pub fn should_quit(&self) -> bool {
+        matches!(self.phase, Phase::Quit | Phase::TerminalGone)
+    }
+
+    /// Stop was asked for and the trainer has not finished yet.
+    pub fn stopping(&self) -> bool {
+        matches!(self.phase, Phase::Stopping { .. })
+    }
+
+    /// The screen closed because the terminal went away while the run trains on.
+    pub fn lost_terminal(&self) -> bool {
+        self.phase == Phase::TerminalGone
+    }
+
+    /// Whether commands reach a trainer (its own or another process's).
+    pub fn has_trainer(&self) -> bool {
+        matches!(self.role, Role::Live | Role::Attached)
+    }
+
+    /// The past run's state, when this shows one.
+    pub fn reviewed(&self) -> Option<RunState> {
+        match self.role {
+            Role::Review(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    /// Shows the outcome of work done outside `update` (writing a fix's experiment file).
+    pub fn report(&mut self, text: impl Into<String>, ok: bool) {
+        let state = if ok {
+            NoticeState::Confirmed
+        } else {
+            NoticeState::Rejected
+        };
+        self.notify(text, state, Awaiting::Nothing);
+    }
+
+    fn notify(&mut self, text: impl Into<String>, state: NoticeState, awaiting: Awaiting) {
+        self.notice = Some(Notice {
+            text: text.into(),
+            state,
+            awaiting,
+        });
+    }
+
+    fn awaiting(&self) -> Awaiting {
+        self.notice
+            .as_ref()
+            .map_or(Awaiting::Nothing, |n| n.awaiting)
+    }
+}

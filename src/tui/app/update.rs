@@ -1,0 +1,338 @@
+//! `update`: how each message changes the run screen's state, and the effects it asks for.
+
+use super::prompt::{self, Current, Edited};
+use super::{
+    Action, App, Awaiting, Effect, Message, Mode, NoticeState, Phase, Prompt, Role, Screen,
+};
+use crate::format::lr;
+use crate::monitor::RunStatus;
+use crate::protocol::{Command, Event, EventKind, Fix, HyperParameter};
+
+/// Dropout moves in steps of this size with `d` / `D`.
+const DROPOUT_STEP: f64 = 0.05;
+const DROPOUT_MAX: f64 = 0.95;
+
+/// Applies a message; returns the work for the event loop.
+pub fn update(app: &mut App, message: Message) -> Vec<Effect> {
+    match message {
+        Message::Trainer(event) => {
+            on_event(app, &event);
+            Vec::new()
+        }
+        Message::TrainerGone => {
+            if app.run.is_active() {
+                app.run.status = RunStatus::Failed("the training thread ended unexpectedly".into());
+            }
+            if app.phase == (Phase::Stopping { then_quit: true }) {
+                app.phase = Phase::Quit;
+            }
+            Vec::new()
+        }
+        Message::TerminalGone => {
+            // Nobody can see or steer the screen any more, but the run is worth finishing.
+            let trains_on =
+                app.role == Role::Attached || (app.role == Role::Live && app.run.is_active());
+            app.phase = if trains_on {
+                Phase::TerminalGone
+            } else {
+                Phase::Quit
+            };
+            Vec::new()
+        }
+        Message::Action(action) => on_action(app, action),
+    }
+}
+
+fn on_event(app: &mut App, event: &Event) {
+    app.run.apply(event);
+    let awaiting = app.awaiting();
+    let step = event.step.unwrap_or(app.run.step);
+    let confirmed = match (&event.kind, awaiting) {
+        (EventKind::Paused { .. }, Awaiting::Paused) => Some(format!("paused at step {step}")),
+        (EventKind::Resumed, Awaiting::Resumed) => Some(format!("resumed at step {step}")),
+        (EventKind::HyperParameterChanged { parameter, .. }, Awaiting::Change(wanted))
+            if *parameter == wanted =>
+        {
+            app.run
+                .changes
+                .last()
+                .map(|c| format!("{} applied at step {step}", c.describe()))
+        }
+        (EventKind::CheckpointWritten { path }, Awaiting::Checkpoint) => {
+            Some(format!("checkpoint saved: {path}"))
+        }
+        (EventKind::Finished(_), Awaiting::Finished) => Some("run stopped".to_string()),
+        _ => None,
+    };
+    if let Some(text) = confirmed {
+        app.notify(text, NoticeState::Confirmed, Awaiting::Nothing);
+    } else if let (EventKind::Warning { message }, Awaiting::Change(_)) = (&event.kind, awaiting) {
+        app.notify(message.clone(), NoticeState::Rejected, Awaiting::Nothing);
+    }
+    if !app.run.is_active()
+        && let Phase::Stopping { then_quit } = app.phase
+    {
+        app.phase = if then_quit {
+            Phase::Quit
+        } else {
+            Phase::Showing
+        };
+    }
+}
+
+fn on_action(app: &mut App, action: Action) -> Vec<Effect> {
+    match app.mode.clone() {
+        Mode::Help => {
+            if matches!(action, Action::ToggleHelp | Action::Cancel | Action::Quit) {
+                app.mode = Mode::Normal;
+                return Vec::new();
+            }
+            if action == Action::Interrupt {
+                return on_normal_action(app, action);
+            }
+            Vec::new()
+        }
+        Mode::ConfirmQuit => match action {
+            Action::Yes => {
+                app.mode = Mode::Normal;
+                quit(app)
+            }
+            Action::No | Action::Cancel => {
+                app.mode = Mode::Normal;
+                Vec::new()
+            }
+            Action::Interrupt => on_normal_action(app, action),
+            _ => Vec::new(),
+        },
+        Mode::Prompt(open) => {
+            let current = Current {
+                dropout: app.run.dropout,
+                learning_rate: app.run.learning_rate,
+            };
+            match prompt::edit(open, action, &current) {
+                Edited::Open(open) => {
+                    app.mode = Mode::Prompt(open);
+                    Vec::new()
+                }
+                Edited::Cancelled => {
+                    app.mode = Mode::Normal;
+                    Vec::new()
+                }
+                Edited::Interrupted => {
+                    app.mode = Mode::Normal;
+                    on_normal_action(app, Action::Interrupt)
+                }
+                Edited::Submitted(field, value) => {
+                    app.mode = Mode::Normal;
+                    if !app.run.is_active() || app.stopping() {
+                        // Says why nothing was sent.
+                        return on_normal_action(app, Action::EditValue);
+                    }
+                    match field {
+                        HyperParameter::Dropout => set_dropout(app, value),
+                        HyperParameter::LearningRate => set_learning_rate(app, value),
+                    }
+                }
+            }
+        }
+        Mode::Normal => on_normal_action(app, action),
+    }
+}
+
+/// Stops an active run and quits once it has ended; quits at once otherwise.
+fn quit(app: &mut App) -> Vec<Effect> {
+    if !app.run.is_active() {
+        app.phase = Phase::Quit;
+        return Vec::new();
+    }
+    let effects = stop(app);
+    app.phase = Phase::Stopping { then_quit: true };
+    effects
+}
+
+fn stop(app: &mut App) -> Vec<Effect> {
+    if app.stopping() {
+        return Vec::new();
+    }
+    app.phase = Phase::Stopping { then_quit: false };
+    app.notify(
+        "stop requested: finishing the batch and saving a checkpoint…",
+        NoticeState::Pending,
+        Awaiting::Finished,
+    );
+    vec![Effect::Send(Command::Stop)]
+}
+
+fn on_normal_action(app: &mut App, action: Action) -> Vec<Effect> {
+    let live_only = matches!(
+        action,
+        Action::TogglePause
+            | Action::DropoutDown
+            | Action::DropoutUp
+            | Action::LearningRateDown
+            | Action::LearningRateUp
+            | Action::EditValue
+            | Action::Checkpoint
+            | Action::Stop
+            | Action::ApplyRemedy(_)
+    );
+    if live_only && app.reviewed().is_some() {
+        app.notify(
+            "a past run is read only",
+            NoticeState::Rejected,
+            Awaiting::Nothing,
+        );
+        return Vec::new();
+    }
+    if live_only && (!app.run.is_active() || app.stopping()) {
+        app.notify(
+            "the run is no longer training",
+            NoticeState::Rejected,
+            Awaiting::Nothing,
+        );
+        return Vec::new();
+    }
+    match action {
+        Action::TogglePause => {
+            if matches!(app.run.status, RunStatus::Paused | RunStatus::Diverged) {
+                app.notify("resume requested…", NoticeState::Pending, Awaiting::Resumed);
+                vec![Effect::Send(Command::Resume)]
+            } else {
+                app.notify("pause requested…", NoticeState::Pending, Awaiting::Paused);
+                vec![Effect::Send(Command::Pause)]
+            }
+        }
+        Action::DropoutDown | Action::DropoutUp => {
+            let delta = if action == Action::DropoutUp {
+                DROPOUT_STEP
+            } else {
+                -DROPOUT_STEP
+            };
+            let value = ((app.run.dropout + delta) * 100.0).round() / 100.0;
+            set_dropout(app, value.clamp(0.0, DROPOUT_MAX))
+        }
+        Action::LearningRateDown => set_learning_rate(app, app.run.learning_rate / 2.0),
+        Action::LearningRateUp => set_learning_rate(app, app.run.learning_rate * 2.0),
+        Action::EditValue => {
+            app.mode = Mode::Prompt(Prompt {
+                field: HyperParameter::Dropout,
+                input: format!("{:.2}", app.run.dropout),
+                error: None,
+            });
+            Vec::new()
+        }
+        Action::Checkpoint => {
+            app.notify(
+                "checkpoint requested…",
+                NoticeState::Pending,
+                Awaiting::Checkpoint,
+            );
+            vec![Effect::Send(Command::Checkpoint)]
+        }
+        Action::Stop => stop(app),
+        // A viewer leaves; the run trains on in its own process.
+        Action::Quit | Action::Interrupt if app.role == Role::Attached => {
+            app.phase = Phase::Quit;
+            Vec::new()
+        }
+        Action::Quit => {
+            if app.run.is_active() {
+                app.mode = Mode::ConfirmQuit;
+            } else {
+                app.phase = Phase::Quit;
+            }
+            Vec::new()
+        }
+        Action::Interrupt => {
+            if app.stopping() || !app.has_trainer() || !app.run.is_active() {
+                // A second Ctrl-C, or nothing left to stop: leave now.
+                app.phase = Phase::Quit;
+                Vec::new()
+            } else {
+                app.mode = Mode::Normal;
+                quit(app)
+            }
+        }
+        Action::ToggleChart => {
+            app.screen = match app.screen {
+                Screen::Dashboard => Screen::Chart,
+                Screen::Chart => Screen::Dashboard,
+            };
+            Vec::new()
+        }
+        Action::ToggleHelp => {
+            app.mode = Mode::Help;
+            Vec::new()
+        }
+        // The event loop opens it: it reads the runs folder.
+        Action::OpenBrowser => vec![Effect::OpenBrowser],
+        Action::ApplyRemedy(n) => apply_remedy(app, n),
+        Action::ScrollUp => {
+            let max = app.run.epochs.len().saturating_sub(1);
+            app.table_scroll = (app.table_scroll + 1).min(max);
+            Vec::new()
+        }
+        Action::ScrollDown => {
+            app.table_scroll = app.table_scroll.saturating_sub(1);
+            Vec::new()
+        }
+        Action::ScrollToLatest => {
+            app.table_scroll = 0;
+            Vec::new()
+        }
+        Action::Yes
+        | Action::No
+        | Action::Type(_)
+        | Action::Backspace
+        | Action::SwitchField
+        | Action::Submit
+        | Action::Cancel => Vec::new(),
+    }
+}
+
+fn apply_remedy(app: &mut App, n: usize) -> Vec<Effect> {
+    let remedy = app
+        .run
+        .findings()
+        .first()
+        .and_then(|f| f.remedies.get(n.wrapping_sub(1)).cloned());
+    let Some(remedy) = remedy else {
+        app.notify(
+            format!("no remedy {n} to apply"),
+            NoticeState::Rejected,
+            Awaiting::Nothing,
+        );
+        return Vec::new();
+    };
+    match remedy.fix {
+        Fix::SetDropout { value } => set_dropout(app, value),
+        Fix::SetLearningRate { value } => set_learning_rate(app, value),
+        Fix::Stop => stop(app),
+        Fix::NewExperiment { suffix, settings } => {
+            app.notify(
+                format!("writing the {suffix} experiment…"),
+                NoticeState::Pending,
+                Awaiting::Nothing,
+            );
+            vec![Effect::WriteExperiment { suffix, settings }]
+        }
+    }
+}
+
+fn set_dropout(app: &mut App, value: f64) -> Vec<Effect> {
+    app.notify(
+        format!("dropout {value:.2} requested…"),
+        NoticeState::Pending,
+        Awaiting::Change(HyperParameter::Dropout),
+    );
+    vec![Effect::Send(Command::SetDropout { value })]
+}
+
+fn set_learning_rate(app: &mut App, value: f64) -> Vec<Effect> {
+    app.notify(
+        format!("learning rate {} requested…", lr(value)),
+        NoticeState::Pending,
+        Awaiting::Change(HyperParameter::LearningRate),
+    );
+    vec![Effect::Send(Command::SetLearningRate { value })]
+}
