@@ -27,6 +27,15 @@ impl Restart {
     pub fn is_resume(&self) -> bool {
         self.parent.is_none()
     }
+
+    /// The checkpoint's folder relative to its run's directory, as the log names it.
+    pub fn checkpoint_in_source(&self) -> String {
+        self.checkpoint
+            .strip_prefix(&self.source.path)
+            .unwrap_or(&self.checkpoint)
+            .display()
+            .to_string()
+    }
 }
 
 /// Why a run cannot be resumed or forked as asked. All of these are the user's to fix.

@@ -21,7 +21,7 @@ use crate::diagnose;
 use crate::experiment::Experiment;
 use crate::model::{Classifier, ModelShape};
 use crate::protocol::{
-    BackendSummary, Command, DatasetSummary, EventKind, FromCheckpoint, RunStarted,
+    BackendSummary, Command, DatasetSummary, EpochMetrics, EventKind, FromCheckpoint, RunStarted,
 };
 use crate::runs::RunDir;
 
@@ -117,34 +117,23 @@ pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError
     }
     let mut history = Vec::new();
     if let (Some(restart), Some(state)) = (&restart, &restored) {
-        history = restart.history.clone();
-        history.truncate(state.epochs_completed);
-        if !restart.is_resume() {
-            // The fork's own log tells its whole story, the inherited epochs included.
-            for (i, metrics) in history.iter().enumerate() {
-                sink.emit(Some(i + 1), None, EventKind::Epoch(metrics.clone()));
-            }
-        }
+        history = inherited_history(restart, state, sink);
         let (validation_loss, validation_accuracy) = validation.evaluate(&model, &device, shape)?;
+        let from = FromCheckpoint {
+            run_id: restart.source.id.clone(),
+            checkpoint: restart.checkpoint_in_source(),
+            epochs_completed: state.epochs_completed,
+            batches_done: skip_batches,
+            learning_rate,
+            dropout,
+            validation_loss,
+            validation_accuracy,
+            backend: backend.clone(),
+        };
         sink.emit(
             Some(state.epochs_completed),
             Some(state.step),
-            EventKind::FromCheckpoint(Box::new(FromCheckpoint {
-                run_id: restart.source.id.clone(),
-                checkpoint: restart
-                    .checkpoint
-                    .strip_prefix(&restart.source.path)
-                    .unwrap_or(&restart.checkpoint)
-                    .display()
-                    .to_string(),
-                epochs_completed: state.epochs_completed,
-                batches_done: skip_batches,
-                learning_rate,
-                dropout,
-                validation_loss,
-                validation_accuracy,
-                backend: backend.clone(),
-            })),
+            EventKind::FromCheckpoint(Box::new(from)),
         );
     }
     if let Some(message) = warning {
@@ -258,6 +247,23 @@ impl Weights {
             warning,
         })
     }
+}
+
+/// The epochs a restarted run has behind it, as its source's log tells them. A fork logs them
+/// again: its own log tells its whole story, the inherited epochs included.
+fn inherited_history(
+    restart: &Restart,
+    state: &CheckpointState,
+    sink: &mut EventSink,
+) -> Vec<EpochMetrics> {
+    let mut history = restart.history.clone();
+    history.truncate(state.epochs_completed);
+    if !restart.is_resume() {
+        for (i, metrics) in history.iter().enumerate() {
+            sink.emit(Some(i + 1), None, EventKind::Epoch(metrics.clone()));
+        }
+    }
+    history
 }
 
 /// The epoch to train first and how many of its batches are done: a checkpoint taken mid-epoch

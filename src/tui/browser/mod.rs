@@ -1,14 +1,18 @@
 //! The run browser's state and update: a sortable, filterable table of past runs; marking runs
 //! to compare; opening one into the same views a live run uses. File work (listing, reading,
 //! deleting, renaming) is requested as [`Effect`]s and done by [`execute`], so `update` stays
-//! free of I/O.
+//! free of I/O (the file work is in `files`).
+
+mod files;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use super::app::{self, Action, App};
 use crate::monitor::RunView;
-use crate::runs::{self, Listing, RunState, RunSummary};
+use crate::runs::{Listing, RunState, RunSummary};
+
+pub use files::execute;
 
 /// Columns the table can be sorted by, in the order `s` cycles through them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -344,64 +348,4 @@ fn list_action(browser: &mut Browser, action: BrowserAction) -> (Vec<Effect>, Ou
         _ => {}
     }
     (effects, Outcome::Stay)
-}
-
-/// Does the file work an update asked for, and records the result in the browser.
-pub fn execute(browser: &mut Browser, effect: Effect) {
-    match effect {
-        Effect::Refresh => refresh(browser),
-        Effect::Open(path) => match runs::open_run(&path) {
-            Ok(run) => {
-                let mut app = App::review(run.summary.state);
-                for event in &run.events {
-                    app.run.apply(event);
-                }
-                browser.opened = Some(Opened::Review(Box::new(app)));
-            }
-            Err(err) => browser.message = Some(err.to_string()),
-        },
-        Effect::Compare(paths) => {
-            let mut compared = Vec::new();
-            for path in paths {
-                match runs::open_run(&path) {
-                    Ok(run) => compared.push(ComparedRun {
-                        view: RunView::replay(&run.events),
-                        summary: run.summary,
-                        settings: run.settings,
-                    }),
-                    Err(err) => {
-                        browser.message = Some(err.to_string());
-                        return;
-                    }
-                }
-            }
-            browser.opened = Some(Opened::Compare(compared));
-        }
-        Effect::Delete(path) => {
-            match runs::delete_run(&path) {
-                Ok(()) => browser.message = Some(format!("deleted {}", path.display())),
-                Err(err) => browser.message = Some(err.to_string()),
-            }
-            refresh(browser);
-        }
-        Effect::Rename(path, name) => {
-            match runs::rename_run(&path, &name) {
-                Ok(new) => browser.message = Some(format!("renamed to {}", new.display())),
-                Err(err) => browser.message = Some(err.to_string()),
-            }
-            refresh(browser);
-        }
-    }
-}
-
-fn refresh(browser: &mut Browser) {
-    match runs::list_runs(&browser.runs_dir) {
-        Ok(listing) => {
-            let known: BTreeSet<&String> = listing.runs.iter().map(|r| &r.id).collect();
-            browser.marked.retain(|id| known.contains(id));
-            browser.listing = listing;
-        }
-        Err(err) => browser.message = Some(err.to_string()),
-    }
-    browser.clamp_selection();
 }

@@ -1,0 +1,69 @@
+//! The browser's file work: listing the runs folder, opening runs into the views, deleting
+//! and renaming. [`execute`] does what `update` asked for and records the outcome.
+
+use std::collections::BTreeSet;
+
+use super::{Browser, ComparedRun, Effect, Opened};
+use crate::monitor::RunView;
+use crate::runs;
+use crate::tui::app::App;
+
+/// Does the file work an update asked for, and records the result in the browser.
+pub fn execute(browser: &mut Browser, effect: Effect) {
+    match effect {
+        Effect::Refresh => refresh(browser),
+        Effect::Open(path) => match runs::open_run(&path) {
+            Ok(run) => {
+                let mut app = App::review(run.summary.state);
+                for event in &run.events {
+                    app.run.apply(event);
+                }
+                browser.opened = Some(Opened::Review(Box::new(app)));
+            }
+            Err(err) => browser.message = Some(err.to_string()),
+        },
+        Effect::Compare(paths) => {
+            let mut compared = Vec::new();
+            for path in paths {
+                match runs::open_run(&path) {
+                    Ok(run) => compared.push(ComparedRun {
+                        view: RunView::replay(&run.events),
+                        summary: run.summary,
+                        settings: run.settings,
+                    }),
+                    Err(err) => {
+                        browser.message = Some(err.to_string());
+                        return;
+                    }
+                }
+            }
+            browser.opened = Some(Opened::Compare(compared));
+        }
+        Effect::Delete(path) => {
+            match runs::delete_run(&path) {
+                Ok(()) => browser.message = Some(format!("deleted {}", path.display())),
+                Err(err) => browser.message = Some(err.to_string()),
+            }
+            refresh(browser);
+        }
+        Effect::Rename(path, name) => {
+            match runs::rename_run(&path, &name) {
+                Ok(new) => browser.message = Some(format!("renamed to {}", new.display())),
+                Err(err) => browser.message = Some(err.to_string()),
+            }
+            refresh(browser);
+        }
+    }
+}
+
+fn refresh(browser: &mut Browser) {
+    match runs::list_runs(&browser.runs_dir) {
+        Ok(listing) => {
+            let known: BTreeSet<&String> = listing.runs.iter().map(|r| &r.id).collect();
+            browser.marked.retain(|id| known.contains(id));
+            browser.listing = listing;
+        }
+        Err(err) => browser.message = Some(err.to_string()),
+    }
+    browser.clamp_selection();
+}
