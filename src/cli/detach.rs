@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{DEFAULT_RUNS_DIR, TrainArgs};
+use super::args::{DEFAULT_RUNS_DIR, TrainArgs};
 use crate::runs;
 
 /// How long the background process has to claim its run directory.

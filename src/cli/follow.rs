@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::{AttachArgs, DEFAULT_EXPERIMENT, FollowOptions, ForkArgs, ResumeArgs, TrainArgs};
+use super::args::{AttachArgs, DEFAULT_EXPERIMENT, FollowOptions, ForkArgs, ResumeArgs, TrainArgs};
 use crate::control;
 use crate::experiment::Experiment;
 use crate::headless::{self, LineFormatter};

@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::args::{CheckArgs, CompareArgs, ExportArgs, ReviewOptions, RunsArgs, ShowArgs};
 use super::follow::interactive;
-use super::{CheckArgs, CompareArgs, ExportArgs, ReviewOptions, RunsArgs, ShowArgs};
 use crate::experiment::Experiment;
 use crate::monitor::RunView;
 use crate::report;

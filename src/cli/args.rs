@@ -1,0 +1,252 @@
+//! The command line's schema (clap): every command, its arguments and their defaults.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::experiment::BackendChoice;
+
+/// The experiment `kiln` and `kiln train` run when none is named.
+pub const DEFAULT_EXPERIMENT: &str = "experiments/baseline.toml";
+/// Where run directories go unless `--runs-dir` says otherwise.
+pub const DEFAULT_RUNS_DIR: &str = "runs";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kiln",
+    version,
+    about = "Train and watch image classifiers from the terminal"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Option<Action>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Action {
+    /// Train an experiment (default: experiments/baseline.toml).
+    Train(TrainArgs),
+    /// Validate an experiment and print it fully resolved, without training.
+    Check(CheckArgs),
+    /// Open the live screen on a run another kiln process trains (default: the newest running).
+    Attach(AttachArgs),
+    /// Continue an interrupted or stopped run from its newest checkpoint, in the same run.
+    Resume(ResumeArgs),
+    /// Start a new run from a checkpoint of another, with changed settings.
+    Fork(ForkArgs),
+    /// Browse past runs (a table with --plain).
+    Runs(RunsArgs),
+    /// Review one past run with the live views (a text report with --plain).
+    Show(ShowArgs),
+    /// Compare runs side by side (a table with --plain).
+    Compare(CompareArgs),
+    /// Export a run's per-epoch metrics (CSV) or its curves (PNG).
+    Export(ExportArgs),
+    /// Run the article's tricks one after another on the same data and seed, then compare.
+    Ladder(LadderArgs),
+    /// Measure training speed: kiln's full loop against a bare burn loop, side by side.
+    Bench(BenchArgs),
+}
+
+impl Action {
+    /// The backend named on the command line, if any.
+    pub(crate) fn backend(&self) -> Option<BackendChoice> {
+        match self {
+            Action::Train(args) => args.follow.backend,
+            Action::Resume(args) => args.follow.backend,
+            Action::Fork(args) => args.follow.backend,
+            Action::Ladder(args) => args.backend,
+            Action::Bench(args) => Some(args.backend),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct BenchArgs {
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) backend: BackendChoice,
+    /// Only these workloads (repeatable): digits, mnist, small64, small64-bn, case-study.
+    #[arg(long = "workload", value_name = "NAME")]
+    pub(crate) workloads: Vec<String>,
+    /// Also write the measurements as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json: Option<PathBuf>,
+    /// Untimed steps first (compilation, autotuning, caches).
+    #[arg(long, default_value_t = 5)]
+    pub(crate) warmup: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = 30)]
+    pub(crate) steps: usize,
+    /// Alternating repetitions of both loops; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) repeat: usize,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct LadderArgs {
+    /// Base experiment (default: experiments/baseline.toml).
+    pub(crate) experiment: Option<PathBuf>,
+    /// Override a setting in every rung (repeatable; the value is TOML).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(crate) overrides: Vec<String>,
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_RUNS_DIR)]
+    pub(crate) runs_dir: PathBuf,
+    #[arg(long, value_enum)]
+    pub(crate) backend: Option<BackendChoice>,
+    /// Validation accuracy whose first epoch counts as convergence speed.
+    #[arg(long, default_value_t = 0.9)]
+    pub(crate) target: f64,
+    /// Only the final table (no per-epoch progress).
+    #[arg(long)]
+    pub(crate) plain: bool,
+}
+
+/// Where past runs are and how to show them; shared by `runs`, `show` and `compare`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ReviewOptions {
+    /// Where run directories are.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_RUNS_DIR)]
+    pub(crate) runs_dir: PathBuf,
+    /// Print plain text for scripts instead of opening the screen.
+    #[arg(long)]
+    pub(crate) plain: bool,
+    /// Draw with plain ASCII.
+    #[arg(long)]
+    pub(crate) ascii: bool,
+}
+
+/// How a run started by `train`, `resume` or `fork` is shown, and where it trains.
+#[derive(Debug, clap::Args)]
+pub(crate) struct FollowOptions {
+    /// Print plain progress lines instead of the live screen (automatic when stdout is not a
+    /// terminal).
+    #[arg(long)]
+    pub(crate) headless: bool,
+    /// Draw with plain ASCII instead of block and braille characters.
+    #[arg(long)]
+    pub(crate) ascii: bool,
+    /// Where run directories are.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_RUNS_DIR)]
+    pub(crate) runs_dir: PathBuf,
+    /// Where to train; overrides train.backend.
+    #[arg(long, value_enum)]
+    pub(crate) backend: Option<BackendChoice>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ResumeArgs {
+    /// Run id, a unique prefix of it, or its directory.
+    pub(crate) run: String,
+    #[command(flatten)]
+    pub(crate) follow: FollowOptions,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ForkArgs {
+    /// The parent run: id, a unique prefix of it, or its directory.
+    pub(crate) run: String,
+    /// Start from the checkpoint taken at the end of this epoch (default: the newest).
+    #[arg(long)]
+    pub(crate) epoch: Option<usize>,
+    /// Change a setting, e.g. --set model.dropout=0.5 (repeatable; the value is TOML).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(crate) overrides: Vec<String>,
+    /// Name of the new experiment (default: the parent's with "-fork").
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    #[command(flatten)]
+    pub(crate) follow: FollowOptions,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct AttachArgs {
+    /// Run id, a unique prefix of it, or its directory (default: the newest running run).
+    pub(crate) run: Option<String>,
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_RUNS_DIR)]
+    pub(crate) runs_dir: PathBuf,
+    /// Print plain progress lines instead of the live screen.
+    #[arg(long)]
+    pub(crate) headless: bool,
+    /// Draw with plain ASCII.
+    #[arg(long)]
+    pub(crate) ascii: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunsArgs {
+    #[command(flatten)]
+    pub(crate) view: ReviewOptions,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ShowArgs {
+    /// Run id, a unique prefix of it, or its directory.
+    pub(crate) run: String,
+    #[command(flatten)]
+    pub(crate) view: ReviewOptions,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct CompareArgs {
+    /// Two or more runs (ids, unique prefixes or directories).
+    #[arg(required = true, num_args = 2..)]
+    pub(crate) runs: Vec<String>,
+    #[command(flatten)]
+    pub(crate) view: ReviewOptions,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("format").required(true).multiple(true).args(["csv", "png"])))]
+pub(crate) struct ExportArgs {
+    /// Run id, a unique prefix of it, or its directory.
+    pub(crate) run: String,
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_RUNS_DIR)]
+    pub(crate) runs_dir: PathBuf,
+    /// Write per-epoch metrics here (one row per epoch, with a header).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) csv: Option<PathBuf>,
+    /// Write loss and accuracy curves with change markers here.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) png: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct TrainArgs {
+    /// Experiment file (TOML).
+    pub(crate) experiment: Option<PathBuf>,
+    /// Override a setting, e.g. --set model.dropout=0.3 (repeatable; the value is TOML).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(crate) overrides: Vec<String>,
+    #[command(flatten)]
+    pub(crate) follow: FollowOptions,
+    /// Start the run in the background and return at once, printing its id.
+    #[arg(long)]
+    pub(crate) detach: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct CheckArgs {
+    /// Experiment file (TOML).
+    pub(crate) experiment: PathBuf,
+    /// Override a setting, e.g. --set model.dropout=0.3 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(crate) overrides: Vec<String>,
+}
+
+impl TrainArgs {
+    /// `kiln` alone: the default experiment, shown live, in the default runs folder.
+    pub(crate) fn default_run() -> Self {
+        TrainArgs {
+            experiment: None,
+            overrides: Vec::new(),
+            follow: FollowOptions {
+                headless: false,
+                ascii: false,
+                runs_dir: PathBuf::from(DEFAULT_RUNS_DIR),
+                backend: None,
+            },
+            detach: false,
+        }
+    }
+}
