@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # kiln against PyTorch on the same machine and workloads, in one run: prints one table with the
-# kiln / PyTorch ratio per workload (above 1: kiln is faster).
+# kiln / PyTorch ratio per workload (above 1: kiln is faster), then one per operation of the
+# models (the same shapes timed alone: where a gap comes from). --no-ops skips the second.
 #
 #   bench/compare.sh [--backend cpu|gpu|torch] [--warmup N] [--steps N] [--workload NAME]...
+#                    [--no-ops]
 #
 # KILN=/path/to/kiln uses that binary; otherwise it is built with cargo (with the torch feature,
 # linked to the installed PyTorch, for --backend torch). PyTorch is installed from PyPI when
@@ -13,6 +15,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
 backend=cpu
+ops=1
 shared=()
 kiln_only=()
 while [ $# -gt 0 ]; do
@@ -20,6 +23,7 @@ while [ $# -gt 0 ]; do
     --backend) backend="$2"; shift 2 ;;
     --warmup|--steps|--workload) shared+=("$1" "$2"); shift 2 ;;
     --repeat) kiln_only+=("$1" "$2"); shift 2 ;;
+    --no-ops) ops=0; shift ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
@@ -68,4 +72,23 @@ for name, k in kiln.items():
           f" {k['eval_images_per_second']:>10.0f} {t['eval_images_per_second']:>11.0f}"
           f" {k['ratio_vs_bare']:>9.3f}  {k['device']} / {t['device']}")
 PY
+
+if [ "$ops" = 1 ]; then
+  echo
+  "$KILN" bench --ops --backend "$backend" --json "$out/kiln-ops.json" "${shared[@]}" >/dev/null
+  python3 "$here/torch_reference.py" --ops --device "$device" --threads "$threads" \
+    --json "$out/torch-ops.json" "${shared[@]}" 2>/dev/null
+  python3 - "$out/kiln-ops.json" "$out/torch-ops.json" <<'PY'
+import json, sys
+kiln = json.load(open(sys.argv[1]))
+torch = {(r["workload"], r["op"]): r for r in json.load(open(sys.argv[2]))}
+print(f"{'workload':<11} {'op':<24} {'input':>16} {'kiln ms':>9} {'torch ms':>9} {'kiln/torch':>10}")
+for k in kiln:
+    t = torch.get((k["workload"], k["op"]))
+    if not t:
+        continue
+    print(f"{k['workload']:<11} {k['op']:<24} {k['shape']:>16} {k['milliseconds']:>9.3f}"
+          f" {t['milliseconds']:>9.3f} {t['milliseconds'] / max(k['milliseconds'], 1e-9):>10.2f}")
+PY
+fi
 rm -rf "$out"

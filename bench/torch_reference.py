@@ -4,7 +4,10 @@ learning rate 1e-3, synthetic data, warm-up then timed steps) printing the same 
 bench/compare.sh can put kiln and PyTorch side by side.
 
     python3 bench/torch_reference.py [--device cpu|cuda] [--threads N] [--warmup N] [--steps N]
-                                     [--workload NAME]... [--json FILE]
+                                     [--workload NAME]... [--json FILE] [--ops]
+
+With --ops, each operation of the models is timed on its own (kiln bench --ops's list, names and
+method: warm-up, then the median of --steps runs, each ended by a device sync).
 """
 import argparse
 import json
@@ -106,6 +109,119 @@ def measure(workload, device, warmup, steps):
     }
 
 
+def sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(device, warmup, repeat, run):
+    """Median milliseconds of `repeat` runs after `warmup` untimed ones."""
+    for _ in range(warmup):
+        run()
+        sync(device)
+    samples = []
+    for _ in range(max(repeat, 1)):
+        started = time.perf_counter()
+        run()
+        sync(device)
+        samples.append((time.perf_counter() - started) * 1e3)
+    samples.sort()
+    middle = len(samples) // 2
+    return samples[middle] if len(samples) % 2 else (samples[middle - 1] + samples[middle]) / 2
+
+
+def measure_ops(workload, device, warmup, repeat):
+    """The per-operation list of `kiln bench --ops`, on the same shapes."""
+    import torch.nn.functional as F
+
+    name, channels, side, classes, conv, dense, bn, batch, _ = workload
+    torch.manual_seed(7)
+    rows = []
+
+    def record(op, dims, ms):
+        rows.append({"workload": name, "op": op, "shape": "x".join(map(str, dims)),
+                     "milliseconds": ms})
+
+    def randn(*dims, grad=False):
+        return torch.randn(*dims, device=device).requires_grad_(grad)
+
+    def backward(out):
+        # burn seeds a backward from any tensor with ones; so does this.
+        out.backward(torch.ones_like(out))
+
+    c, s = channels, side
+    for i, out in enumerate(conv):
+        n = i + 1
+        dims = (batch, c, s, s)
+        x, w, b = randn(*dims), randn(out, c, 3, 3), randn(out)
+        with torch.no_grad():
+            record(f"conv{n} fwd", dims, timed(device, warmup, repeat,
+                                               lambda: F.conv2d(x, w, b, padding=1)))
+        xg = randn(*dims, grad=True)
+        record(f"conv{n} fwd+bwd-input", dims, timed(
+            device, warmup, repeat, lambda: backward(F.conv2d(xg, w, b, padding=1))))
+        wg, bg = randn(out, c, 3, 3, grad=True), randn(out, grad=True)
+        record(f"conv{n} fwd+bwd-weight", dims, timed(
+            device, warmup, repeat, lambda: backward(F.conv2d(x, wg, bg, padding=1))))
+        ydims = (batch, out, s, s)
+        if bn:
+            y = randn(*ydims)
+            gamma, beta = torch.ones(out, device=device), torch.zeros(out, device=device)
+            with torch.no_grad():
+                record(f"bn{n} fwd", ydims, timed(device, warmup, repeat, lambda: F.batch_norm(
+                    y, None, None, gamma, beta, training=True, eps=1e-5)))
+            yg = randn(*ydims, grad=True)
+            gg, bb = gamma.clone().requires_grad_(True), beta.clone().requires_grad_(True)
+            record(f"bn{n} fwd+bwd", ydims, timed(device, warmup, repeat, lambda: backward(
+                F.batch_norm(yg, None, None, gg, bb, training=True, eps=1e-5))))
+        y, yg = randn(*ydims), randn(*ydims, grad=True)
+        with torch.no_grad():
+            record(f"relu{n} fwd", ydims, timed(device, warmup, repeat, lambda: F.relu(y)))
+        record(f"relu{n} fwd+bwd", ydims, timed(device, warmup, repeat,
+                                                lambda: backward(F.relu(yg))))
+        with torch.no_grad():
+            record(f"pool{n} fwd", ydims, timed(device, warmup, repeat,
+                                                lambda: F.max_pool2d(y, 2)))
+        record(f"pool{n} fwd+bwd", ydims, timed(device, warmup, repeat,
+                                                lambda: backward(F.max_pool2d(yg, 2))))
+        c, s = out, s // 2
+
+    features = c * s * s
+    for i, units in enumerate(list(dense) + [classes]):
+        n = i + 1
+        x, w, b = randn(batch, features), randn(units, features), randn(units)
+        with torch.no_grad():
+            record(f"linear{n} fwd", (batch, features), timed(device, warmup, repeat,
+                                                              lambda: F.linear(x, w, b)))
+        xg, wg, bg = (randn(batch, features, grad=True), randn(units, features, grad=True),
+                      randn(units, grad=True))
+        record(f"linear{n} fwd+bwd", (batch, features), timed(
+            device, warmup, repeat, lambda: backward(F.linear(xg, wg, bg))))
+        features = units
+
+    logits = randn(batch, classes, grad=True)
+    labels = (torch.arange(batch) % classes).to(device)
+    record("cross-entropy fwd+bwd", (batch, classes), timed(
+        device, warmup, repeat, lambda: F.cross_entropy(logits, labels).backward()))
+
+    model = model_for(channels, side, classes, conv, dense, bn).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    samples = []
+    for run in range(warmup + max(repeat, 1)):
+        optimizer.zero_grad()
+        F.cross_entropy(model(randn(batch, channels, side, side)), labels).backward()
+        sync(device)
+        started = time.perf_counter()
+        optimizer.step()
+        sync(device)
+        if run >= warmup:
+            samples.append((time.perf_counter() - started) * 1e3)
+    samples.sort()
+    parameters = sum(p.numel() for p in model.parameters())
+    record("adam step", (parameters,), samples[len(samples) // 2])
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -114,11 +230,27 @@ def main():
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--workload", action="append", default=[])
     parser.add_argument("--json")
+    parser.add_argument("--ops", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     chosen = [w for w in WORKLOADS if not args.workload or w[0] in args.workload]
+    if args.ops and not args.workload:
+        chosen = [w for w in chosen if w[0] != "case-study"]
     if not chosen:
         sys.exit(f"no such workload: {args.workload}")
+    if args.ops:
+        rows = [row for w in chosen for row in measure_ops(w, args.device, args.warmup,
+                                                           args.steps)]
+        for row in rows:
+            print(f"{row['workload']:<11} {row['op']:<24} {row['shape']:>16} "
+                  f"{row['milliseconds']:>10.3f}", file=sys.stderr)
+        text = json.dumps(rows, indent=2)
+        if args.json:
+            with open(args.json, "w") as out:
+                out.write(text)
+        else:
+            print(text)
+        return
     results = []
     for workload in chosen:
         result = measure(workload, args.device, args.warmup, args.steps)

@@ -54,3 +54,44 @@ fn monitoring_cost_is_timed_on_a_real_log() {
     assert_eq!(logged.events.len(), 300);
     assert_eq!(logged.skipped_lines, 0);
 }
+
+#[test]
+fn the_per_operation_bench_times_every_layer_of_the_model_on_its_shape() {
+    let _guard = training_lock();
+    let digits = workloads()
+        .into_iter()
+        .find(|w| w.name == "digits")
+        .unwrap();
+    let timings = kiln::bench::ops::measure_ops(&digits, BackendChoice::Cpu, 1, 2).unwrap();
+    let ops: Vec<&str> = timings.iter().map(|t| t.op.as_str()).collect();
+    // Two conv blocks (8x8 then 4x4), one hidden layer and the output layer, the loss, Adam.
+    for expected in [
+        "conv1 fwd",
+        "conv1 fwd+bwd-input",
+        "conv1 fwd+bwd-weight",
+        "relu1 fwd+bwd",
+        "pool1 fwd+bwd",
+        "conv2 fwd",
+        "pool2 fwd",
+        "linear1 fwd+bwd",
+        "linear2 fwd+bwd",
+        "cross-entropy fwd+bwd",
+        "adam step",
+    ] {
+        assert!(ops.contains(&expected), "{expected} missing from {ops:?}");
+    }
+    assert!(
+        !ops.iter().any(|op| op.starts_with("bn")),
+        "digits has no batch norm"
+    );
+    let shape_of = |op: &str| &timings.iter().find(|t| t.op == op).unwrap().shape;
+    assert_eq!(shape_of("conv1 fwd"), "32x1x8x8");
+    assert_eq!(shape_of("conv2 fwd"), "32x16x4x4");
+    assert_eq!(shape_of("linear1 fwd"), "32x128");
+    assert!(
+        timings
+            .iter()
+            .all(|t| t.milliseconds.is_finite() && t.milliseconds > 0.0),
+        "{timings:?}"
+    );
+}

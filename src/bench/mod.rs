@@ -6,6 +6,7 @@
 //! [`probes`] times kiln's own parts apart (monitoring, a frame, the loader); [`report`] runs
 //! the whole bench and prints its table.
 
+pub mod ops;
 mod probes;
 pub mod report;
 
@@ -118,7 +119,11 @@ pub fn synthetic_dataset(workload: &Workload, images: usize, seed: u64) -> Datas
     }
 }
 
-fn experiment_for(workload: &Workload, backend: BackendChoice, batches: usize) -> Experiment {
+pub(crate) fn experiment_for(
+    workload: &Workload,
+    backend: BackendChoice,
+    batches: usize,
+) -> Experiment {
     let mut e = Experiment {
         name: format!("bench-{}", workload.name),
         ..Experiment::default()

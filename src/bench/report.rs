@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use super::ops::OpTiming;
 use super::{Measurement, Workload};
 use crate::experiment::BackendChoice;
 
@@ -27,6 +28,38 @@ pub enum BenchError {
     UnknownWorkload { unknown: String, known: String },
     #[error("--steps must be at least 1")]
     NoSteps,
+}
+
+/// The per-operation bench: one line per operation and workload, as it is measured.
+pub fn run_ops(options: &BenchOptions, out: &mut impl Write) -> anyhow::Result<Vec<OpTiming>> {
+    let mut chosen = chosen(options)?;
+    if options.workloads.is_empty() {
+        // Its 224x224 convolutions take minutes on a small CPU: only when asked for by name.
+        chosen.retain(|w| w.name != "case-study");
+    }
+    if options.steps == 0 {
+        return Err(BenchError::NoSteps.into());
+    }
+    let _ = writeln!(
+        out,
+        "{:<11} {:<24} {:>16} {:>10}",
+        "workload", "op", "input", "ms"
+    );
+    let mut all = Vec::new();
+    for workload in &chosen {
+        let timings =
+            super::ops::measure_ops(workload, options.backend, options.warmup, options.steps)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", workload.name))?;
+        for t in &timings {
+            let _ = writeln!(
+                out,
+                "{:<11} {:<24} {:>16} {:>10.3}",
+                t.workload, t.op, t.shape, t.milliseconds
+            );
+        }
+        all.extend(timings);
+    }
+    Ok(all)
 }
 
 /// The workloads `options` names, in the order they are reported.

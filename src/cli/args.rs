@@ -81,6 +81,10 @@ pub(crate) struct BenchArgs {
     /// Alternating repetitions of both loops; medians are reported.
     #[arg(long, default_value_t = 3)]
     pub(crate) repeat: usize,
+    /// Time each operation of the models on its own instead (the median of --steps runs
+    /// after --warmup), on every workload but case-study unless --workload names it.
+    #[arg(long)]
+    pub(crate) ops: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -120,10 +120,14 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         steps: args.steps,
         repeat: args.repeat,
     };
-    let results = crate::bench::report::run(&options, &mut std::io::stdout().lock())?;
+    let mut out = std::io::stdout().lock();
+    let json = if args.ops {
+        serde_json::to_string_pretty(&crate::bench::report::run_ops(&options, &mut out)?)?
+    } else {
+        serde_json::to_string_pretty(&crate::bench::report::run(&options, &mut out)?)?
+    };
     if let Some(path) = args.json {
-        std::fs::write(&path, serde_json::to_string_pretty(&results)?)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        std::fs::write(&path, json).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }
