@@ -17,6 +17,7 @@ fn state(learning_rate: f64) -> CheckpointState {
         step: 40,
         learning_rate,
         dropout: 0.1,
+        requested: false,
     }
 }
 
@@ -82,4 +83,118 @@ fn a_crash_at_any_step_of_a_replace_leaves_one_complete_checkpoint() {
     let path = checkpoint::write(&dir, &model, &optimizer, &state(2e-3)).unwrap();
     assert_eq!(folders(&dir).len(), 1);
     assert_eq!(checkpoint::load_state(&path).unwrap().learning_rate, 2e-3);
+}
+
+fn at_epoch(epoch: usize, step: u64, requested: bool) -> (std::path::PathBuf, CheckpointState) {
+    let name = format!("epoch-{epoch:04}-step-{step:07}");
+    let state = CheckpointState {
+        epochs_completed: epoch,
+        epoch,
+        batches_done: 0,
+        step,
+        learning_rate: 1e-3,
+        dropout: 0.0,
+        requested,
+    };
+    (std::path::PathBuf::from("checkpoints").join(name), state)
+}
+
+#[test]
+fn retention_keeps_the_newest_and_what_must_stay() {
+    use kiln::train::checkpoint::{Retention, to_prune};
+    // Epochs 1–6 at their ends, and one taken by hand at epoch 2.
+    let mut found: Vec<_> = (1..=6).map(|e| at_epoch(e, e as u64 * 10, false)).collect();
+    found.insert(2, at_epoch(2, 25, true));
+    let name = |path: &std::path::PathBuf| path.file_name().unwrap().to_string_lossy().into_owned();
+    let pruned = |retention: &Retention| -> Vec<String> {
+        to_prune(&found, retention).iter().map(name).collect()
+    };
+    let newest_two = Retention {
+        newest: 2,
+        ..Retention::default()
+    };
+    assert_eq!(
+        pruned(&newest_two),
+        [
+            "epoch-0001-step-0000010",
+            "epoch-0002-step-0000020",
+            "epoch-0003-step-0000030",
+            "epoch-0004-step-0000040"
+        ],
+        "the newest two routine ones and the one taken by hand stay"
+    );
+    let with_best_and_fork = Retention {
+        newest: 2,
+        epochs: [1, 3].into(),
+        names: ["epoch-0004-step-0000040".to_string()].into(),
+    };
+    assert_eq!(pruned(&with_best_and_fork), ["epoch-0002-step-0000020"]);
+    assert!(pruned(&Retention::default()).is_empty(), "0 keeps them all");
+}
+
+#[test]
+fn a_run_keeps_its_newest_checkpoints_and_prune_applies_the_policy_later() {
+    let _guard = crate::common::training_lock();
+    let runs = scratch("retention");
+    let status = crate::common::train_digits("--headless", 5, &runs)
+        .args(["--set", "train.keep_checkpoints=2"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = crate::common::only_run(&runs);
+    let checkpoints = run.join("checkpoints");
+    let kept = checkpoint::list(&checkpoints);
+    let epochs: Vec<usize> = kept.iter().map(|(_, s)| s.epochs_completed).collect();
+    let best = kiln::runs::open_run(&run)
+        .unwrap()
+        .summary
+        .best_epoch
+        .unwrap();
+    // The newest two (epochs 4 and 5) and the best epoch's, which may be one of them.
+    assert!(epochs.ends_with(&[4, 5]), "{epochs:?}");
+    assert!(
+        epochs.contains(&best),
+        "the best epoch {best} is kept: {epochs:?}"
+    );
+    assert_eq!(epochs.len(), if best >= 4 { 2 } else { 3 }, "{epochs:?}");
+
+    let kiln = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(args)
+            .arg("--runs-dir")
+            .arg(&runs)
+            .output()
+            .unwrap()
+    };
+    let id = run.file_name().unwrap().to_string_lossy().into_owned();
+    // Keeping one: the newest (epoch 5) and the best epoch's stay.
+    let mut expected: Vec<usize> = vec![best, 5];
+    expected.dedup();
+    let removed = epochs.len() - expected.len();
+    // Without a terminal and without --yes, it says what it would do and removes nothing.
+    let asked = kiln(&["prune", &id, "--keep", "1"]);
+    assert_eq!(asked.status.code(), Some(2), "{asked:?}");
+    let said = String::from_utf8_lossy(&asked.stdout);
+    assert!(
+        said.contains(&format!("remove {removed} checkpoint(s)")),
+        "{said}"
+    );
+    assert_eq!(checkpoint::list(&checkpoints).len(), epochs.len());
+    let pruned = kiln(&["prune", &id, "--keep", "1", "--yes"]);
+    assert!(pruned.status.success(), "{pruned:?}");
+    let left: Vec<usize> = checkpoint::list(&checkpoints)
+        .iter()
+        .map(|(_, s)| s.epochs_completed)
+        .collect();
+    assert_eq!(left, expected);
+    // A fork from a pruned epoch says which epochs are left.
+    let gone = (1..=5).find(|e| !expected.contains(e)).unwrap();
+    let refused = kiln(&["fork", &id, "--epoch", &gone.to_string(), "--headless"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("it has checkpoints after epoch(s)"),
+        "{stderr}"
+    );
 }

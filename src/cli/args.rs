@@ -42,6 +42,8 @@ pub(crate) enum Action {
     Compare(CompareArgs),
     /// Export a run's per-epoch metrics (CSV) or its curves (PNG).
     Export(ExportArgs),
+    /// Remove the checkpoints a run's retention policy does not keep (asks first).
+    Prune(PruneArgs),
     /// Run the article's tricks one after another on the same data and seed, then compare.
     Ladder(LadderArgs),
     /// Measure training speed: kiln's full loop against a bare burn loop, side by side.
@@ -213,6 +215,22 @@ pub(crate) struct ExportArgs {
     /// Write loss and accuracy curves with change markers here.
     #[arg(long, value_name = "FILE")]
     pub(crate) png: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct PruneArgs {
+    /// Runs (ids, unique prefixes or directories); default: every run not training.
+    pub(crate) runs: Vec<String>,
+    /// Keep this many of the newest routine checkpoints (default: each run's
+    /// train.keep_checkpoints); those taken by hand, the best epoch's and those forks started
+    /// from stay whatever the number.
+    #[arg(long, value_name = "N")]
+    pub(crate) keep: Option<usize>,
+    /// Remove without asking (for scripts).
+    #[arg(long)]
+    pub(crate) yes: bool,
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_RUNS_DIR)]
+    pub(crate) runs_dir: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]

@@ -5,6 +5,7 @@
 mod args;
 mod detach;
 mod follow;
+mod prune;
 mod review;
 
 use std::path::PathBuf;
@@ -43,6 +44,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             || cause.is::<RestartError>()
             || cause.is::<AttachError>()
             || cause.is::<BenchError>()
+            || cause.is::<crate::train::prune::PruneError>()
             || cause
                 .downcast_ref::<StoreError>()
                 .is_some_and(StoreError::is_bad_input)
@@ -85,6 +87,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Some(Action::Show(args)) => review::show(args),
         Some(Action::Compare(args)) => review::compare(args),
         Some(Action::Export(args)) => review::export(args),
+        Some(Action::Prune(args)) => prune::prune(args),
         Some(Action::Ladder(args)) => ladder(args),
         Some(Action::Bench(args)) => bench(args),
         None => follow::train(TrainArgs::default_run()),

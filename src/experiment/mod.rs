@@ -215,6 +215,9 @@ pub struct TrainConfig {
     /// Write a checkpoint every N epochs (so a killed run resumes close to where it was and
     /// any epoch can be forked); 0 writes one only at the end.
     pub checkpoint_every: usize,
+    /// How many of the routine checkpoints to keep, newest first; 0 keeps them all. Those taken
+    /// by hand, the best epoch's and those a fork started from are kept besides.
+    pub keep_checkpoints: usize,
 }
 
 impl Default for TrainConfig {
@@ -229,6 +232,9 @@ impl Default for TrainConfig {
             weight_decay: 0.0,
             backend: BackendChoice::Auto,
             checkpoint_every: 1,
+            // A resume needs only the newest; five leave recent epochs to fork from while a
+            // long run's disk use stays bounded (the best epoch's is kept besides).
+            keep_checkpoints: 5,
         }
     }
 }

@@ -105,6 +105,7 @@ pub const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
             ("weight_decay", Kind::Float),
             ("backend", Kind::Choice(&["auto", "gpu", "cpu", "torch"])),
             ("checkpoint_every", Kind::Integer),
+            ("keep_checkpoints", Kind::Integer),
         ],
     ),
     (

@@ -182,6 +182,23 @@ pub fn summary_of(path: &Path, id: &str) -> RunSummary {
     summary
 }
 
+/// The epochs of run `id` that runs in `runs_dir` were forked from (their checkpoints are the
+/// forks' lineage, so retention keeps them).
+pub fn forked_epochs(runs_dir: &Path, id: &str) -> Vec<usize> {
+    list_runs(runs_dir).map_or_else(
+        |_| Vec::new(),
+        |listing| {
+            listing
+                .runs
+                .iter()
+                .filter_map(|run| run.parent.as_ref())
+                .filter(|parent| parent.run_id == id)
+                .map(|parent| parent.epoch)
+                .collect()
+        },
+    )
+}
+
 /// A run by id, unique id prefix, or path to its directory.
 pub fn resolve_run(runs_dir: &Path, query: &str) -> Result<PathBuf, StoreError> {
     let as_path = Path::new(query);

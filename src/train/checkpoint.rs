@@ -3,6 +3,7 @@
 //! aside (not deleted) until the new one has its name, so a crash at any step leaves one
 //! complete checkpoint under that name or beside it, never a half-written one.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
@@ -31,6 +32,51 @@ pub struct CheckpointState {
     pub step: u64,
     pub learning_rate: f64,
     pub dropout: f64,
+    /// Taken by hand (`c`): kept whatever the retention policy says.
+    #[serde(default)]
+    pub requested: bool,
+}
+
+/// Which checkpoints a run keeps besides its newest routine ones.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Retention {
+    /// Routine checkpoints to keep, newest first; 0 keeps them all.
+    pub newest: usize,
+    /// Epochs whose end-of-epoch checkpoint stays (the best epoch, those forks started from).
+    pub epochs: BTreeSet<usize>,
+    /// Checkpoint folder names that stay (the one a resume started from).
+    pub names: BTreeSet<String>,
+}
+
+/// The checkpoints (as [`list`] gives them, oldest first) that `retention` lets go.
+pub fn to_prune(found: &[(PathBuf, CheckpointState)], retention: &Retention) -> Vec<PathBuf> {
+    if retention.newest == 0 {
+        return Vec::new();
+    }
+    let routine: Vec<&(PathBuf, CheckpointState)> =
+        found.iter().filter(|(_, s)| !s.requested).collect();
+    let old = routine.len().saturating_sub(retention.newest);
+    routine[..old]
+        .iter()
+        .filter(|(path, state)| {
+            let named = path
+                .file_name()
+                .is_some_and(|n| retention.names.contains(&*n.to_string_lossy()));
+            let kept_epoch =
+                state.batches_done == 0 && retention.epochs.contains(&state.epochs_completed);
+            !named && !kept_epoch
+        })
+        .map(|(path, _)| path.clone())
+        .collect()
+}
+
+/// Removes the checkpoints `retention` lets go; returns them.
+pub fn prune(checkpoints: &Path, retention: &Retention) -> Result<Vec<PathBuf>, CheckpointError> {
+    let doomed = to_prune(&list(checkpoints), retention);
+    for path in &doomed {
+        std::fs::remove_dir_all(path).map_err(io(path))?;
+    }
+    Ok(doomed)
 }
 
 #[derive(Debug, thiserror::Error)]

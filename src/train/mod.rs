@@ -11,6 +11,7 @@ pub mod checkpoint;
 mod error;
 pub mod eval;
 mod optim;
+pub mod prune;
 mod restart;
 mod session;
 mod setup;

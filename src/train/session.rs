@@ -59,12 +59,25 @@ pub(super) struct Clock {
 }
 
 /// What a full disk has held back.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(super) struct Storage {
     /// Paused because the disk could not be written; resuming retries first.
     pub paused: bool,
     /// The epoch whose checkpoint failed and is written again on resume.
     pub blocked_checkpoint: Option<usize>,
+    /// The checkpoint folder this run was resumed from: kept by the retention policy.
+    pub resumed_from: Option<String>,
+}
+
+/// Why a checkpoint is written, which decides what a failure does and whether it is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Taken {
+    /// At an epoch's end: a failure pauses the run.
+    EpochEnd,
+    /// By hand (`c`): kept whatever the retention policy says; a failure pauses the run.
+    Requested,
+    /// At the run's end, or written again after a full disk: a failure is a warning.
+    Last,
 }
 
 pub(super) struct Session {
@@ -115,7 +128,7 @@ impl Session {
         drop(loader);
         // At the epoch in progress, so a stopped run resumes after its last trained batch.
         let last_epoch = self.position.epoch.max(1);
-        self.checkpoint(sink, last_epoch, false);
+        self.checkpoint(sink, last_epoch, Taken::Last);
         let best = diagnose::best_epoch(&self.history);
         sink.emit(
             Some(self.position.epochs_completed),
@@ -207,7 +220,7 @@ impl Session {
         self.report_findings(sink, epoch);
         let every = self.experiment.train.checkpoint_every;
         if every > 0 && epoch.is_multiple_of(every) && epoch < self.experiment.train.epochs {
-            self.checkpoint(sink, epoch, true);
+            self.checkpoint(sink, epoch, Taken::EpochEnd);
         }
         Ok(Flow::Continue)
     }
@@ -387,7 +400,7 @@ impl Session {
                     );
                 }
             }
-            Command::Checkpoint => self.checkpoint(sink, epoch, true),
+            Command::Checkpoint => self.checkpoint(sink, epoch, Taken::Requested),
             Command::Stop => return Flow::Stop,
         }
         Flow::Continue

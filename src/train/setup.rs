@@ -173,7 +173,14 @@ pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError
             epoch: first_epoch,
             batches_done: skip_batches,
         },
-        storage: Storage::default(),
+        storage: Storage {
+            resumed_from: restart
+                .as_ref()
+                .filter(|r| r.is_resume())
+                .and_then(|r| r.checkpoint.file_name())
+                .map(|name| name.to_string_lossy().into_owned()),
+            ..Storage::default()
+        },
         history,
         context,
         findings: Vec::new(),

@@ -2,12 +2,15 @@
 //! anything, and resuming writes what was held back first. Checkpoints are written here too,
 //! since a failed one is what most often pauses a run.
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
-use super::checkpoint::{self, CheckpointState};
-use super::session::Session;
+use super::checkpoint::{self, CheckpointState, Retention};
+use super::session::{Session, Taken};
 use super::sink::EventSink;
+use crate::diagnose;
 use crate::protocol::{EventKind, PauseReason};
+use crate::runs;
 
 impl Session {
     /// Pauses rather than train on while the log or checkpoints cannot be written (a full disk):
@@ -44,7 +47,7 @@ impl Session {
         }
         sink.retry()?;
         if let Some(epoch) = self.storage.blocked_checkpoint {
-            self.checkpoint(sink, epoch, false);
+            self.checkpoint(sink, epoch, Taken::Last);
             if self.storage.blocked_checkpoint.is_some() {
                 return Err("the checkpoint still cannot be written".into());
             }
@@ -53,14 +56,11 @@ impl Session {
         Ok(())
     }
 
-    /// Writes a checkpoint; when that fails and `pause_on_failure`, the run pauses until the
-    /// user resumes (which writes it again).
-    pub(super) fn checkpoint(
-        &mut self,
-        sink: &mut EventSink,
-        epoch: usize,
-        pause_on_failure: bool,
-    ) {
+    /// Writes a checkpoint, then lets go of those the retention policy does not keep; when the
+    /// write fails at an epoch's end or by hand, the run pauses until the user resumes (which
+    /// writes it again).
+    pub(super) fn checkpoint(&mut self, sink: &mut EventSink, epoch: usize, taken: Taken) {
+        let pause_on_failure = taken != Taken::Last;
         let started = Instant::now();
         let state = CheckpointState {
             epochs_completed: self.position.epochs_completed,
@@ -73,6 +73,7 @@ impl Session {
             step: self.position.step,
             learning_rate: self.learning_rate,
             dropout: self.model().dropout(),
+            requested: taken == Taken::Requested,
         };
         let written = checkpoint::write(
             &self.run.checkpoints_path(),
@@ -93,6 +94,17 @@ impl Session {
                     Some(self.position.step),
                     EventKind::CheckpointWritten { path },
                 );
+                // Only once the new one is complete does an old one go.
+                let retention = self.retention();
+                if let Err(err) = checkpoint::prune(&self.run.checkpoints_path(), &retention) {
+                    sink.emit(
+                        Some(epoch),
+                        Some(self.position.step),
+                        EventKind::Warning {
+                            message: format!("cannot remove an old checkpoint: {err}"),
+                        },
+                    );
+                }
             }
             Err(err) if pause_on_failure => {
                 self.storage.blocked_checkpoint = Some(epoch);
@@ -113,5 +125,19 @@ impl Session {
             }
         }
         self.clock.idle += started.elapsed();
+    }
+
+    /// What this run keeps besides its newest checkpoints: the best epoch's, the ones forks of
+    /// it started from, the one it was resumed from.
+    fn retention(&self) -> Retention {
+        let mut epochs: BTreeSet<usize> = diagnose::best_epoch(&self.history).into_iter().collect();
+        if let Some(runs_dir) = self.run.path.parent() {
+            epochs.extend(runs::forked_epochs(runs_dir, &self.run.id));
+        }
+        Retention {
+            newest: self.experiment.train.keep_checkpoints,
+            epochs,
+            names: self.storage.resumed_from.iter().cloned().collect(),
+        }
     }
 }
