@@ -17,6 +17,26 @@ pub enum Command {
     Stop,
 }
 
+impl Command {
+    /// Whether a run can take the value it carries; the error says what is expected. The
+    /// trainer, the control socket and the screen's prompt apply the same rule.
+    pub fn check(&self) -> Result<(), String> {
+        match *self {
+            Command::SetDropout { value }
+                if !(value.is_finite() && (0.0..1.0).contains(&value)) =>
+            {
+                Err(format!(
+                    "dropout {value} rejected: expected a probability in [0, 1)"
+                ))
+            }
+            Command::SetLearningRate { value } if !(value.is_finite() && value > 0.0) => Err(
+                format!("learning rate {value} rejected: expected a positive number"),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// One thing that happened in a run, stamped with wall time and position.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {

@@ -156,6 +156,10 @@ fn bad_lines_get_an_error_reply_and_change_nothing() {
         b"{\"command\":\"fly\"}\n".to_vec(),
         b"{\"command\":\"set_dropout\"}\n".to_vec(),
         b"{\"command\":\"set_dropout\",\"value\":\"high\"}\n".to_vec(),
+        // Well-formed but out of range: refused at the socket, as the prompt refuses them.
+        b"{\"command\":\"set_dropout\",\"value\":2}\n".to_vec(),
+        b"{\"command\":\"set_dropout\",\"value\":-0.1}\n".to_vec(),
+        b"{\"command\":\"set_learning_rate\",\"value\":0}\n".to_vec(),
         vec![0xff, 0xfe, b'\n'],
         oversized,
     ];

@@ -228,6 +228,24 @@ fn negative_integer_is_reported_not_a_type_error() {
 }
 
 #[test]
+fn a_negative_whole_number_for_a_float_says_what_the_setting_must_be() {
+    let message = error_for("[train]\nlearning_rate = -1\n", &[]);
+    assert_contains(
+        &message,
+        &[
+            "exp.toml:2",
+            "`train.learning_rate` = -1",
+            "positive learning rate",
+        ],
+    );
+    let message = error_for("", &["model.dropout=-1"]);
+    assert_contains(
+        &message,
+        &["--set model.dropout=-1", "probability in [0, 1)"],
+    );
+}
+
+#[test]
 fn empty_conv_list_is_rejected() {
     let message = error_for("[model]\nconv_channels = []\n", &[]);
     assert_contains(

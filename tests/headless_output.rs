@@ -81,5 +81,9 @@ fn detach_returns_at_once_and_the_run_finishes_in_the_background() {
     let stdout = String::from_utf8(output.stdout).unwrap();
     let id = stdout.lines().next().unwrap();
     assert!(id.ends_with("-digits"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("watch it with: kiln attach {id}")),
+        "the next command to type: {stdout}"
+    );
     assert_eq!(wait_until_finished(&runs.join(id)).epochs_completed, 2);
 }

@@ -60,7 +60,8 @@ pub fn detach(experiment: &Path, args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let id = run.id;
     let _ = writeln!(
         std::io::stdout().lock(),
-        "{id}\nstarted in the background (pid {pid}); see it with: kiln show {id}{dir_option}"
+        "{id}\nstarted in the background (pid {pid}); watch it with: kiln attach {id}{dir_option} \
+         (kiln show {id}{dir_option} once it has ended)"
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -50,15 +50,18 @@ impl Reply {
     }
 }
 
-/// A command line from a client, or why it is not one.
+/// A command line from a client, or why it is not one (a value out of range included: the
+/// client hears it at once rather than as a warning from the trainer later).
 pub fn parse_command(line: &[u8]) -> Result<Command, String> {
     let text = std::str::from_utf8(line).map_err(|_| "the line is not UTF-8 text".to_string())?;
-    serde_json::from_str(text.trim()).map_err(|err| {
+    let command: Command = serde_json::from_str(text.trim()).map_err(|err| {
         format!(
             "not a command ({err}); expected one JSON object per line such as \
              {{\"command\":\"pause\"}} or {{\"command\":\"set_dropout\",\"value\":0.5}}"
         )
-    })
+    })?;
+    command.check()?;
+    Ok(command)
 }
 
 /// One line read with a length limit.

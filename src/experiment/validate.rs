@@ -249,9 +249,17 @@ fn check_train(c: &mut Checker, experiment: &Experiment) {
     );
 }
 
-/// Negative integers reach serde as a type error; report them with their origin instead.
+/// Negative integers for integer keys reach serde as a type error; report them with their
+/// origin instead. (A float key given a whole number, `learning_rate = -1`, goes on to its own
+/// range check, which says what that setting must be.)
 pub fn negative_integer(layer: &Layer) -> Option<ConfigError> {
     layer.origins.keys().find_map(|key| {
+        if !matches!(
+            super::schema::kind_of(key),
+            Some(super::schema::Kind::Integer | super::schema::Kind::IntegerList)
+        ) {
+            return None;
+        }
         let value = layer.get(key)?;
         let negative = match value {
             toml::Value::Integer(n) => *n < 0,

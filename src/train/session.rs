@@ -337,6 +337,10 @@ impl Session {
         let reject = |sink: &mut EventSink, message: String| {
             sink.emit(at_epoch, at_step, EventKind::Warning { message });
         };
+        if let Err(message) = command.check() {
+            reject(sink, message);
+            return Flow::Continue;
+        }
         match command {
             Command::Pause if !self.paused => {
                 self.paused = true;
@@ -360,45 +364,31 @@ impl Session {
             },
             Command::Pause | Command::Resume => {}
             Command::SetDropout { value } => {
-                if value.is_finite() && (0.0..1.0).contains(&value) {
-                    let model = self.model.as_mut().expect("model present between steps");
-                    let from = model.dropout();
-                    model.set_dropout(value);
-                    sink.emit(
-                        at_epoch,
-                        at_step,
-                        EventKind::HyperParameterChanged {
-                            parameter: HyperParameter::Dropout,
-                            from,
-                            to: value,
-                        },
-                    );
-                } else {
-                    reject(
-                        sink,
-                        format!("dropout {value} rejected: expected a probability in [0, 1)"),
-                    );
-                }
+                let model = self.model.as_mut().expect("model present between steps");
+                let from = model.dropout();
+                model.set_dropout(value);
+                sink.emit(
+                    at_epoch,
+                    at_step,
+                    EventKind::HyperParameterChanged {
+                        parameter: HyperParameter::Dropout,
+                        from,
+                        to: value,
+                    },
+                );
             }
             Command::SetLearningRate { value } => {
-                if value.is_finite() && value > 0.0 {
-                    let from = self.learning_rate;
-                    self.learning_rate = value;
-                    sink.emit(
-                        at_epoch,
-                        at_step,
-                        EventKind::HyperParameterChanged {
-                            parameter: HyperParameter::LearningRate,
-                            from,
-                            to: value,
-                        },
-                    );
-                } else {
-                    reject(
-                        sink,
-                        format!("learning rate {value} rejected: expected a positive number"),
-                    );
-                }
+                let from = self.learning_rate;
+                self.learning_rate = value;
+                sink.emit(
+                    at_epoch,
+                    at_step,
+                    EventKind::HyperParameterChanged {
+                        parameter: HyperParameter::LearningRate,
+                        from,
+                        to: value,
+                    },
+                );
             }
             Command::Checkpoint => self.checkpoint(sink, epoch, Taken::Requested),
             Command::Stop => return Flow::Stop,
