@@ -335,3 +335,55 @@ fn numbered_remedies_apply_live_or_ask_for_a_new_file() {
     assert_eq!(press(&mut app, KeyCode::Char('3')), vec![Command::Stop]);
     assert!(press(&mut app, KeyCode::Char('9')).is_empty());
 }
+
+#[test]
+fn routine_checkpoints_stay_out_of_the_activity_log_and_a_paused_run_has_no_eta() {
+    let mut app = started_app();
+    trainer(
+        &mut app,
+        1,
+        1,
+        EventKind::Batch(kiln::protocol::BatchProgress {
+            batch: 1,
+            batches: 4,
+            loss: 1.0,
+            images_per_second: 1000.0,
+        }),
+    );
+    assert!(app.run.eta_seconds().is_some(), "a training run has an ETA");
+    update(
+        &mut app,
+        Message::Trainer(at(
+            1,
+            4,
+            EventKind::Paused {
+                reason: PauseReason::Requested,
+            },
+        )),
+    );
+    assert_eq!(app.run.eta_seconds(), None, "the clock stops while paused");
+    update(&mut app, Message::Trainer(at(1, 4, EventKind::Resumed)));
+    for epoch in 1..=3 {
+        trainer(
+            &mut app,
+            epoch,
+            4 * epoch as u64,
+            EventKind::CheckpointWritten {
+                path: format!("checkpoints/epoch-{epoch:04}-step-{:07}", 4 * epoch),
+            },
+        );
+    }
+    assert_eq!(app.run.last_checkpoint, Some(3));
+    assert!(
+        !app.run
+            .activity
+            .iter()
+            .any(|a| a.text.contains("checkpoint")),
+        "{:?}",
+        app.run.activity
+    );
+    assert!(
+        app.run.activity.iter().any(|a| a.text == "paused"),
+        "pauses stay"
+    );
+}

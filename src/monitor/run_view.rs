@@ -100,6 +100,8 @@ pub struct RunView {
     pub divergence: Option<Finding>,
     /// The trainer's latest diagnosis.
     pub diagnosis: Vec<Finding>,
+    /// The epoch of the newest checkpoint written.
+    pub last_checkpoint: Option<usize>,
 }
 
 impl Default for RunView {
@@ -121,6 +123,7 @@ impl Default for RunView {
             finished: None,
             divergence: None,
             diagnosis: Vec::new(),
+            last_checkpoint: None,
         }
     }
 }
@@ -218,8 +221,9 @@ impl RunView {
                 self.divergence = None;
                 note(self, "resumed".into(), Level::Info);
             }
-            EventKind::CheckpointWritten { path } => {
-                note(self, format!("checkpoint {path}"), Level::Info);
+            // Routine: one a epoch would push what the user did out of the activity log.
+            EventKind::CheckpointWritten { .. } => {
+                self.last_checkpoint = Some(event.epoch.unwrap_or(self.epoch));
             }
             EventKind::Warning { message } => note(self, message.clone(), Level::Warning),
             EventKind::Diverged { loss } => {
@@ -333,9 +337,10 @@ impl RunView {
         self.batch as f64 / batches as f64
     }
 
-    /// Seconds left, from the mean epoch time (or the throughput during the first epoch).
+    /// Seconds left, from the mean epoch time (or the throughput during the first epoch); none
+    /// while the run is not training (a paused run's clock has stopped).
     pub fn eta_seconds(&self) -> Option<f64> {
-        if !self.is_active() {
+        if self.status != RunStatus::Running {
             return None;
         }
         let total = self.total_epochs() as f64;

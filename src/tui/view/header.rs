@@ -98,9 +98,12 @@ fn about_line(app: &App, width: usize) -> Line<'static> {
         format!("{} classes", d.classes.len()),
         format!("{}×{}×{}", d.channels, d.height, d.width),
         format!("{} params", crate::format::count(s.parameters)),
+        app.run
+            .last_checkpoint
+            .map_or_else(String::new, |epoch| format!("checkpoint e{epoch}")),
     ];
     let mut text = String::new();
-    for piece in pieces {
+    for piece in pieces.into_iter().filter(|p| !p.is_empty()) {
         let joined = if text.is_empty() {
             piece
         } else {
