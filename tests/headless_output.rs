@@ -87,3 +87,24 @@ fn detach_returns_at_once_and_the_run_finishes_in_the_background() {
     );
     assert_eq!(wait_until_finished(&runs.join(id)).epochs_completed, 2);
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_command_line_definition() {
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    for shell in ["bash", "zsh", "fish"] {
+        let script = run(&["completions", shell]);
+        for command in ["train", "attach", "resume", "fork", "prune", "runs-dir"] {
+            assert!(script.contains(command), "{shell} completes {command}");
+        }
+    }
+    let page = run(&["man"]);
+    assert!(page.contains(".TH kiln 1"), "{page}");
+    assert!(page.contains("Train and watch image classifiers"));
+}

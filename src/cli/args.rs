@@ -44,6 +44,10 @@ pub(crate) enum Action {
     Export(ExportArgs),
     /// Remove the checkpoints a run's retention policy does not keep (asks first).
     Prune(PruneArgs),
+    /// Print a shell completion script, e.g. `kiln completions bash > ~/.local/share/bash-completion/completions/kiln`.
+    Completions(CompletionsArgs),
+    /// Print kiln's man page (roff), e.g. `kiln man > ~/.local/share/man/man1/kiln.1`.
+    Man,
     /// Run the article's tricks one after another on the same data and seed, then compare.
     Ladder(LadderArgs),
     /// Measure training speed: kiln's full loop against a bare burn loop, side by side.
@@ -215,6 +219,12 @@ pub(crate) struct ExportArgs {
     /// Write loss and accuracy curves with change markers here.
     #[arg(long, value_name = "FILE")]
     pub(crate) png: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
 }
 
 #[derive(Debug, clap::Args)]

@@ -11,7 +11,7 @@ mod review;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use crate::bench::report::BenchError;
 use crate::control::client::AttachError;
@@ -88,10 +88,27 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Some(Action::Compare(args)) => review::compare(args),
         Some(Action::Export(args)) => review::export(args),
         Some(Action::Prune(args)) => prune::prune(args),
+        Some(Action::Completions(args)) => {
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "kiln", &mut script);
+            print_all(&script)
+        }
+        Some(Action::Man) => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+            print_all(&page)
+        }
         Some(Action::Ladder(args)) => ladder(args),
         Some(Action::Bench(args)) => bench(args),
         None => follow::train(TrainArgs::default_run()),
     }
+}
+
+/// Writes generated text to stdout; a closed pipe (`kiln man | head`) is a normal end.
+fn print_all(bytes: &[u8]) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(bytes);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn ladder(args: LadderArgs) -> anyhow::Result<ExitCode> {
