@@ -111,8 +111,3 @@ pub fn aligned(rows: &[Vec<String>]) -> String {
     }
     out
 }
-
-/// A header row from string literals.
-pub fn header(names: &[&str]) -> Vec<String> {
-    names.iter().map(|s| s.to_string()).collect()
-}

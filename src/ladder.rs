@@ -9,7 +9,6 @@ use crossbeam_channel::Receiver;
 
 use crate::experiment::tricks::{self, AUGMENT, BATCH_NORM, BIGGER, DROPOUT};
 use crate::experiment::{BackendChoice, ConfigError, Experiment};
-use crate::format::{aligned, header};
 use crate::headless::LineFormatter;
 use crate::protocol::{Command, Event, EventKind, Outcome, Problem, epoch_history};
 use crate::train::{self, TrainOptions};
@@ -94,46 +93,63 @@ impl RungResult {
     }
 }
 
-/// The comparison table, one row per rung, as plain aligned text.
-pub fn table(results: &[RungResult], target: f64) -> String {
-    let to_target = format!("epochs_to_{target:.2}");
-    let mut rows = vec![header(&[
-        "rung",
-        "best_val",
-        "final_val",
-        "final_gap",
-        to_target.as_str(),
-        "sec/epoch",
-        "findings",
-        "run",
-    ])];
-    for r in results {
-        let findings: Vec<String> = r
+/// Column widths of the ladder's table: fixed, so each rung's row can be printed as it
+/// finishes (a findings list longer than its column pushes that row's run id right).
+const WIDTHS: [usize; 7] = [19, 8, 9, 9, 14, 9, 28];
+
+fn line(cells: &[String]) -> String {
+    let mut out = String::new();
+    for (i, cell) in cells.iter().enumerate() {
+        match WIDTHS.get(i) {
+            Some(width) => out.push_str(&format!("{cell:<width$}  ")),
+            None => out.push_str(cell),
+        }
+    }
+    out.trim_end().to_string() + "\n"
+}
+
+/// The table's header line.
+pub fn header(target: f64) -> String {
+    line(&[
+        "rung".into(),
+        "best_val".into(),
+        "final_val".into(),
+        "final_gap".into(),
+        format!("epochs_to_{target:.2}"),
+        "sec/epoch".into(),
+        "findings".into(),
+        "run".into(),
+    ])
+}
+
+impl RungResult {
+    /// The rung's line in the table.
+    pub fn row(&self) -> String {
+        let findings: Vec<String> = self
             .findings
             .iter()
             .map(|p| p.title().replace(' ', "-"))
             .collect();
-        rows.push(vec![
-            if r.complete {
-                r.rung.clone()
+        line(&[
+            if self.complete {
+                self.rung.clone()
             } else {
-                format!("{}(stopped)", r.rung)
+                format!("{}(stopped)", self.rung)
             },
-            format!("{:.4}", r.best_validation_accuracy),
-            format!("{:.4}", r.final_validation_accuracy),
-            format!("{:+.4}", r.final_gap),
-            r.epochs_to_target
+            format!("{:.4}", self.best_validation_accuracy),
+            format!("{:.4}", self.final_validation_accuracy),
+            format!("{:+.4}", self.final_gap),
+            self.epochs_to_target
                 .map_or_else(|| "-".to_string(), |e| e.to_string()),
-            format!("{:.2}", r.seconds_per_epoch),
+            format!("{:.2}", self.seconds_per_epoch),
             if findings.is_empty() {
                 "none".into()
             } else {
                 findings.join(",")
             },
-            r.run_id.clone(),
-        ]);
+            self.run_id.clone(),
+        ])
     }
-    aligned(&rows)
 }
 
 /// What `kiln ladder` runs.
@@ -170,17 +186,20 @@ pub fn experiments(options: &LadderOptions) -> Result<Vec<(Rung, Experiment)>, C
         .collect()
 }
 
-/// Trains the rungs one after another, printing progress and then the table; a message on
-/// `stop` stops the rung in progress and skips the rest. Returns whether any rung failed.
+/// Trains the rungs one after another: each rung's table row goes to `out` as it finishes
+/// (after the header), its progress lines to `progress`. A message on `stop` stops the rung in
+/// progress and skips the rest. Returns whether any rung failed.
 pub fn run(
     options: &LadderOptions,
     stop: &Receiver<Command>,
     out: &mut impl Write,
+    progress: &mut impl Write,
 ) -> anyhow::Result<bool> {
     let planned = experiments(options)?;
     let total = planned.len();
-    let mut results = Vec::new();
     let mut failed = false;
+    let _ = write!(out, "{}", header(options.target));
+    let _ = out.flush();
     for (i, (rung, experiment)) in planned.into_iter().enumerate() {
         let handle = train::spawn(TrainOptions {
             experiment,
@@ -198,7 +217,7 @@ pub fn run(
                             && let Some(line) = formatter.line(&event)
                         {
                             for line in line.lines() {
-                                let _ = writeln!(out, "[{}/{total} {}] {line}", i + 1, rung.name);
+                                let _ = writeln!(progress, "[{}/{total} {}] {line}", i + 1, rung.name);
                             }
                         }
                         events.push(event);
@@ -217,17 +236,17 @@ pub fn run(
             .iter()
             .any(|e| matches!(e.kind, EventKind::Failed { .. }));
         if let Some(result) = RungResult::from_events(rung.name, &run_id, &events, options.target) {
-            results.push(result);
+            let _ = write!(out, "{}", result.row());
+            let _ = out.flush();
         }
         if stopped {
             let _ = writeln!(
-                out,
+                progress,
                 "ladder interrupted; the finished rungs stay in {}",
                 options.runs_dir.display()
             );
             break;
         }
     }
-    let _ = write!(out, "{}", table(&results, options.target));
     Ok(failed)
 }

@@ -226,3 +226,53 @@ fn a_rung_restarted_from_a_checkpoint_counts_its_epochs_once() {
         "the superseded 0.99 does not count"
     );
 }
+
+#[test]
+fn the_ladder_prints_each_rung_as_it_finishes_and_progress_apart() {
+    use std::io::{BufRead, BufReader};
+    let _guard = training_lock();
+    let runs = scratch("ladder");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args([
+            "ladder",
+            "experiments/digits.toml",
+            "--plain",
+            "--backend",
+            "cpu",
+        ])
+        .args(["--set", "train.epochs=1", "--runs-dir"])
+        .arg(&runs)
+        .current_dir(repo_path(""))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let header = lines.next().unwrap().unwrap();
+    assert!(
+        header.starts_with("rung") && header.ends_with("run"),
+        "{header}"
+    );
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("baseline "), "{first}");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first rung's row arrives while the others still train"
+    );
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let rungs: Vec<&str> = rest
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        rungs,
+        ["dropout", "batchnorm", "augment", "bigger", "all-tricks"]
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("[1/6"),
+        "--plain prints no progress: {stderr}"
+    );
+}

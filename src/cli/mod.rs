@@ -124,7 +124,12 @@ fn ladder(args: LadderArgs) -> anyhow::Result<ExitCode> {
     };
     let (stop_tx, stop_rx) = crossbeam_channel::unbounded();
     follow::stop_on_interrupt(stop_tx);
-    let failed = crate::ladder::run(&options, &stop_rx, &mut std::io::stdout().lock())?;
+    let failed = crate::ladder::run(
+        &options,
+        &stop_rx,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    )?;
     Ok(if failed {
         ExitCode::from(EXIT_FAILED)
     } else {
