@@ -238,25 +238,20 @@ def main():
         chosen = [w for w in chosen if w[0] != "case-study"]
     if not chosen:
         sys.exit(f"no such workload: {args.workload}")
-    if args.ops:
-        rows = [row for w in chosen for row in measure_ops(w, args.device, args.warmup,
-                                                           args.steps)]
-        for row in rows:
-            print(f"{row['workload']:<11} {row['op']:<24} {row['shape']:>16} "
-                  f"{row['milliseconds']:>10.3f}", file=sys.stderr)
-        text = json.dumps(rows, indent=2)
-        if args.json:
-            with open(args.json, "w") as out:
-                out.write(text)
-        else:
-            print(text)
-        return
     results = []
-    for workload in chosen:
-        result = measure(workload, args.device, args.warmup, args.steps)
-        results.append(result)
-        print(f"{result['workload']:<11} {result['train_images_per_second']:>10.0f} img/s train"
-              f"  {result['eval_images_per_second']:>10.0f} img/s eval", file=sys.stderr)
+    if args.ops:
+        for workload in chosen:
+            for row in measure_ops(workload, args.device, args.warmup, args.steps):
+                results.append(row)
+                print(f"{row['workload']:<11} {row['op']:<24} {row['shape']:>16} "
+                      f"{row['milliseconds']:>10.3f}", file=sys.stderr)
+    else:
+        for workload in chosen:
+            result = measure(workload, args.device, args.warmup, args.steps)
+            results.append(result)
+            print(f"{result['workload']:<11} {result['train_images_per_second']:>10.0f} img/s"
+                  f" train  {result['eval_images_per_second']:>10.0f} img/s eval",
+                  file=sys.stderr)
     text = json.dumps(results, indent=2)
     if args.json:
         with open(args.json, "w") as out:
