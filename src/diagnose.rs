@@ -160,6 +160,16 @@ fn overfitting(history: &[EpochMetrics], context: &Context, since: usize) -> Fin
             "val loss up {rising} epoch(s) while train loss falls"
         ));
     }
+    if evidence.is_empty() {
+        // Held while it clears: say so rather than show an empty warning.
+        evidence.push(format!(
+            "gap {:.1} pts now (limit {:.1}); the warning clears after {} epoch(s) without \
+             overfitting",
+            last.gap() * 100.0,
+            context.monitor.gap_threshold * 100.0,
+            context.monitor.patience.max(1)
+        ));
+    }
     let best = best_epoch(history).unwrap_or(1);
     let dropout = ((context.dropout + 0.2).min(0.5) * 100.0).round() / 100.0;
     let mut remedies = Vec::new();

@@ -239,3 +239,28 @@ fn too_little_data_counts_each_class_on_its_own() {
         findings[0].evidence
     );
 }
+
+#[test]
+fn a_finding_held_while_it_clears_still_says_why() {
+    let c = context();
+    // Three epochs over the gap limit raise it; the fourth is back under the limit with a
+    // falling validation loss, but the warning is held until `patience` clean epochs pass.
+    let h = history(&[
+        (0.90, 0.80, 0.5, 0.60),
+        (0.95, 0.85, 0.4, 0.55),
+        (0.99, 0.88, 0.3, 0.50),
+        (0.99, 0.97, 0.2, 0.40),
+    ]);
+    let findings = diagnose(&h, &c);
+    let overfitting = findings
+        .iter()
+        .find(|f| f.problem == Problem::Overfitting)
+        .expect("still held");
+    assert!(
+        overfitting
+            .evidence
+            .starts_with("gap 2.0 pts now (limit 5.0)"),
+        "{}",
+        overfitting.evidence
+    );
+}
