@@ -199,3 +199,30 @@ fn key_styles_carry_meaning_in_colour_and_not_under_no_color() {
     };
     assert_eq!(cell_colour(plain, "⚠ overfitting"), Color::Reset);
 }
+
+#[test]
+fn a_long_notice_is_wrapped_inside_the_activity_box_not_cut() {
+    let mut app = app_after(overfitting());
+    let file = "experiments/baseline-augment.toml";
+    app.report(
+        format!("wrote {file}: start it with kiln train {file}"),
+        true,
+    );
+    for (width, height) in [(80, 24), (60, 18)] {
+        let screen = render(&app, width, height);
+        assert_eq!(
+            screen.matches(file).count(),
+            2,
+            "the whole message, the command to type included, at {width}x{height}:\n{screen}"
+        );
+        assert!(screen.contains("kiln train"), "{screen}");
+    }
+    // A short one stays on the box's bottom border, as before.
+    app.report("paused at step 12", true);
+    let screen = render(&app, 80, 24);
+    let line = screen
+        .lines()
+        .find(|l| l.contains("paused at step 12"))
+        .unwrap();
+    assert!(line.starts_with('└'), "{line}");
+}

@@ -291,7 +291,33 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 }
 
 pub fn draw_activity(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let visible = area.height.saturating_sub(2) as usize;
+    let notice = app.notice.as_ref().map(|notice| {
+        let (mark, style) = match notice.state {
+            NoticeState::Pending => ("…", theme.accent()),
+            NoticeState::Confirmed => (theme.healthy_mark(), theme.good()),
+            NoticeState::Rejected => (theme.warning_mark(), theme.warn()),
+        };
+        (format!(" {mark} {} ", notice.text), style)
+    });
+    let mut block = Block::bordered().title(" activity ");
+    let inner = block.inner(area);
+    let width = inner.width.max(1) as usize;
+    // A notice that fits sits on the bottom border; a longer one (the command a remedy's new
+    // file is started with) is wrapped inside the box, so its end is never cut off.
+    let (log_area, wrapped) = match notice {
+        Some((text, style)) if text.chars().count() > width => {
+            let rows = wrapped_lines(text.trim(), width).min(inner.height as usize) as u16;
+            let [log, below] =
+                Layout::vertical([Constraint::Min(0), Constraint::Length(rows)]).areas(inner);
+            (log, Some((text, style, below)))
+        }
+        Some((text, style)) => {
+            block = block.title_bottom(Line::from(Span::styled(text, style)));
+            (inner, None)
+        }
+        None => (inner, None),
+    };
+    let visible = log_area.height as usize;
     let entries = &app.run.activity[app.run.activity.len().saturating_sub(visible)..];
     let lines: Vec<Line> = entries
         .iter()
@@ -312,17 +338,31 @@ pub fn draw_activity(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             ])
         })
         .collect();
-    let mut block = Block::bordered().title(" activity ");
-    if let Some(notice) = &app.notice {
-        let (mark, style) = match notice.state {
-            NoticeState::Pending => ("…", theme.accent()),
-            NoticeState::Confirmed => (theme.healthy_mark(), theme.good()),
-            NoticeState::Rejected => (theme.warning_mark(), theme.warn()),
-        };
-        block = block.title_bottom(Line::from(Span::styled(
-            format!(" {mark} {} ", notice.text),
-            style,
-        )));
+    frame.render_widget(block, area);
+    frame.render_widget(Paragraph::new(lines), log_area);
+    if let Some((text, style, below)) = wrapped {
+        frame.render_widget(
+            Paragraph::new(Line::from(Span::styled(text.trim().to_string(), style)))
+                .wrap(Wrap { trim: true }),
+            below,
+        );
     }
-    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// How many lines word wrapping `text` at `width` columns takes (a word longer than a line is
+/// broken, as ratatui's wrap does).
+fn wrapped_lines(text: &str, width: usize) -> usize {
+    let mut lines = 1;
+    let mut used = 0;
+    for word in text.split(' ') {
+        let len = word.chars().count();
+        let needed = if used == 0 { len } else { used + 1 + len };
+        if needed <= width {
+            used = needed;
+        } else {
+            lines += 1 + len.saturating_sub(1) / width.max(1);
+            used = len % width.max(1);
+        }
+    }
+    lines
 }
