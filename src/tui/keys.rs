@@ -16,6 +16,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("c", "checkpoint now"),
     ("s", "stop the run (checkpoint, keep the screen)"),
     ("g", "chart / dashboard"),
+    ("z", "charts: the data's range / the full range"),
     ("r", "past runs (the run keeps training)"),
     (
         "f / 1-9",
@@ -63,6 +64,7 @@ pub fn action_for(mode: &Mode, key: KeyEvent) -> Option<Action> {
             KeyCode::Char('s') => Some(Action::Stop),
             KeyCode::Char('q') => Some(Action::Quit),
             KeyCode::Char('g') => Some(Action::ToggleChart),
+            KeyCode::Char('z') => Some(Action::ToggleRange),
             KeyCode::Char('r') => Some(Action::OpenBrowser),
             KeyCode::Char('f') => Some(Action::ApplyRemedy(1)),
             KeyCode::Char(c @ '1'..='9') => Some(Action::ApplyRemedy(c as usize - '0' as usize)),
@@ -87,6 +89,7 @@ pub fn browser_action_for(browser: &Browser, key: KeyEvent) -> Option<BrowserAct
         return match key.code {
             KeyCode::Esc | KeyCode::Char('q') | KeyCode::Backspace => Some(BrowserAction::Back),
             KeyCode::Char('g') => Some(BrowserAction::InRun(Action::ToggleChart)),
+            KeyCode::Char('z') => Some(BrowserAction::InRun(Action::ToggleRange)),
             KeyCode::Up | KeyCode::Char('k') => Some(BrowserAction::InRun(Action::ScrollUp)),
             KeyCode::Down | KeyCode::Char('j') => Some(BrowserAction::InRun(Action::ScrollDown)),
             KeyCode::End => Some(BrowserAction::InRun(Action::ScrollToLatest)),

@@ -30,6 +30,8 @@ pub enum Action {
     /// Ctrl-C: stop the run, then quit.
     Interrupt,
     ToggleChart,
+    /// The charts' y axes: the data's range, or the full range (accuracy 0–1, loss from 0).
+    ToggleRange,
     ToggleHelp,
     /// Open the run browser over the live screen (the run keeps training).
     OpenBrowser,
@@ -170,6 +172,8 @@ pub struct App {
     pub screen: Screen,
     /// Rows scrolled up from the newest epoch in the table.
     pub table_scroll: usize,
+    /// The charts show their full range instead of the data's.
+    pub full_range: bool,
     pub notice: Option<Notice>,
     /// The experiment file of the live run, which new-experiment fixes extend.
     pub experiment_file: Option<PathBuf>,
@@ -195,6 +199,7 @@ impl App {
             mode: Mode::Normal,
             screen: Screen::Dashboard,
             table_scroll: 0,
+            full_range: false,
             notice: None,
             experiment_file: None,
         }

@@ -260,6 +260,10 @@ fn on_normal_action(app: &mut App, action: Action) -> Vec<Effect> {
             };
             Vec::new()
         }
+        Action::ToggleRange => {
+            app.full_range = !app.full_range;
+            Vec::new()
+        }
         Action::ToggleHelp => {
             app.mode = Mode::Help;
             Vec::new()

@@ -27,13 +27,23 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let val_acc = run.epoch_series(|m| m.validation_accuracy);
     let x_max = (run.total_epochs().max(1) as f64).max(run.step as f64 / per_epoch);
 
-    let loss_max = train_loss
-        .iter()
-        .chain(&val_loss)
-        .map(|p| p.1)
-        .fold(0.0f64, f64::max)
-        .max(1e-3)
-        * 1.05;
+    let loss_range = if app.full_range {
+        let max = train_loss
+            .iter()
+            .chain(&val_loss)
+            .map(|p| p.1)
+            .fold(0.0f64, f64::max);
+        [0.0, max.max(1e-3) * 1.05]
+    } else {
+        data_range(train_loss.iter().chain(&val_loss).map(|p| p.1), 1e-3)
+    };
+    // A 0–1 axis makes a 94% vs 100% gap a few dots: by default the axis spans the data.
+    let accuracy_range = if app.full_range {
+        [0.0, 1.0]
+    } else {
+        let range = data_range(train_acc.iter().chain(&val_acc).map(|p| p.1), 0.02);
+        [range[0].max(0.0), range[1].min(1.0)]
+    };
     // One vertical segment per hyper-parameter change, in each chart's own y range.
     let markers = |y: [f64; 2]| -> Vec<(String, [(f64, f64); 2])> {
         run.changes
@@ -44,32 +54,53 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             })
             .collect()
     };
-    let loss_markers = markers([0.0, loss_max]);
-    let accuracy_markers = markers([0.0, 1.0]);
+    let loss_markers = markers(loss_range);
+    let accuracy_markers = markers(accuracy_range);
+    let range_key = if app.full_range {
+        "data range"
+    } else {
+        "full range"
+    };
     let loss = series_chart(
         theme,
         "loss",
+        range_key,
         &[
             ("train", &train_loss, theme.accent()),
             ("val", &val_loss, theme.second()),
         ],
         &loss_markers,
         [0.0, x_max],
-        [0.0, loss_max],
+        loss_range,
     );
     frame.render_widget(loss, top);
     let accuracy = series_chart(
         theme,
         "accuracy",
+        range_key,
         &[
             ("train", &train_acc, theme.accent()),
             ("val", &val_acc, theme.second()),
         ],
         &accuracy_markers,
         [0.0, x_max],
-        [0.0, 1.0],
+        accuracy_range,
     );
     frame.render_widget(accuracy, bottom);
+}
+
+/// The values' range with a 5% margin each side, at least `min_span` wide; `[0, min_span]`
+/// without values.
+fn data_range(values: impl Iterator<Item = f64>, min_span: f64) -> [f64; 2] {
+    let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if !low.is_finite() || !high.is_finite() {
+        return [0.0, min_span];
+    }
+    let span = (high - low).max(min_span);
+    let middle = (high + low) / 2.0;
+    [middle - span * 0.55, middle + span * 0.55]
 }
 
 /// A named line and its style.
@@ -78,6 +109,7 @@ type Series<'a> = (&'a str, &'a [(f64, f64)], Style);
 fn series_chart<'a>(
     theme: &Theme,
     title: &str,
+    range_key: &str,
     series: &[Series<'a>],
     markers: &'a [(String, [(f64, f64); 2])],
     x: [f64; 2],
@@ -108,7 +140,7 @@ fn series_chart<'a>(
         .legend_position(Some(LegendPosition::TopRight))
         // Show the legend whenever it fits in half the chart, change markers included.
         .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 1)))
-        .block(Block::bordered().title(format!(" {title} (g: back to the dashboard) ")))
+        .block(Block::bordered().title(format!(" {title} (g: dashboard · z: {}) ", range_key)))
         .x_axis(Axis::default().title("epoch").bounds(x).labels([
             Span::raw("0"),
             Span::raw(format!("{:.0}", x[1] / 2.0)),
