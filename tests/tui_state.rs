@@ -387,3 +387,14 @@ fn routine_checkpoints_stay_out_of_the_activity_log_and_a_paused_run_has_no_eta(
         "pauses stay"
     );
 }
+
+#[test]
+fn chart_axes_span_the_data_with_a_margin() {
+    use kiln::monitor::axis_range;
+    let [low, high] = axis_range([0.94, 1.0, 0.96].into_iter(), 0.02);
+    assert!((low - (0.97 - 0.033)).abs() < 1e-9 && (high - (0.97 + 0.033)).abs() < 1e-9);
+    // A flat series still gets an axis at least `min_span` wide, centred on it.
+    let [low, high] = axis_range([0.5, 0.5].into_iter(), 0.02);
+    assert!((high - low - 0.022).abs() < 1e-9 && (low + high - 1.0).abs() < 1e-9);
+    assert_eq!(axis_range(std::iter::empty(), 0.02), [0.0, 0.02]);
+}

@@ -8,3 +8,17 @@
 pub mod run_view;
 
 pub use run_view::{Activity, Change, Level, RunEnd, RunStatus, RunView};
+
+/// A chart axis for `values`: their range with a 5% margin each side, at least `min_span`
+/// wide (`[0, min_span]` without values). The live charts and the PNG export scale alike.
+pub fn axis_range(values: impl Iterator<Item = f64>, min_span: f64) -> [f64; 2] {
+    let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if !low.is_finite() || !high.is_finite() {
+        return [0.0, min_span];
+    }
+    let span = (high - low).max(min_span);
+    let middle = (high + low) / 2.0;
+    [middle - span * 0.55, middle + span * 0.55]
+}

@@ -7,6 +7,8 @@ use std::sync::Once;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
+use crate::diagnose::best_epoch;
+use crate::monitor::axis_range;
 use crate::protocol::{EpochMetrics, Event, EventKind, HyperParameter, epoch_events};
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
@@ -121,7 +123,7 @@ type Series = (&'static str, fn(&crate::protocol::EpochMetrics) -> f64);
 type Panel<'a, 'b> = (
     &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
     &'static str,
-    f64,
+    [f64; 2],
     [Series; 2],
 );
 
@@ -135,18 +137,20 @@ fn draw_png(
     let root = root.titled(title, ("sans-serif", 26))?;
     let (top, bottom) = root.split_vertically(PNG_SIZE.1 / 2 - 20);
     let last = epochs.last().map_or(1, |(e, _)| *e).max(1) as f64;
-    let loss_max = epochs
-        .iter()
-        .flat_map(|(_, m)| [m.train_loss, m.validation_loss])
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max)
-        .max(1e-3)
-        * 1.1;
+    let values = |f: fn(&EpochMetrics) -> [f64; 2]| {
+        epochs
+            .iter()
+            .flat_map(move |(_, m)| f(m))
+            .filter(|v| v.is_finite())
+    };
+    let loss_range = axis_range(values(|m| [m.train_loss, m.validation_loss]), 1e-3);
+    let accuracy_range = axis_range(values(|m| [m.train_accuracy, m.validation_accuracy]), 0.02);
+    let accuracy_range = [accuracy_range[0].max(0.0), accuracy_range[1].min(1.0)];
     let panels: [Panel; 2] = [
         (
             &top,
             "loss",
-            loss_max,
+            loss_range,
             [
                 ("train loss", |m| m.train_loss),
                 ("validation loss", |m| m.validation_loss),
@@ -155,23 +159,34 @@ fn draw_png(
         (
             &bottom,
             "accuracy",
-            1.0,
+            accuracy_range,
             [
                 ("train accuracy", |m| m.train_accuracy),
                 ("validation accuracy", |m| m.validation_accuracy),
             ],
         ),
     ];
-    for (area, label, y_max, series) in panels {
+    let best = best_epoch(&epochs.iter().map(|(_, m)| m.clone()).collect::<Vec<_>>());
+    for (area, label, [y_min, y_max], series) in panels {
         let mut chart = ChartBuilder::on(area)
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(0.0..last, 0.0..y_max)?;
+            .build_cartesian_2d(0.0..last, y_min..y_max)?;
+        // Epochs are whole numbers: a tick between two of them gets no label.
+        let whole = |x: &f64| {
+            if (x - x.round()).abs() < 1e-9 {
+                format!("{x:.0}")
+            } else {
+                String::new()
+            }
+        };
         chart
             .configure_mesh()
             .x_desc("epoch")
             .y_desc(label)
+            .x_labels((last as usize + 1).min(21))
+            .x_label_formatter(&whole)
             .label_style(("sans-serif", 16))
             .draw()?;
         for ((name, value), colour) in series.into_iter().zip([BLUE, RED]) {
@@ -188,16 +203,34 @@ fn draw_png(
                     PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2))
                 });
         }
+        if let Some(best) = best.filter(|_| label == "accuracy") {
+            let accuracy = epochs[best - 1].1.validation_accuracy;
+            let point = (epochs[best - 1].0 as f64, accuracy);
+            chart.draw_series(std::iter::once(Circle::new(point, 6, RED.filled())))?;
+            chart.draw_series(std::iter::once(Text::new(
+                format!("best: epoch {}", epochs[best - 1].0),
+                // Left of the point near the right edge, so the label is not cut off.
+                (
+                    if point.0 > last * 0.7 {
+                        point.0 - last * 0.15
+                    } else {
+                        point.0
+                    },
+                    accuracy - (y_max - y_min) * 0.08,
+                ),
+                ("sans-serif", 15).into_font().color(&RED),
+            )))?;
+        }
         for (at, name) in changes {
             chart.draw_series(DashedLineSeries::new(
-                [(*at, 0.0), (*at, y_max)],
+                [(*at, y_min), (*at, y_max)],
                 6,
                 4,
                 RGBColor(230, 140, 0).stroke_width(2),
             ))?;
             chart.draw_series(std::iter::once(Text::new(
                 name.clone(),
-                (*at, y_max * 0.95),
+                (*at, y_max - (y_max - y_min) * 0.05),
                 ("sans-serif", 15).into_font().color(&RGBColor(170, 90, 0)),
             )))?;
         }

@@ -7,6 +7,7 @@ use ratatui::style::Style;
 use ratatui::text::Span;
 use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, LegendPosition};
 
+use crate::monitor::axis_range;
 use crate::tui::app::App;
 use crate::tui::theme::Theme;
 
@@ -35,13 +36,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             .fold(0.0f64, f64::max);
         [0.0, max.max(1e-3) * 1.05]
     } else {
-        data_range(train_loss.iter().chain(&val_loss).map(|p| p.1), 1e-3)
+        axis_range(train_loss.iter().chain(&val_loss).map(|p| p.1), 1e-3)
     };
     // A 0–1 axis makes a 94% vs 100% gap a few dots: by default the axis spans the data.
     let accuracy_range = if app.full_range {
         [0.0, 1.0]
     } else {
-        let range = data_range(train_acc.iter().chain(&val_acc).map(|p| p.1), 0.02);
+        let range = axis_range(train_acc.iter().chain(&val_acc).map(|p| p.1), 0.02);
         [range[0].max(0.0), range[1].min(1.0)]
     };
     // One vertical segment per hyper-parameter change, in each chart's own y range.
@@ -87,20 +88,6 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         accuracy_range,
     );
     frame.render_widget(accuracy, bottom);
-}
-
-/// The values' range with a 5% margin each side, at least `min_span` wide; `[0, min_span]`
-/// without values.
-fn data_range(values: impl Iterator<Item = f64>, min_span: f64) -> [f64; 2] {
-    let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
-    if !low.is_finite() || !high.is_finite() {
-        return [0.0, min_span];
-    }
-    let span = (high - low).max(min_span);
-    let middle = (high + low) / 2.0;
-    [middle - span * 0.55, middle + span * 0.55]
 }
 
 /// A named line and its style.
