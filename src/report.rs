@@ -22,6 +22,7 @@ pub fn runs_table(listing: &Listing) -> String {
             "final_gap",
             "tricks",
             "seconds",
+            "disk_mb",
             "note",
         ]
         .map(String::from)
@@ -40,6 +41,7 @@ pub fn runs_table(listing: &Listing) -> String {
             or_dash(run.final_gap.map(|g| format!("{g:+.4}"))),
             token(&run.tricks().replace(' ', ",")),
             format!("{:.1}", run.seconds),
+            format!("{:.1}", run.disk_bytes as f64 / 1e6),
             token(
                 &[run.lineage(), run.problem.clone().or(run.error.clone())]
                     .into_iter()

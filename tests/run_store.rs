@@ -139,6 +139,7 @@ fn runs_plain_lists_states_and_numbers() {
             "final_gap",
             "tricks",
             "seconds",
+            "disk_mb",
             "note"
         ]
     );
@@ -160,6 +161,10 @@ fn runs_plain_lists_states_and_numbers() {
     assert_eq!(&f[4..6], ["finished", "2/2"]);
     assert_eq!(f[6], format!("{best:.4}"));
     assert_eq!(f[9], "drop=0.00,14k");
+    // Its disk use: the log and the checkpoints, measured.
+    let bytes = kiln::runs::disk_bytes(&finished) as f64 / 1e6;
+    assert!(bytes > 0.0);
+    assert_eq!(f[11], format!("{bytes:.1}"));
 
     let s = row(&table, stopped_id);
     assert_eq!(s[4], "stopped");

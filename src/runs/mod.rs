@@ -18,8 +18,8 @@ pub use log::{
     EventLog, LogContents, read_events, read_events_prefix, read_events_without_batches,
 };
 pub use store::{
-    Listing, OpenedRun, StoreError, delete_run, forked_epochs, list_runs, open_run, rename_run,
-    resolve_run,
+    Listing, OpenedRun, StoreError, delete_run, disk_bytes, forked_epochs, list_runs, open_run,
+    rename_run, resolve_run,
 };
 pub use summary::{RunState, RunSummary, summarise};
 

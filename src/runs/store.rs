@@ -176,10 +176,25 @@ pub fn summary_of(path: &Path, id: &str) -> RunSummary {
     };
     summary.id = id.to_string();
     summary.path = path.to_path_buf();
+    summary.disk_bytes = disk_bytes(path);
     if summary.state == RunState::Interrupted && is_alive(path) {
         summary.state = RunState::Running;
     }
     summary
+}
+
+/// Bytes of the files under `dir`, folders included (a run: its log, checkpoints, cache).
+pub fn disk_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|entry| match entry.file_type() {
+                Ok(kind) if kind.is_dir() => disk_bytes(&entry.path()),
+                Ok(kind) if kind.is_file() => entry.metadata().map_or(0, |m| m.len()),
+                _ => 0,
+            })
+            .sum()
+    })
 }
 
 /// The epochs of run `id` that runs in `runs_dir` were forked from (their checkpoints are the
