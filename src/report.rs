@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::format::{aligned, lr, or_dash, token};
 use crate::monitor::RunView;
-use crate::runs::{Listing, RunSummary, differing_settings};
+use crate::runs::{Listing, RunSummary, differing_settings, disk_bytes};
 
 /// `kiln runs --plain`
 pub fn runs_table(listing: &Listing) -> String {
@@ -41,7 +41,8 @@ pub fn runs_table(listing: &Listing) -> String {
             or_dash(run.final_gap.map(|g| format!("{g:+.4}"))),
             token(&run.tricks().replace(' ', ",")),
             format!("{:.1}", run.seconds),
-            format!("{:.1}", run.disk_bytes as f64 / 1e6),
+            // Measured here, not in every listing: the browser re-lists every 2 s.
+            format!("{:.1}", disk_bytes(&run.path) as f64 / 1e6),
             token(
                 &[run.lineage(), run.problem.clone().or(run.error.clone())]
                     .into_iter()

@@ -176,7 +176,6 @@ pub fn summary_of(path: &Path, id: &str) -> RunSummary {
     };
     summary.id = id.to_string();
     summary.path = path.to_path_buf();
-    summary.disk_bytes = disk_bytes(path);
     if summary.state == RunState::Interrupted && is_alive(path) {
         summary.state = RunState::Running;
     }

@@ -39,9 +39,6 @@ pub struct RunSummary {
     /// The run directory; set when listed, not stored.
     #[serde(skip)]
     pub path: PathBuf,
-    /// Bytes the run directory holds (checkpoints mostly); measured when listed, not stored.
-    #[serde(skip)]
-    pub disk_bytes: u64,
     pub experiment: String,
     pub dataset: String,
     /// Time of the first event (UTC, RFC 3339).
@@ -78,7 +75,6 @@ impl RunSummary {
         Self {
             id: id.to_string(),
             path,
-            disk_bytes: 0,
             experiment: String::new(),
             dataset: String::new(),
             started: String::new(),
