@@ -198,3 +198,88 @@ fn a_run_keeps_its_newest_checkpoints_and_prune_applies_the_policy_later() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_process_killed_while_replacing_a_checkpoint_leaves_one_complete_checkpoint() {
+    use std::io::Write;
+    let _guard = crate::common::training_lock();
+    for step in [
+        WriteStep::Written,
+        WriteStep::OldMovedAside,
+        WriteStep::Renamed,
+    ] {
+        let runs = scratch("crash-drill");
+        let mut child = crate::common::train_digits("--headless", 500, &runs)
+            .env(checkpoint::CRASH_AFTER_ENV, step.name())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let run = crate::common::only_run_eventually(&runs);
+        let socket = run.join(kiln::control::SOCKET_FILE);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let stream = loop {
+            if let Ok(stream) = std::os::unix::net::UnixStream::connect(&socket) {
+                break stream;
+            }
+            assert!(std::time::Instant::now() < deadline, "no control socket");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut writer = stream.try_clone().unwrap();
+        // Paused, two checkpoints by hand at the same step: the second replaces the first,
+        // and the process aborts right after `step` of that replacement.
+        for command in ["pause", "checkpoint", "checkpoint"] {
+            writeln!(writer, "{{\"command\":\"{command}\"}}").unwrap();
+        }
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(6),
+            "{step:?}: the drill aborted the process: {status:?}"
+        );
+        drop(stream);
+
+        let checkpoints = run.join("checkpoints");
+        let requested: Vec<_> = checkpoint::list(&checkpoints)
+            .into_iter()
+            .filter(|(_, state)| state.requested)
+            .collect();
+        assert_eq!(requested.len(), 1, "{step:?}: {:?}", folders(&checkpoints));
+        let (path, _) = &requested[0];
+        let digits = kiln::experiment::Experiment::load(
+            &crate::common::repo_path("experiments/digits.toml"),
+            &[],
+        )
+        .unwrap();
+        let model = Classifier::new(
+            &digits.model,
+            ModelShape {
+                channels: 1,
+                height: 8,
+                width: 8,
+                classes: 10,
+            },
+            &burn::tensor::Device::flex(),
+        );
+        assert!(
+            checkpoint::load_weights(path, model).is_ok(),
+            "{step:?}: the checkpoint left is complete"
+        );
+        // A resume's tidy-up leaves it under its own name, with nothing half-written beside it.
+        checkpoint::remove_partial(&checkpoints);
+        assert!(
+            folders(&checkpoints)
+                .iter()
+                .all(|name| !name.starts_with('.')),
+            "{step:?}: {:?}",
+            folders(&checkpoints)
+        );
+        assert_eq!(
+            checkpoint::list(&checkpoints)
+                .iter()
+                .filter(|(_, s)| s.requested)
+                .count(),
+            1
+        );
+    }
+}

@@ -122,6 +122,27 @@ pub enum WriteStep {
     Renamed,
 }
 
+impl WriteStep {
+    /// Its name for [`CRASH_AFTER_ENV`].
+    pub fn name(self) -> &'static str {
+        match self {
+            WriteStep::Written => "written",
+            WriteStep::OldMovedAside => "old-moved-aside",
+            WriteStep::Renamed => "renamed",
+        }
+    }
+}
+
+/// Set to a step's name, makes the process abort right after that step of a write that
+/// replaces a checkpoint: the crash drill the tests run on a real process.
+pub const CRASH_AFTER_ENV: &str = "KILN_CRASH_AFTER";
+
+fn crash_drill(step: WriteStep, replacing: bool) {
+    if replacing && std::env::var(CRASH_AFTER_ENV).is_ok_and(|value| value == step.name()) {
+        std::process::abort();
+    }
+}
+
 /// Writes `checkpoints/epoch-EEEE-step-SSSSSSS/` and returns its path.
 pub fn write(
     checkpoints: &Path,
@@ -145,6 +166,7 @@ pub fn write_until(
     let target = checkpoints.join(&name);
     let temporary = checkpoints.join(format!("{TEMPORARY}{name}"));
     let replaced = checkpoints.join(format!("{REPLACED}{name}"));
+    let had_old = target.exists();
     if temporary.exists() {
         std::fs::remove_dir_all(&temporary).map_err(io(&temporary))?;
     }
@@ -171,9 +193,9 @@ pub fn write_until(
     if crash_after == Some(WriteStep::Written) {
         return Ok(target);
     }
+    crash_drill(WriteStep::Written, had_old);
 
     // A directory cannot be renamed over a non-empty one: the old one steps aside first.
-    let had_old = target.exists();
     if had_old {
         if replaced.exists() {
             std::fs::remove_dir_all(&replaced).map_err(io(&replaced))?;
@@ -184,11 +206,13 @@ pub fn write_until(
     if crash_after == Some(WriteStep::OldMovedAside) {
         return Ok(target);
     }
+    crash_drill(WriteStep::OldMovedAside, had_old);
     std::fs::rename(&temporary, &target).map_err(io(&target))?;
     sync(checkpoints)?;
     if crash_after == Some(WriteStep::Renamed) {
         return Ok(target);
     }
+    crash_drill(WriteStep::Renamed, had_old);
     if had_old {
         std::fs::remove_dir_all(&replaced).map_err(io(&replaced))?;
     }
