@@ -258,7 +258,9 @@ fn attach_from_a_second_terminal_shows_the_history_and_steers_the_run() {
         runs.display()
     );
     let viewer = Tmux::start("attach-b", 100, 30, &repo_path(""), &attach);
-    let screen = viewer.wait_for("RUNNING");
+    viewer.wait_for("RUNNING");
+    // A capture can land mid-frame under load: wait for the footer too (it still must appear).
+    let screen = viewer.wait_for("q detach");
     // The header comes from the run's first event: the history was read.
     assert!(screen.contains("kiln · digits · digits"), "{screen}");
     assert!(screen.contains("q detach"), "{screen}");

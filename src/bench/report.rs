@@ -37,9 +37,6 @@ pub fn run_ops(options: &BenchOptions, out: &mut impl Write) -> anyhow::Result<V
         // Its 224x224 convolutions take minutes on a small CPU: only when asked for by name.
         chosen.retain(|w| w.name != "case-study");
     }
-    if options.steps == 0 {
-        return Err(BenchError::NoSteps.into());
-    }
     let _ = writeln!(
         out,
         "{:<11} {:<24} {:>16} {:>10}",
@@ -62,8 +59,11 @@ pub fn run_ops(options: &BenchOptions, out: &mut impl Write) -> anyhow::Result<V
     Ok(all)
 }
 
-/// The workloads `options` names, in the order they are reported.
+/// The workloads `options` names, in the order they are reported (checking the options).
 fn chosen(options: &BenchOptions) -> Result<Vec<Workload>, BenchError> {
+    if options.steps == 0 {
+        return Err(BenchError::NoSteps);
+    }
     let all = super::workloads();
     if options.workloads.is_empty() {
         return Ok(all);
@@ -88,9 +88,6 @@ fn chosen(options: &BenchOptions) -> Result<Vec<Workload>, BenchError> {
 /// Runs the bench, printing as it goes; returns the measurements (for `--json`).
 pub fn run(options: &BenchOptions, out: &mut impl Write) -> anyhow::Result<Vec<Measurement>> {
     let chosen = chosen(options)?;
-    if options.steps == 0 {
-        return Err(BenchError::NoSteps.into());
-    }
     // Benchmark runs are real runs, but not ones to keep.
     let runs_dir = std::env::temp_dir().join(format!("kiln-bench-{}", std::process::id()));
     let _ = writeln!(

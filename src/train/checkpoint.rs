@@ -167,6 +167,11 @@ pub fn write_until(
     let temporary = checkpoints.join(format!("{TEMPORARY}{name}"));
     let replaced = checkpoints.join(format!("{REPLACED}{name}"));
     let had_old = target.exists();
+    // A test's stop (`crash_after`) or the process drill, after each step.
+    let stop_after = |step| {
+        crash_drill(step, had_old);
+        crash_after == Some(step)
+    };
     if temporary.exists() {
         std::fs::remove_dir_all(&temporary).map_err(io(&temporary))?;
     }
@@ -190,10 +195,9 @@ pub fn write_until(
         sync(file)?;
     }
     sync(&temporary)?;
-    if crash_after == Some(WriteStep::Written) {
+    if stop_after(WriteStep::Written) {
         return Ok(target);
     }
-    crash_drill(WriteStep::Written, had_old);
 
     // A directory cannot be renamed over a non-empty one: the old one steps aside first.
     if had_old {
@@ -203,16 +207,14 @@ pub fn write_until(
         std::fs::rename(&target, &replaced).map_err(io(&target))?;
         sync(checkpoints)?;
     }
-    if crash_after == Some(WriteStep::OldMovedAside) {
+    if stop_after(WriteStep::OldMovedAside) {
         return Ok(target);
     }
-    crash_drill(WriteStep::OldMovedAside, had_old);
     std::fs::rename(&temporary, &target).map_err(io(&target))?;
     sync(checkpoints)?;
-    if crash_after == Some(WriteStep::Renamed) {
+    if stop_after(WriteStep::Renamed) {
         return Ok(target);
     }
-    crash_drill(WriteStep::Renamed, had_old);
     if had_old {
         std::fs::remove_dir_all(&replaced).map_err(io(&replaced))?;
     }
