@@ -3,7 +3,7 @@
 //! numbers and the fixes to try. A problem must show for `patience` epochs in a row to be
 //! reported and stay absent as long to clear, so noisy metrics do not make warnings flap.
 
-use crate::experiment::{MonitorConfig, tricks};
+use crate::experiment::{BestMetric, MonitorConfig, tricks};
 use crate::protocol::{EpochMetrics, Finding, Fix, Problem, Remedy, Severity};
 
 /// What the rules need besides the history: thresholds and the run's current set-up.
@@ -33,6 +33,23 @@ pub fn best_epoch(history: &[EpochMetrics]) -> Option<usize> {
                 .then(b.0.cmp(&a.0))
         })
         .map(|(i, _)| i + 1)
+}
+
+/// The best epoch (1-based) by `metric`; the earliest of equals.
+pub fn best_epoch_by(history: &[EpochMetrics], metric: BestMetric) -> Option<usize> {
+    match metric {
+        BestMetric::ValAccuracy => best_epoch(history),
+        BestMetric::ValLoss => history
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.validation_loss.is_finite())
+            .min_by(|a, b| {
+                a.1.validation_loss
+                    .total_cmp(&b.1.validation_loss)
+                    .then(a.0.cmp(&b.0))
+            })
+            .map(|(i, _)| i + 1),
+    }
 }
 
 /// Active findings after the last epoch of `history`, most severe first.

@@ -148,6 +148,17 @@ pub fn epoch_events<'a>(
     epochs
 }
 
+/// The run's class names, from its start event (empty if the log has none).
+pub fn class_names(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::RunStarted(s) => Some(s.dataset.classes.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
 /// Per-epoch metrics as a log tells them (see [`epoch_events`]).
 pub fn epoch_history<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<EpochMetrics> {
     epoch_events(events)
@@ -297,6 +308,49 @@ pub struct EpochMetrics {
     pub dropout: f64,
     pub seconds: f64,
     pub images_per_second: f64,
+    /// Per-class validation counts (logs written before kiln kept them have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<ClassCounts>,
+}
+
+/// Per-class counts of one evaluation: enough for recall, precision and F1 per class, and the
+/// confusion matrix itself for up to [`ClassCounts::MAX_MATRIX_CLASSES`] classes (a matrix
+/// grows with the square of the classes; past that the log keeps the three vectors only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassCounts {
+    /// Images of each true class.
+    pub support: Vec<u64>,
+    /// Images of each class predicted as that class (the matrix's diagonal).
+    pub correct: Vec<u64>,
+    /// Images predicted as each class (the matrix's column sums).
+    pub predicted: Vec<u64>,
+    /// Rows: true class; columns: predicted class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confusion: Option<Vec<Vec<u64>>>,
+}
+
+impl ClassCounts {
+    pub const MAX_MATRIX_CLASSES: usize = 32;
+
+    /// The counts of a row-major `classes × classes` confusion matrix (rows: true class).
+    pub fn from_matrix(matrix: &[u64], classes: usize) -> Self {
+        let rows: Vec<Vec<u64>> = matrix.chunks(classes.max(1)).map(<[u64]>::to_vec).collect();
+        let support = rows.iter().map(|row| row.iter().sum()).collect();
+        let correct = (0..classes).map(|c| rows[c][c]).collect();
+        let predicted = (0..classes)
+            .map(|c| rows.iter().map(|row| row[c]).sum())
+            .collect();
+        Self {
+            support,
+            correct,
+            predicted,
+            confusion: (classes <= Self::MAX_MATRIX_CLASSES).then_some(rows),
+        }
+    }
+
+    pub fn classes(&self) -> usize {
+        self.support.len()
+    }
 }
 
 impl EpochMetrics {

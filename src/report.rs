@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use crate::format::{aligned, lr, or_dash, token};
+use crate::metrics;
 use crate::monitor::RunView;
+use crate::protocol::ClassCounts;
 use crate::runs::{Listing, RunSummary, differing_settings, disk_bytes};
 
 /// `kiln runs --plain`
@@ -133,6 +135,13 @@ pub fn run_report(summary: &RunSummary, view: &RunView) -> String {
             change.describe().replace(" → ", "->")
         ));
     }
+    if let Some((epoch, counts)) = view.latest_classes() {
+        let names = view.class_names();
+        out.push_str(&format!("\nper class, epoch {epoch} (validation)\n"));
+        out.push_str(&class_table(names, counts));
+        out.push_str(&format!("\nconfusion, epoch {epoch} (rows: true class)\n"));
+        out.push_str(&confusion_table(names, counts));
+    }
     let findings = view.findings();
     if !findings.is_empty() {
         out.push('\n');
@@ -187,4 +196,51 @@ pub fn comparison_table(runs: &[(RunSummary, BTreeMap<String, String>)]) -> Stri
         );
     }
     aligned(&rows)
+}
+
+/// The per-class table, worst recall first: class, support, recall, precision, F1.
+pub fn class_table(class_names: &[String], counts: &ClassCounts) -> String {
+    let mut rows = vec![
+        ["class", "support", "recall", "precision", "f1"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for score in metrics::worst_first(counts) {
+        rows.push(vec![
+            token(class_name(class_names, score.class)),
+            score.support.to_string(),
+            format!("{:.4}", score.recall),
+            format!("{:.4}", score.precision),
+            format!("{:.4}", score.f1),
+        ]);
+    }
+    aligned(&rows)
+}
+
+/// The confusion matrix as counts (rows: true class, columns: predicted), or a line saying
+/// why there is none (more classes than the log keeps a matrix for).
+pub fn confusion_table(class_names: &[String], counts: &ClassCounts) -> String {
+    let Some(matrix) = &counts.confusion else {
+        return format!(
+            "(no confusion matrix: more than {} classes)\n",
+            ClassCounts::MAX_MATRIX_CLASSES
+        );
+    };
+    let mut rows = vec![
+        std::iter::once("true\\pred".to_string())
+            .chain((0..matrix.len()).map(|c| token(class_name(class_names, c))))
+            .collect::<Vec<_>>(),
+    ];
+    for (truth, row) in matrix.iter().enumerate() {
+        rows.push(
+            std::iter::once(token(class_name(class_names, truth)))
+                .chain(row.iter().map(u64::to_string))
+                .collect(),
+        );
+    }
+    aligned(&rows)
+}
+
+fn class_name(names: &[String], class: usize) -> &str {
+    names.get(class).map_or("?", String::as_str)
 }

@@ -32,6 +32,7 @@ fn history(rows: &[(f64, f64, f64, f64)]) -> Vec<EpochMetrics> {
             dropout: 0.0,
             seconds: 1.0,
             images_per_second: 1000.0,
+            classes: None,
         })
         .collect()
 }

@@ -43,6 +43,7 @@ fn sample_events() -> Vec<Event> {
                 dropout: 0.35,
                 seconds: 2.5,
                 images_per_second: 800.0,
+                classes: None,
             }),
         ),
         Event::now(

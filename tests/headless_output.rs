@@ -22,6 +22,7 @@ fn epoch_line_has_every_number_and_no_control_characters() {
             dropout: 0.0,
             seconds: 2.04,
             images_per_second: 1500.0,
+            classes: None,
         }),
     );
     let line = formatter.line(&event).unwrap();

@@ -134,6 +134,7 @@ impl Script {
                 dropout: self.dropout,
                 seconds: 2.0,
                 images_per_second: 500.0,
+                classes: None,
             };
             self.history.push(metrics.clone());
             self.events

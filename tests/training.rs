@@ -316,7 +316,7 @@ fn checkpoints_load_back_into_the_same_model() {
     };
     let device = burn::tensor::Device::flex();
     let model = checkpoint::load_model(&final_dir, &experiment.model, shape, &device).unwrap();
-    let (loss, accuracy) = evaluate(
+    let evaluation = evaluate(
         &model,
         &device,
         &images,
@@ -325,7 +325,10 @@ fn checkpoints_load_back_into_the_same_model() {
         shape,
     )
     .unwrap();
+    let (loss, accuracy) = (evaluation.loss, evaluation.accuracy);
     let last = epochs(&events).pop().unwrap();
+    // The per-class counts the epoch logged are the ones the restored weights give.
+    assert_eq!(last.classes.as_ref(), Some(&evaluation.classes));
     assert!(
         (loss - last.validation_loss).abs() < 1e-4,
         "{loss} vs {last:?}"

@@ -325,7 +325,7 @@ fn bare_loop(
     // On the device before the clock starts, as the trainer keeps a validation set that fits.
     let on_device =
         train::eval::upload_batches(&device, &images, &labels, dataset.image_len(), shape);
-    let run_eval = || train::eval::evaluate_batches(&model, &device, &on_device, labels.len());
+    let run_eval = || train::eval::evaluate_batches(&model, &device, &on_device, shape.classes);
     run_eval().map_err(|e| e.to_string())?; // warm-up
     let started = Instant::now();
     run_eval().map_err(|e| e.to_string())?;

@@ -123,6 +123,7 @@ pub fn synthetic_run(epochs: usize, batches: usize) -> Vec<crate::protocol::Even
             dropout: 0.0,
             seconds: 1.0,
             images_per_second: 1000.0,
+            classes: None,
         });
         events.push(at(Some(epoch), step, kind));
     }

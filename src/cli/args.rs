@@ -42,6 +42,11 @@ pub(crate) enum Action {
     Compare(CompareArgs),
     /// Export a run's per-epoch metrics (CSV) or its curves (PNG).
     Export(ExportArgs),
+    /// Score a run's model on its validation split or other data: accuracy, loss, per-class
+    /// table and confusion matrix.
+    Evaluate(EvaluateArgs),
+    /// Classify image files or folders with a run's model.
+    Predict(PredictArgs),
     /// Remove the checkpoints a run's retention policy does not keep (asks first).
     Prune(PruneArgs),
     /// Print a shell completion script, e.g. `kiln completions bash > ~/.local/share/bash-completion/completions/kiln`.
@@ -63,6 +68,8 @@ impl Action {
             Action::Fork(args) => args.follow.backend,
             Action::Ladder(args) => args.backend,
             Action::Bench(args) => Some(args.backend),
+            Action::Evaluate(args) => args.model.backend,
+            Action::Predict(args) => args.model.backend,
             _ => None,
         }
     }
@@ -206,19 +213,79 @@ pub(crate) struct CompareArgs {
     pub(crate) view: ReviewOptions,
 }
 
+/// Which run(s) to export and to what.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("format").required(true).multiple(true).args(["csv", "png"])))]
+#[command(group(clap::ArgGroup::new("format").required(true).multiple(true)
+    .args(["csv", "classes_csv", "png", "tensorboard"])))]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["run", "all"])))]
 pub(crate) struct ExportArgs {
     /// Run id, a unique prefix of it, or its directory.
-    pub(crate) run: String,
+    pub(crate) run: Option<String>,
+    /// Every run in the runs folder (with --tensorboard only).
+    #[arg(long, conflicts_with_all = ["csv", "classes_csv", "png"])]
+    pub(crate) all: bool,
     #[arg(long, value_name = "DIR", default_value = DEFAULT_RUNS_DIR)]
     pub(crate) runs_dir: PathBuf,
     /// Write per-epoch metrics here (one row per epoch, with a header).
     #[arg(long, value_name = "FILE")]
     pub(crate) csv: Option<PathBuf>,
+    /// Write per-class validation metrics here (one row per epoch and class).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) classes_csv: Option<PathBuf>,
     /// Write loss and accuracy curves with change markers here.
     #[arg(long, value_name = "FILE")]
     pub(crate) png: Option<PathBuf>,
+    /// Write TensorBoard event files under DIR/<run id>/ (open with `tensorboard --logdir
+    /// DIR`; W&B reads them too).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) tensorboard: Option<PathBuf>,
+}
+
+/// Which run's model `evaluate` and `predict` use, from which checkpoint, and where.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ModelOptions {
+    /// Run id, a unique prefix of it, or its directory.
+    pub(crate) run: String,
+    /// best (the best epoch's, train.best_metric), last, or an epoch number.
+    #[arg(long, value_name = "WHICH", default_value = "best")]
+    pub(crate) checkpoint: crate::infer::CheckpointChoice,
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_RUNS_DIR)]
+    pub(crate) runs_dir: PathBuf,
+    /// Where to run the model; default: the run's train.backend.
+    #[arg(long, value_enum)]
+    pub(crate) backend: Option<BackendChoice>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct EvaluateArgs {
+    #[command(flatten)]
+    pub(crate) model: ModelOptions,
+    /// Other data instead of the run's validation split: a bundled dataset's name, an image
+    /// folder, or an experiment file whose [data] table says where (e.g. a CSV layout).
+    #[arg(long, value_name = "DATASET|EXPERIMENT")]
+    pub(crate) data: Option<String>,
+    /// The report as plain text (the default; kept for symmetry with the other commands).
+    #[arg(long, conflicts_with = "json")]
+    pub(crate) plain: bool,
+    /// The report as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct PredictArgs {
+    #[command(flatten)]
+    pub(crate) model: ModelOptions,
+    /// Image files or folders (searched recursively).
+    #[arg(required = true, value_name = "IMAGE|FOLDER")]
+    pub(crate) inputs: Vec<PathBuf>,
+    /// Show the K most likely classes of each image.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub(crate) top: usize,
+    /// Also write the predictions here as CSV (path, class, probability, the other top
+    /// classes, error).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) csv: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

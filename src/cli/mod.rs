@@ -5,6 +5,7 @@
 mod args;
 mod detach;
 mod follow;
+mod model;
 mod prune;
 mod review;
 
@@ -45,6 +46,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             || cause.is::<AttachError>()
             || cause.is::<BenchError>()
             || cause.is::<crate::train::prune::PruneError>()
+            || cause
+                .downcast_ref::<crate::infer::InferError>()
+                .is_some_and(crate::infer::InferError::is_bad_input)
             || cause
                 .downcast_ref::<StoreError>()
                 .is_some_and(StoreError::is_bad_input)
@@ -87,6 +91,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Some(Action::Show(args)) => review::show(args),
         Some(Action::Compare(args)) => review::compare(args),
         Some(Action::Export(args)) => review::export(args),
+        Some(Action::Evaluate(args)) => model::evaluate(args),
+        Some(Action::Predict(args)) => model::predict(args),
         Some(Action::Prune(args)) => prune::prune(args),
         Some(Action::Completions(args)) => {
             let mut script = Vec::new();

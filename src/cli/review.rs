@@ -67,19 +67,51 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
-    let path = runs::resolve_run(&args.runs_dir, &args.run)?;
-    let run = runs::open_run(&path)?;
     let mut out = std::io::stdout().lock();
+    if args.all {
+        let dir = args.tensorboard.as_ref().expect("clap requires a format");
+        let listing = runs::list_runs(&args.runs_dir)?;
+        let mut written = 0;
+        for summary in &listing.runs {
+            let run = runs::open_run(&summary.path)?;
+            match tensorboard(&run, dir) {
+                Ok(_) => written += 1,
+                // A run with no finished epoch has nothing to show; the others go on.
+                Err(runs::ExportError::NoEpochs) => {
+                    let _ = writeln!(out, "skipped {}: no finished epoch", summary.id);
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        let _ = writeln!(out, "wrote {written} run(s) under {}", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let query = args.run.as_deref().expect("clap requires a run or --all");
+    let path = runs::resolve_run(&args.runs_dir, query)?;
+    let run = runs::open_run(&path)?;
     if let Some(csv) = &args.csv {
         let rows = runs::export_csv(&run.events, csv)?;
         let _ = writeln!(out, "wrote {rows} epoch(s) to {}", csv.display());
+    }
+    if let Some(csv) = &args.classes_csv {
+        let rows = runs::export_classes_csv(&run.events, csv)?;
+        let _ = writeln!(out, "wrote {rows} epoch×class row(s) to {}", csv.display());
     }
     if let Some(png) = &args.png {
         let title = format!("{} · {}", run.summary.id, run.summary.dataset);
         runs::export_png(&run.events, &title, png)?;
         let _ = writeln!(out, "wrote {}", png.display());
     }
+    if let Some(dir) = &args.tensorboard {
+        let file = tensorboard(&run, dir)?;
+        let _ = writeln!(out, "wrote {}", file.display());
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+fn tensorboard(run: &runs::OpenedRun, dir: &std::path::Path) -> Result<PathBuf, runs::ExportError> {
+    let toml = std::fs::read_to_string(run.summary.path.join(runs::EXPERIMENT_FILE)).ok();
+    runs::export_tensorboard(run, toml.as_deref(), dir)
 }
 
 /// The browser on its own, optionally with a run or comparison already open.

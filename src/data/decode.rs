@@ -1,6 +1,6 @@
 //! Turning image files and raw grey pixels into the model's input size and channel count.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
 use image::{DynamicImage, GrayImage};
@@ -81,12 +81,17 @@ pub fn decode_files(paths: &[PathBuf], shape: Shape) -> Vec<Option<Vec<u8>>> {
     })
 }
 
-fn decode_file(path: &PathBuf, shape: Shape) -> Option<Vec<u8>> {
+fn decode_file(path: &Path, shape: Shape) -> Option<Vec<u8>> {
+    decode_image(path, shape).ok()
+}
+
+/// One image file brought to `shape`; the error says why it could not be read or decoded.
+pub fn decode_image(path: &Path, shape: Shape) -> Result<Vec<u8>, String> {
     let image = image::ImageReader::open(path)
-        .ok()?
+        .map_err(|err| err.to_string())?
         .with_guessed_format()
-        .ok()?
+        .map_err(|err| err.to_string())?
         .decode()
-        .ok()?;
-    Some(convert(image, shape))
+        .map_err(|err| format!("not a readable image: {err}"))?;
+    Ok(convert(image, shape))
 }

@@ -6,6 +6,7 @@ mod bundled;
 mod decode;
 mod folder;
 mod loader;
+mod preprocessing;
 mod split;
 
 use std::path::Path;
@@ -13,7 +14,9 @@ use std::path::Path;
 use crate::experiment::DataConfig;
 
 pub use augment::Augmenter;
+pub use decode::{Shape as ImageShape, decode_image};
 pub use loader::{Batch, Loader, LoaderPlan, Normalizer};
+pub use preprocessing::Preprocessing;
 pub use split::{Split, stratified_split};
 
 /// Decoded images held as bytes (0–255), planar per image: `[n, channels, height, width]`.

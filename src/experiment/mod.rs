@@ -200,6 +200,17 @@ impl BackendChoice {
     }
 }
 
+/// What makes an epoch the best one, whose weights `checkpoints/best/` keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BestMetric {
+    /// The highest validation accuracy.
+    #[default]
+    ValAccuracy,
+    /// The lowest validation loss.
+    ValLoss,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
@@ -218,6 +229,8 @@ pub struct TrainConfig {
     /// How many of the routine checkpoints to keep, newest first; 0 keeps them all. Those taken
     /// by hand, the best epoch's and those a fork started from are kept besides.
     pub keep_checkpoints: usize,
+    /// Which epoch `checkpoints/best/` keeps.
+    pub best_metric: BestMetric,
 }
 
 impl Default for TrainConfig {
@@ -235,6 +248,7 @@ impl Default for TrainConfig {
             // A resume needs only the newest; five leave recent epochs to fork from while a
             // long run's disk use stays bounded (the best epoch's is kept besides).
             keep_checkpoints: 5,
+            best_metric: BestMetric::ValAccuracy,
         }
     }
 }

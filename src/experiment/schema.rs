@@ -106,6 +106,7 @@ pub const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
             ("backend", Kind::Choice(&["auto", "gpu", "cpu", "torch"])),
             ("checkpoint_every", Kind::Integer),
             ("keep_checkpoints", Kind::Integer),
+            ("best_metric", Kind::Choice(&["val_accuracy", "val_loss"])),
         ],
     ),
     (

@@ -292,6 +292,22 @@ impl RunView {
         }
     }
 
+    /// The run's class names (empty before its start event).
+    pub fn class_names(&self) -> &[String] {
+        self.started
+            .as_ref()
+            .map_or(&[], |s| s.dataset.classes.as_slice())
+    }
+
+    /// The newest epoch with per-class counts, and them.
+    pub fn latest_classes(&self) -> Option<(usize, &crate::protocol::ClassCounts)> {
+        self.epochs
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, m)| m.classes.as_ref().map(|c| (i + 1, c)))
+    }
+
     pub fn total_epochs(&self) -> usize {
         self.started.as_ref().map_or(0, |s| s.epochs)
     }

@@ -9,7 +9,7 @@ use plotters::style::FontStyle;
 
 use crate::diagnose::best_epoch;
 use crate::monitor::axis_range;
-use crate::protocol::{EpochMetrics, Event, EventKind, HyperParameter, epoch_events};
+use crate::protocol::{EpochMetrics, Event, EventKind, HyperParameter, class_names, epoch_events};
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
@@ -28,46 +28,94 @@ fn write_error(path: &Path, message: impl ToString) -> ExportError {
     }
 }
 
-/// One row per finished epoch, with a header row.
-pub fn export_csv(events: &[Event], path: &Path) -> Result<usize, ExportError> {
-    let mut writer = csv::Writer::from_path(path).map_err(|e| write_error(path, e))?;
-    writer
-        .write_record([
-            "epoch",
-            "step",
-            "train_loss",
-            "train_accuracy",
-            "validation_loss",
-            "validation_accuracy",
-            "gap",
-            "learning_rate",
-            "dropout",
-            "seconds",
-            "images_per_second",
-        ])
-        .map_err(|e| write_error(path, e))?;
-    let mut rows = 0;
-    for (event, m) in epoch_events(events) {
-        let record = [
-            event.epoch.unwrap_or(rows + 1).to_string(),
-            event.step.unwrap_or(0).to_string(),
-            m.train_loss.to_string(),
-            m.train_accuracy.to_string(),
-            m.validation_loss.to_string(),
-            m.validation_accuracy.to_string(),
-            m.gap().to_string(),
-            m.learning_rate.to_string(),
-            m.dropout.to_string(),
-            m.seconds.to_string(),
-            m.images_per_second.to_string(),
-        ];
-        writer
-            .write_record(&record)
-            .map_err(|e| write_error(path, e))?;
-        rows += 1;
+/// Writes a header and rows; returns how many rows.
+fn write_csv(
+    path: &Path,
+    header: &[&str],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) -> Result<usize, ExportError> {
+    let fail = |e: csv::Error| write_error(path, e);
+    let mut writer = csv::Writer::from_path(path).map_err(fail)?;
+    writer.write_record(header).map_err(fail)?;
+    let mut count = 0;
+    for row in rows {
+        writer.write_record(&row).map_err(fail)?;
+        count += 1;
     }
     writer.flush().map_err(|e| write_error(path, e))?;
-    Ok(rows)
+    Ok(count)
+}
+
+/// One row per finished epoch, with a header row.
+pub fn export_csv(events: &[Event], path: &Path) -> Result<usize, ExportError> {
+    let header = [
+        "epoch",
+        "step",
+        "train_loss",
+        "train_accuracy",
+        "validation_loss",
+        "validation_accuracy",
+        "gap",
+        "learning_rate",
+        "dropout",
+        "seconds",
+        "images_per_second",
+    ];
+    let rows = epoch_events(events)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (event, m))| {
+            vec![
+                event.epoch.unwrap_or(i + 1).to_string(),
+                event.step.unwrap_or(0).to_string(),
+                m.train_loss.to_string(),
+                m.train_accuracy.to_string(),
+                m.validation_loss.to_string(),
+                m.validation_accuracy.to_string(),
+                m.gap().to_string(),
+                m.learning_rate.to_string(),
+                m.dropout.to_string(),
+                m.seconds.to_string(),
+                m.images_per_second.to_string(),
+            ]
+        });
+    write_csv(path, &header, rows)
+}
+
+/// One row per epoch and class: the per-class validation counts and scores. Epochs logged
+/// without class counts (older runs) have no rows.
+pub fn export_classes_csv(events: &[Event], path: &Path) -> Result<usize, ExportError> {
+    let classes = class_names(events);
+    let header = [
+        "epoch",
+        "class",
+        "support",
+        "correct",
+        "predicted",
+        "recall",
+        "precision",
+        "f1",
+    ];
+    let mut rows = Vec::new();
+    for (i, (event, m)) in epoch_events(events).into_iter().enumerate() {
+        let Some(counts) = &m.classes else { continue };
+        for score in crate::metrics::scores(counts) {
+            rows.push(vec![
+                event.epoch.unwrap_or(i + 1).to_string(),
+                classes
+                    .get(score.class)
+                    .cloned()
+                    .unwrap_or_else(|| score.class.to_string()),
+                score.support.to_string(),
+                counts.correct[score.class].to_string(),
+                counts.predicted[score.class].to_string(),
+                score.recall.to_string(),
+                score.precision.to_string(),
+                score.f1.to_string(),
+            ]);
+        }
+    }
+    write_csv(path, &header, rows)
 }
 
 /// Image size of the PNG export.

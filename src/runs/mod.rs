@@ -7,12 +7,13 @@ mod liveness;
 mod log;
 mod store;
 mod summary;
+mod tensorboard;
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 pub use compare::{differing_settings, flatten_experiment};
-pub use export::{ExportError, PNG_SIZE, export_csv, export_png};
+pub use export::{ExportError, PNG_SIZE, export_classes_csv, export_csv, export_png};
 pub use liveness::{Endpoint, SOCKET_FILE, claimed_by, is_alive, pid_is_running, probe};
 pub use log::{
     EventLog, LogContents, read_events, read_events_prefix, read_events_without_batches,
@@ -22,10 +23,13 @@ pub use store::{
     rename_run, resolve_run,
 };
 pub use summary::{RunState, RunSummary, summarise};
+pub use tensorboard::export_tensorboard;
 
 pub const EVENTS_FILE: &str = "events.jsonl";
 pub const EXPERIMENT_FILE: &str = "experiment.toml";
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
+/// What the model expects of an image (`data::Preprocessing`), for evaluate and predict.
+pub const PREPROCESSING_FILE: &str = "preprocessing.json";
 /// Present while a process trains into the run; holds that process's id.
 pub const PID_FILE: &str = "kiln.pid";
 /// Cached summary for fast listing, rebuilt from the log when missing or stale.

@@ -18,6 +18,9 @@ use crate::model::{Classifier, ModelShape};
 pub const MODEL_FILE: &str = "model.bpk";
 pub const OPTIMIZER_FILE: &str = "optimizer.bpk";
 pub const STATE_FILE: &str = "state.json";
+/// The folder that keeps the best epoch's weights (`train.best_metric`), beside the routine
+/// checkpoints and never pruned with them.
+pub const BEST: &str = "best";
 
 /// Where the run stood when the checkpoint was taken.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,6 +156,16 @@ pub fn write(
     write_until(checkpoints, model, optimizer, state, None)
 }
 
+/// Writes (or replaces) `checkpoints/best/`.
+pub fn write_best(
+    checkpoints: &Path,
+    model: &Classifier,
+    optimizer: &ModuleOptimizer,
+    state: &CheckpointState,
+) -> Result<PathBuf, CheckpointError> {
+    write_named(checkpoints, BEST, model, optimizer, state, None)
+}
+
 /// [`write`], stopping right after `crash_after` as if the process had died there (returns the
 /// path the checkpoint would have).
 pub fn write_until(
@@ -163,7 +176,18 @@ pub fn write_until(
     crash_after: Option<WriteStep>,
 ) -> Result<PathBuf, CheckpointError> {
     let name = format!("epoch-{:04}-step-{:07}", state.epoch, state.step);
-    let target = checkpoints.join(&name);
+    write_named(checkpoints, &name, model, optimizer, state, crash_after)
+}
+
+fn write_named(
+    checkpoints: &Path,
+    name: &str,
+    model: &Classifier,
+    optimizer: &ModuleOptimizer,
+    state: &CheckpointState,
+    crash_after: Option<WriteStep>,
+) -> Result<PathBuf, CheckpointError> {
+    let target = checkpoints.join(name);
     let temporary = checkpoints.join(format!("{TEMPORARY}{name}"));
     let replaced = checkpoints.join(format!("{REPLACED}{name}"));
     let had_old = target.exists();
@@ -258,7 +282,17 @@ pub fn load_state(checkpoint: &Path) -> Result<CheckpointState, CheckpointError>
     serde_json::from_slice(&text).map_err(|err| io(&path)(err.into()))
 }
 
-/// The complete checkpoints in a run's `checkpoints/` folder, oldest first. Folders still being
+/// The best epoch's checkpoint, if the run has one: `best/`, or the one it replaces if a crash
+/// came between the two renames.
+pub fn best(checkpoints: &Path) -> Option<(PathBuf, CheckpointState)> {
+    [BEST.to_string(), format!("{REPLACED}{BEST}")]
+        .into_iter()
+        .map(|name| checkpoints.join(name))
+        .filter(|path| path.join(MODEL_FILE).is_file())
+        .find_map(|path| load_state(&path).ok().map(|state| (path, state)))
+}
+
+/// The routine and requested checkpoints in a run's `checkpoints/` folder, oldest first. Folders still being
 /// written (`.tmp-*`) or without a readable state are not checkpoints; one being replaced
 /// (`.old-*`) is, while its replacement has not got its name.
 pub fn list(checkpoints: &Path) -> Vec<(PathBuf, CheckpointState)> {
@@ -274,8 +308,8 @@ pub fn list(checkpoints: &Path) -> Vec<(PathBuf, CheckpointState)> {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let usable = match name.strip_prefix(REPLACED) {
-                Some(original) => !checkpoints.join(original).exists(),
-                None => !name.starts_with('.'),
+                Some(original) => original != BEST && !checkpoints.join(original).exists(),
+                None => !name.starts_with('.') && name != BEST,
             };
             usable && path.join(MODEL_FILE).is_file()
         })

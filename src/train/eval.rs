@@ -1,5 +1,5 @@
 //! Evaluation on the validation split: the split normalised once and, when it fits, kept on
-//! the device between epochs; mean loss and accuracy read back in one transfer.
+//! the device between epochs; mean loss and the confusion matrix read back in one transfer.
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLoss;
@@ -8,6 +8,16 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use super::error::TrainError;
 use crate::data::{Dataset, Normalizer};
 use crate::model::{Classifier, ModelShape};
+use crate::protocol::ClassCounts;
+
+/// What one pass over a split found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Mean cross-entropy loss.
+    pub loss: f64,
+    pub accuracy: f64,
+    pub classes: ClassCounts,
+}
 
 /// Validation batches are larger than training ones: no gradients, so memory allows it.
 const EVAL_BATCH: usize = 256;
@@ -60,9 +70,9 @@ impl ValidationSet {
         model: &Classifier,
         device: &Device,
         shape: ModelShape,
-    ) -> Result<(f64, f64), TrainError> {
+    ) -> Result<Evaluation, TrainError> {
         match &self.on_device {
-            Some(batches) => evaluate_batches(model, device, batches, self.labels.len()),
+            Some(batches) => evaluate_batches(model, device, batches, shape.classes),
             None => evaluate(
                 model,
                 device,
@@ -87,8 +97,8 @@ pub fn read_floats(tensor: Tensor<1>) -> Result<Vec<f32>, TrainError> {
 /// One validation batch on the device: images and labels.
 pub type EvalBatch = (Tensor<4>, Tensor<1, Int>);
 
-/// Mean loss and accuracy of `model` over a whole split (weighted by batch size), copying the
-/// split to the device batch by batch.
+/// Mean loss, accuracy and per-class counts of `model` over a whole split, copying the split
+/// to the device batch by batch.
 pub fn evaluate(
     model: &Classifier,
     device: &Device,
@@ -96,9 +106,9 @@ pub fn evaluate(
     labels: &[i64],
     image_len: usize,
     shape: ModelShape,
-) -> Result<(f64, f64), TrainError> {
+) -> Result<Evaluation, TrainError> {
     let batches = upload_batches(device, images, labels, image_len, shape);
-    evaluate_batches(model, device, &batches, labels.len())
+    evaluate_batches(model, device, &batches, shape.classes)
 }
 
 /// A split as device batches of [`EVAL_BATCH`] images.
@@ -126,30 +136,43 @@ pub fn upload_batches(
         .collect()
 }
 
-/// Mean loss and accuracy of `model` over batches already on the device (`count` images).
+/// Mean loss, accuracy and per-class counts of `model` over batches already on the device.
+/// The confusion matrix is summed on the device (one-hot truth × one-hot prediction), so the
+/// whole pass reads back once however many batches and classes there are.
 pub fn evaluate_batches(
     model: &Classifier,
     device: &Device,
     batches: &[EvalBatch],
-    count: usize,
-) -> Result<(f64, f64), TrainError> {
+    classes: usize,
+) -> Result<Evaluation, TrainError> {
     let model = model.valid();
     let loss_fn = CrossEntropyLoss::new(None, device);
-    let mut totals = Tensor::<1>::zeros([2], device);
+    let class_ids = Tensor::<1, Int>::arange(0..classes as i64, device).reshape([1, classes]);
+    let mut loss_total = Tensor::<1>::zeros([1], device);
+    let mut confusion = Tensor::<2>::zeros([classes, classes], device);
+    let mut count = 0usize;
     for (input, targets) in batches {
         let n = targets.dims()[0];
+        count += n;
         let logits = model.forward(input.clone());
-        let loss = loss_fn.forward(logits.clone(), targets.clone()) * n as f32;
-        let correct = logits
-            .argmax(1)
-            .reshape([n])
-            .equal(targets.clone())
-            .int()
-            .sum()
-            .float();
-        totals = totals + Tensor::cat(vec![loss, correct], 0);
+        loss_total = loss_total + loss_fn.forward(logits.clone(), targets.clone()) * n as f32;
+        let ids = class_ids.clone().expand([n, classes]);
+        let one_hot =
+            |labels: Tensor<2, Int>| labels.expand([n, classes]).equal(ids.clone()).float();
+        let truth = one_hot(targets.clone().reshape([n, 1]));
+        let predicted = one_hot(logits.argmax(1));
+        confusion = confusion + truth.transpose().matmul(predicted);
     }
-    let values = read_floats(totals)?;
+    let values = read_floats(Tensor::cat(
+        vec![loss_total, confusion.reshape([classes * classes])],
+        0,
+    ))?;
+    let matrix: Vec<u64> = values[1..].iter().map(|&v| v.round() as u64).collect();
+    let classes = ClassCounts::from_matrix(&matrix, classes);
     let n = count.max(1) as f64;
-    Ok((values[0] as f64 / n, values[1] as f64 / n))
+    Ok(Evaluation {
+        loss: values[0] as f64 / n,
+        accuracy: crate::metrics::accuracy(&classes),
+        classes,
+    })
 }

@@ -34,6 +34,7 @@ pub use eval::evaluate;
 pub use restart::{
     ForkPlan, ForkRequest, Restart, RestartError, Resumption, plan_fork, plan_resume,
 };
+pub use setup::split;
 pub use sink::EventSink;
 
 /// What to train and where to keep the run.

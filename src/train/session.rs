@@ -197,19 +197,20 @@ impl Session {
             }
         }
         let train_seconds = (epoch_start.elapsed() - self.clock.idle).as_secs_f64();
-        let (validation_loss, validation_accuracy) =
-            self.validation
-                .evaluate(self.model(), &self.device, self.shape)?;
+        let evaluation = self
+            .validation
+            .evaluate(self.model(), &self.device, self.shape)?;
         self.position.epochs_completed = epoch;
         let metrics = EpochMetrics {
             train_loss: loss_sum / seen.max(1) as f64,
             train_accuracy: correct / seen.max(1) as f64,
-            validation_loss,
-            validation_accuracy,
+            validation_loss: evaluation.loss,
+            validation_accuracy: evaluation.accuracy,
             learning_rate: self.learning_rate,
             dropout: self.model().dropout(),
             seconds: (epoch_start.elapsed() - self.clock.idle).as_secs_f64(),
             images_per_second: seen as f64 / train_seconds.max(1e-9),
+            classes: Some(evaluation.classes),
         };
         self.history.push(metrics.clone());
         sink.emit(
@@ -218,6 +219,7 @@ impl Session {
             EventKind::Epoch(metrics),
         );
         self.report_findings(sink, epoch);
+        self.keep_if_best(sink, epoch);
         let every = self.experiment.train.checkpoint_every;
         if every > 0 && epoch.is_multiple_of(every) && epoch < self.experiment.train.epochs {
             self.checkpoint(sink, epoch, Taken::EpochEnd);

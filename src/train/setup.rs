@@ -16,7 +16,7 @@ use super::restart::Restart;
 use super::session::{Clock, Position, Session, Storage};
 use super::sink::EventSink;
 
-use crate::data::{self, Augmenter, Dataset, LoaderPlan, Normalizer, Split};
+use crate::data::{self, Augmenter, Dataset, LoaderPlan, Normalizer, Preprocessing, Split};
 use crate::diagnose;
 use crate::experiment::Experiment;
 use crate::model::{Classifier, ModelShape};
@@ -112,13 +112,24 @@ pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError
             })),
         );
     }
+    if !resuming {
+        let preprocessing = Preprocessing::new(&dataset, &loader_plan.normalizer);
+        let path = run.path.join(crate::runs::PREPROCESSING_FILE);
+        if let Err(err) = preprocessing.save(&path) {
+            let message = format!(
+                "{}: {err}; evaluate and predict will refit the normaliser from the data",
+                path.display()
+            );
+            sink.emit(None, Some(0), EventKind::Warning { message });
+        }
+    }
     if let Some(message) = dataset.skipped_summary() {
         sink.emit(None, Some(0), EventKind::Warning { message });
     }
     let mut history = Vec::new();
     if let (Some(restart), Some(state)) = (&restart, &restored) {
         history = inherited_history(restart, state, sink);
-        let (validation_loss, validation_accuracy) = validation.evaluate(&model, &device, shape)?;
+        let evaluation = validation.evaluate(&model, &device, shape)?;
         let from = FromCheckpoint {
             run_id: restart.source.id.clone(),
             checkpoint: restart.checkpoint_in_source(),
@@ -126,8 +137,8 @@ pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError
             batches_done: skip_batches,
             learning_rate,
             dropout,
-            validation_loss,
-            validation_accuracy,
+            validation_loss: evaluation.loss,
+            validation_accuracy: evaluation.accuracy,
             backend: backend.clone(),
         };
         sink.emit(
@@ -188,7 +199,7 @@ pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError
 }
 
 /// The stratified train / validation split; both parts must hold images.
-fn split(dataset: &Dataset, experiment: &Experiment) -> Result<Split, TrainError> {
+pub fn split(dataset: &Dataset, experiment: &Experiment) -> Result<Split, TrainError> {
     let split = data::stratified_split(
         &dataset.labels,
         dataset.classes.len(),

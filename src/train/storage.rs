@@ -127,6 +127,41 @@ impl Session {
         self.clock.idle += started.elapsed();
     }
 
+    /// Writes `checkpoints/best/` when `epoch` (just evaluated) is the best so far by
+    /// `train.best_metric`. A failure is a warning: the routine checkpoints still hold the run.
+    pub(super) fn keep_if_best(&mut self, sink: &mut EventSink, epoch: usize) {
+        let metric = self.experiment.train.best_metric;
+        if diagnose::best_epoch_by(&self.history, metric) != Some(epoch) {
+            return;
+        }
+        let started = Instant::now();
+        let state = CheckpointState {
+            epochs_completed: epoch,
+            epoch,
+            batches_done: 0,
+            step: self.position.step,
+            learning_rate: self.learning_rate,
+            dropout: self.model().dropout(),
+            requested: false,
+        };
+        let written = checkpoint::write_best(
+            &self.run.checkpoints_path(),
+            self.model(),
+            &self.optimizer,
+            &state,
+        );
+        if let Err(err) = written {
+            sink.emit(
+                Some(epoch),
+                Some(self.position.step),
+                EventKind::Warning {
+                    message: format!("the best epoch's checkpoint failed: {err}"),
+                },
+            );
+        }
+        self.clock.idle += started.elapsed();
+    }
+
     /// What this run keeps besides its newest checkpoints: the best epoch's, the ones forks of
     /// it started from, the one it was resumed from.
     fn retention(&self) -> Retention {

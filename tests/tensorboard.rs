@@ -1,0 +1,147 @@
+//! The TensorBoard export, read back by TensorBoard's own reader (`EventAccumulator`, from the
+//! `tensorboard` package that `.ci/run` installs): a client kiln's code did not write.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use kiln::experiment::Experiment;
+use kiln::protocol::{Command as TrainCommand, EventKind};
+use kiln::train::{self, TrainOptions};
+
+use crate::common::{repo_path, scratch, training_lock};
+
+/// The Python that has `tensorboard`: `KILN_TEST_PYTHON` (set by `.ci/run`), else `python3`.
+fn python_with_tensorboard() -> Option<String> {
+    let python = std::env::var("KILN_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let found = Command::new(&python)
+        .args(["-c", "import tensorboard"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    found.then_some(python)
+}
+
+#[test]
+fn tensorboard_reads_the_exported_run() {
+    let Some(python) = python_with_tensorboard() else {
+        let message = "TENSORBOARD NOT INSTALLED: the TensorBoard export was NOT checked against \
+                       TensorBoard's reader; run .ci/run, or pip install tensorboard and set \
+                       KILN_TEST_PYTHON to that python";
+        // CI installs it, so there its absence is a failure, not a skip.
+        assert!(
+            std::env::var_os("KILN_REQUIRE_TENSORBOARD").is_none(),
+            "{message}"
+        );
+        eprintln!("SKIPPED: {message}");
+        return;
+    };
+    let runs = scratch("tensorboard");
+    let events: Vec<kiln::protocol::Event> = {
+        let _lock = training_lock();
+        let experiment = Experiment::load(
+            &repo_path("experiments/digits.toml"),
+            &[
+                "train.epochs=3".to_string(),
+                "train.backend=\"cpu\"".to_string(),
+            ],
+        )
+        .unwrap();
+        let handle = train::spawn(TrainOptions {
+            experiment,
+            runs_dir: runs.clone(),
+        })
+        .unwrap();
+        // Applied at the first batch boundary: a change the export must carry as text.
+        handle
+            .commands
+            .send(TrainCommand::SetDropout { value: 0.25 })
+            .unwrap();
+        let events = handle.events.iter().collect();
+        handle.join();
+        events
+    };
+    let run = crate::common::only_run(&runs);
+    let out = scratch("tensorboard-out");
+    let output = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["export", "--all", "--tensorboard"])
+        .arg(&out)
+        .arg("--runs-dir")
+        .arg(&runs)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let folder: PathBuf = out.join(run.file_name().unwrap());
+    let read = Command::new(&python)
+        .arg(repo_path("tests/support/read_tensorboard.py"))
+        .arg(&folder)
+        .output()
+        .unwrap();
+    assert!(read.status.success(), "{read:?}");
+    let found: serde_json::Value = serde_json::from_slice(&read.stdout).unwrap();
+
+    let epochs = kiln::protocol::epoch_history(&events);
+    assert_eq!(epochs.len(), 3);
+    let scalar = |tag: &str| -> Vec<(i64, f64)> {
+        found["scalars"][tag]
+            .as_array()
+            .unwrap_or_else(|| panic!("no scalar {tag} in {found}"))
+            .iter()
+            .map(|p| (p[0].as_i64().unwrap(), p[1].as_f64().unwrap()))
+            .collect()
+    };
+    let same = |tag: &str, expected: Vec<f64>| {
+        let got = scalar(tag);
+        assert_eq!(got.len(), expected.len(), "{tag}: {got:?}");
+        for ((step, value), (i, want)) in got.iter().zip(expected.iter().enumerate()) {
+            assert_eq!(*step, i as i64 + 1, "{tag}");
+            // Stored as 32-bit floats (and the JSON between adds a last-digit rounding).
+            let want = *want as f32 as f64;
+            assert!(
+                (value - want).abs() <= 1e-12 * want.abs().max(1.0),
+                "{tag} at epoch {step}: {value} vs {want}"
+            );
+        }
+    };
+    same("loss/train", epochs.iter().map(|m| m.train_loss).collect());
+    same(
+        "loss/validation",
+        epochs.iter().map(|m| m.validation_loss).collect(),
+    );
+    same(
+        "accuracy/validation",
+        epochs.iter().map(|m| m.validation_accuracy).collect(),
+    );
+    same("gap", epochs.iter().map(|m| m.gap()).collect());
+    same("dropout", epochs.iter().map(|m| m.dropout).collect());
+    same(
+        "learning_rate",
+        epochs.iter().map(|m| m.learning_rate).collect(),
+    );
+    // Per-class recall for each of the ten digits.
+    let counts = epochs[2].classes.clone().unwrap();
+    let recall_7 = kiln::metrics::scores(&counts)[7].recall;
+    assert!((scalar("recall/7")[2].1 - recall_7 as f32 as f64).abs() < 1e-12);
+    // Every optimiser step's loss.
+    let batches: Vec<(u64, f64)> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Batch(b) => Some((e.step.unwrap(), b.loss)),
+            _ => None,
+        })
+        .collect();
+    let steps = scalar("loss/train_step");
+    assert_eq!(steps.len(), batches.len());
+    assert_eq!(steps.last().unwrap().0 as u64, batches.last().unwrap().0);
+    let last_loss = batches.last().unwrap().1 as f32 as f64;
+    assert!((steps.last().unwrap().1 - last_loss).abs() <= 1e-12 * last_loss.max(1.0));
+    // The resolved experiment and the dropout change, as text.
+    let experiment = found["texts"]["experiment"][0][1][0].as_str().unwrap();
+    assert!(
+        experiment.contains("[train]") && experiment.contains("epochs = 3"),
+        "{experiment}"
+    );
+    let change = found["texts"]["changes"][0][1][0].as_str().unwrap();
+    assert!(
+        change.contains("dropout") && change.contains("0.25"),
+        "{change}"
+    );
+}
