@@ -20,6 +20,8 @@ pub struct Context {
     pub conv_channels: Vec<usize>,
     pub dense: Vec<usize>,
     pub epochs: usize,
+    /// The class names, for findings about one class.
+    pub class_names: Vec<String>,
 }
 
 /// The 1-based epoch with the highest validation accuracy (the earliest of equals).
@@ -72,6 +74,13 @@ pub fn diagnose(history: &[EpochMetrics], context: &Context) -> Vec<Finding> {
     }
     if !history.is_empty() {
         findings.extend(too_little_data(context));
+    }
+    if held(history, m.patience, |h| {
+        lagging(h, m.class_recall_gap).is_some()
+    })
+    .is_some()
+    {
+        findings.extend(weak_class(history, context));
     }
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     findings
@@ -138,6 +147,61 @@ fn slow_signal(history: &[EpochMetrics], drop: f64) -> bool {
         }
         _ => false,
     }
+}
+
+/// Validation images a class needs before its recall counts (a recall step of 0.1 or finer).
+const MIN_CLASS_SUPPORT: u64 = 10;
+
+/// The last epoch's lagging class, when its per-class counts show one.
+fn lagging(history: &[EpochMetrics], gap: f64) -> Option<(crate::metrics::ClassScore, f64)> {
+    let counts = history.last()?.classes.as_ref()?;
+    crate::metrics::lagging_class(counts, gap, MIN_CLASS_SUPPORT)
+}
+
+/// One class far behind the others: the model misses it, whatever the overall accuracy says.
+/// Its remedy is more (or augmented) images of it.
+fn weak_class(history: &[EpochMetrics], context: &Context) -> Option<Finding> {
+    let (worst, others) = lagging(history, context.monitor.class_recall_gap)?;
+    let name = context
+        .class_names
+        .get(worst.class)
+        .cloned()
+        .unwrap_or_else(|| worst.class.to_string());
+    // The streak's start for this class: the epochs it has lagged in a row.
+    let since = history.len()
+        - history
+            .iter()
+            .rev()
+            .take_while(|m| {
+                m.classes.as_ref().is_some_and(|c| {
+                    crate::metrics::lagging_class(
+                        c,
+                        context.monitor.class_recall_gap,
+                        MIN_CLASS_SUPPORT,
+                    )
+                    .is_some_and(|(s, _)| s.class == worst.class)
+                })
+            })
+            .count()
+        + 1;
+    let mut remedies = Vec::new();
+    if !context.augmentation {
+        remedies.push(Remedy {
+            text: "augmentation".into(),
+            fix: augment_fix(),
+        });
+    }
+    Some(Finding {
+        problem: Problem::WeakClass,
+        severity: Severity::Notice,
+        since_epoch: since,
+        evidence: format!(
+            "class {name}: recall {:.2} vs {:.2} mean of the others ({} val images); more images \
+             of it would help",
+            worst.recall, others, worst.support
+        ),
+        remedies,
+    })
 }
 
 fn augment_fix() -> Fix {

@@ -176,6 +176,8 @@ pub enum Problem {
     SlowConvergence,
     TooLittleData,
     Divergence,
+    /// One class's recall far below the others'.
+    WeakClass,
 }
 
 impl Problem {
@@ -186,6 +188,7 @@ impl Problem {
             Problem::SlowConvergence => "slow convergence",
             Problem::TooLittleData => "too little data",
             Problem::Divergence => "diverged",
+            Problem::WeakClass => "weak class",
         }
     }
 }

@@ -17,6 +17,7 @@ fn context() -> Context {
         conv_channels: vec![16, 32],
         dense: vec![128],
         epochs: 20,
+        class_names: (0..10).map(|d| d.to_string()).collect(),
     }
 }
 
@@ -263,5 +264,62 @@ fn a_finding_held_while_it_clears_still_says_why() {
             .starts_with("gap 2.0 pts now (limit 5.0)"),
         "{}",
         overfitting.evidence
+    );
+}
+
+#[test]
+fn a_class_far_below_the_others_is_a_finding_with_its_remedy() {
+    // Ten classes of 50 validation images: class 7 recalls 30 of them, the others 48.
+    let matrix = |weak: u64| -> Vec<u64> {
+        let mut m = vec![0u64; 100];
+        for c in 0..10 {
+            m[c * 10 + c] = 48;
+            m[c * 10 + (c + 1) % 10] = 2;
+        }
+        m[7 * 10 + 7] = weak;
+        m[7 * 10 + 8] = 50 - weak;
+        m
+    };
+    let epoch = |weak: u64| {
+        let mut m = history(&[(0.95, 0.93, 0.2, 0.25)]).remove(0);
+        m.classes = Some(kiln::protocol::ClassCounts::from_matrix(&matrix(weak), 10));
+        m
+    };
+    let mut runs: Vec<EpochMetrics> = Vec::new();
+    for _ in 0..2 {
+        runs.push(epoch(30));
+        assert!(
+            !diagnose(&runs, &context())
+                .iter()
+                .any(|f| f.problem == Problem::WeakClass),
+            "before patience epochs"
+        );
+    }
+    runs.push(epoch(30));
+    let findings = diagnose(&runs, &context());
+    let weak = findings
+        .iter()
+        .find(|f| f.problem == Problem::WeakClass)
+        .expect("a weak class after 3 epochs");
+    assert_eq!(weak.since_epoch, 1);
+    assert!(
+        weak.evidence
+            .starts_with("class 7: recall 0.60 vs 0.96 mean of the others (50 val images)"),
+        "{}",
+        weak.evidence
+    );
+    assert!(matches!(weak.remedies[0].fix, Fix::NewExperiment { .. }));
+    // Within the gap (recall 0.74 vs 0.96) it is no finding; old logs without counts neither.
+    let close: Vec<EpochMetrics> = (0..3).map(|_| epoch(37)).collect();
+    assert!(
+        !diagnose(&close, &context())
+            .iter()
+            .any(|f| f.problem == Problem::WeakClass)
+    );
+    let old = history(&[(0.95, 0.93, 0.2, 0.25); 3]);
+    assert!(
+        !diagnose(&old, &context())
+            .iter()
+            .any(|f| f.problem == Problem::WeakClass)
     );
 }

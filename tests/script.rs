@@ -59,7 +59,28 @@ impl Script {
         self
     }
 
-    pub fn started(mut self) -> Self {
+    pub fn started(self) -> Self {
+        let digits = (0..10).map(|d| d.to_string()).collect();
+        self.started_with_classes(digits)
+    }
+
+    /// Gives the last epoch event per-class counts from a row-major confusion matrix.
+    pub fn class_counts(mut self, matrix: &[u64], classes: usize) -> Self {
+        let counts = kiln::protocol::ClassCounts::from_matrix(matrix, classes);
+        let last = self
+            .events
+            .iter_mut()
+            .rev()
+            .find_map(|e| match &mut e.kind {
+                EventKind::Epoch(m) => Some(m),
+                _ => None,
+            })
+            .expect("an epoch to add counts to");
+        last.classes = Some(counts);
+        self
+    }
+
+    pub fn started_with_classes(mut self, classes: Vec<String>) -> Self {
         self.events.push(Event {
             time: TIME.into(),
             epoch: None,
@@ -69,7 +90,7 @@ impl Script {
                 experiment: self.experiment.clone(),
                 dataset: DatasetSummary {
                     name: "mnist-5k".into(),
-                    classes: (0..10).map(|d| d.to_string()).collect(),
+                    classes,
                     train_images: 1000,
                     validation_images: 1000,
                     channels: 1,
@@ -162,6 +183,7 @@ impl Script {
             conv_channels: vec![16, 32],
             dense: vec![128],
             epochs: self.total_epochs,
+            class_names: (0..10).map(|d| d.to_string()).collect(),
         }
     }
 

@@ -226,3 +226,85 @@ fn a_long_notice_is_wrapped_inside_the_activity_box_not_cut() {
         .unwrap();
     assert!(line.starts_with('└'), "{line}");
 }
+
+/// A 10-class confusion matrix where 8s are often read as 1s and 9s as 3s or 4s.
+fn digits_matrix() -> Vec<u64> {
+    let mut matrix = vec![0u64; 100];
+    for c in 0..10 {
+        matrix[c * 10 + c] = 95;
+    }
+    matrix[8 * 10 + 8] = 70;
+    matrix[8 * 10 + 1] = 25;
+    matrix[9 * 10 + 9] = 88;
+    matrix[9 * 10 + 3] = 4;
+    matrix[9 * 10 + 4] = 3;
+    matrix[2 * 10 + 7] = 1;
+    matrix
+}
+
+#[test]
+fn per_class_view_for_ten_and_two_classes() {
+    let mut app = app_after(overfitting().class_counts(&digits_matrix(), 10));
+    update(&mut app, Message::Action(Action::ToggleClasses));
+    let screen = render(&app, 80, 24);
+    // Worst recall first: class 8 heads the table; the matrix shows its 25 images read as 1.
+    let first_row = screen
+        .lines()
+        .find(|l| l.contains("│8 "))
+        .unwrap_or_default();
+    assert!(first_row.contains("0.737"), "{screen}");
+    assert!(screen.contains("confusion (rows: true)"), "{screen}");
+    insta::assert_snapshot!("classes_10_80x24", screen);
+    let ascii = Theme {
+        color: false,
+        ascii: true,
+    };
+    insta::assert_snapshot!("classes_10_80x24_ascii", render_with(&app, 80, 24, ascii));
+
+    let names = vec!["emergency".to_string(), "non-emergency".to_string()];
+    let script = Script::new(10)
+        .started_with_classes(names)
+        .epochs(&[(0.9, 0.8)])
+        .class_counts(&[120, 30, 10, 170], 2);
+    let mut app = app_after(script);
+    update(&mut app, Message::Action(Action::ToggleClasses));
+    let screen = render(&app, 80, 24);
+    assert!(screen.contains("emergency"), "{screen}");
+    insta::assert_snapshot!("classes_2_80x24", screen);
+}
+
+#[test]
+fn per_class_view_colours_the_confusions_and_not_under_no_color() {
+    use ratatui::style::Color;
+    let mut app = app_after(overfitting().class_counts(&digits_matrix(), 10));
+    update(&mut app, Message::Action(Action::ToggleClasses));
+    let ui = Ui::new(app);
+    let colour_of = |theme: Theme, needle: &str| {
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        terminal.draw(|f| view::draw(f, &ui, &theme)).unwrap();
+        let buffer = terminal.backend().buffer().clone();
+        let screen = text(&buffer);
+        let (line, column) = screen
+            .lines()
+            .enumerate()
+            .find_map(|(i, l)| {
+                let at = l.find(needle)?;
+                // Skip the table: the matrix is on the right.
+                (l[..at].chars().count() > 40).then(|| (i, l[..at].chars().count()))
+            })
+            .unwrap_or_else(|| panic!("{needle} not in the matrix: {screen}"));
+        buffer[(
+            column as u16 + needle.chars().count() as u16 - 1,
+            line as u16,
+        )]
+            .fg
+    };
+    // 25 of class 8's 95 images read as 1: red; the diagonal green.
+    assert_eq!(colour_of(Theme::default(), " 25"), Color::Red);
+    assert_eq!(colour_of(Theme::default(), " 70"), Color::Green);
+    let plain = Theme {
+        color: false,
+        ascii: false,
+    };
+    assert_eq!(colour_of(plain, " 25"), Color::Reset);
+}

@@ -267,6 +267,9 @@ pub struct MonitorConfig {
     pub slow_loss_drop: f64,
     /// Fewer training images per class than this is too little data (without augmentation).
     pub min_images_per_class: usize,
+    /// A class whose validation recall is this far below the mean of the others is a weak
+    /// class (a finding of its own).
+    pub class_recall_gap: f64,
 }
 
 impl Default for MonitorConfig {
@@ -277,6 +280,7 @@ impl Default for MonitorConfig {
             underfit_accuracy: 0.8,
             slow_loss_drop: 0.05,
             min_images_per_class: 100,
+            class_recall_gap: 0.25,
         }
     }
 }

@@ -117,6 +117,7 @@ pub const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
             ("underfit_accuracy", Kind::Float),
             ("slow_loss_drop", Kind::Float),
             ("min_images_per_class", Kind::Integer),
+            ("class_recall_gap", Kind::Float),
         ],
     ),
 ];

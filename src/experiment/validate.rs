@@ -63,6 +63,12 @@ pub fn check(experiment: &Experiment, layer: &Layer) -> Result<(), ConfigError> 
         m.slow_loss_drop,
         "expected a fraction between 0 and 1 (e.g. 0.05 for 5% per epoch)",
     );
+    c.require(
+        m.class_recall_gap > 0.0 && m.class_recall_gap < 1.0,
+        "monitor.class_recall_gap",
+        m.class_recall_gap,
+        "expected a recall gap between 0 and 1 (e.g. 0.25 for 25 points)",
+    );
     match c.errors.len() {
         0 => Ok(()),
         1 => Err(c.errors.remove(0)),

@@ -367,5 +367,6 @@ fn diagnosis_context(
         conv_channels: experiment.model.conv_channels.clone(),
         dense: experiment.model.dense.clone(),
         epochs: experiment.train.epochs,
+        class_names: dataset.classes.clone(),
     }
 }

@@ -16,6 +16,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("c", "checkpoint now"),
     ("s", "stop the run (checkpoint, keep the screen)"),
     ("g", "chart / dashboard"),
+    ("p", "per class: scores and confusion matrix"),
     ("z", "charts: the data's range / the full range"),
     ("r", "past runs (the run keeps training)"),
     (
@@ -64,6 +65,7 @@ pub fn action_for(mode: &Mode, key: KeyEvent) -> Option<Action> {
             KeyCode::Char('s') => Some(Action::Stop),
             KeyCode::Char('q') => Some(Action::Quit),
             KeyCode::Char('g') => Some(Action::ToggleChart),
+            KeyCode::Char('p') => Some(Action::ToggleClasses),
             KeyCode::Char('z') => Some(Action::ToggleRange),
             KeyCode::Char('r') => Some(Action::OpenBrowser),
             KeyCode::Char('f') => Some(Action::ApplyRemedy(1)),
@@ -89,6 +91,7 @@ pub fn browser_action_for(browser: &Browser, key: KeyEvent) -> Option<BrowserAct
         return match key.code {
             KeyCode::Esc | KeyCode::Char('q') | KeyCode::Backspace => Some(BrowserAction::Back),
             KeyCode::Char('g') => Some(BrowserAction::InRun(Action::ToggleChart)),
+            KeyCode::Char('p') => Some(BrowserAction::InRun(Action::ToggleClasses)),
             KeyCode::Char('z') => Some(BrowserAction::InRun(Action::ToggleRange)),
             KeyCode::Up | KeyCode::Char('k') => Some(BrowserAction::InRun(Action::ScrollUp)),
             KeyCode::Down | KeyCode::Char('j') => Some(BrowserAction::InRun(Action::ScrollDown)),

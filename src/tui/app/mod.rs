@@ -30,6 +30,8 @@ pub enum Action {
     /// Ctrl-C: stop the run, then quit.
     Interrupt,
     ToggleChart,
+    /// The per-class view: scores worst first and the confusion matrix.
+    ToggleClasses,
     /// The charts' y axes: the data's range, or the full range (accuracy 0–1, loss from 0).
     ToggleRange,
     ToggleHelp,
@@ -81,6 +83,7 @@ pub enum Mode {
 pub enum Screen {
     Dashboard,
     Chart,
+    Classes,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

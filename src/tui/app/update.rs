@@ -255,8 +255,15 @@ fn on_normal_action(app: &mut App, action: Action) -> Vec<Effect> {
         }
         Action::ToggleChart => {
             app.screen = match app.screen {
-                Screen::Dashboard => Screen::Chart,
                 Screen::Chart => Screen::Dashboard,
+                Screen::Dashboard | Screen::Classes => Screen::Chart,
+            };
+            Vec::new()
+        }
+        Action::ToggleClasses => {
+            app.screen = match app.screen {
+                Screen::Classes => Screen::Dashboard,
+                Screen::Dashboard | Screen::Chart => Screen::Classes,
             };
             Vec::new()
         }

@@ -16,6 +16,7 @@ const KEYS_WIDE: &[(&str, &str)] = &[
     ("c", "checkpoint"),
     ("s", "stop"),
     ("g", "chart"),
+    ("p", "classes"),
     ("r", "runs"),
     ("?", "help"),
     ("q", "quit"),
@@ -44,6 +45,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             &[
                 ("Esc", "back to the runs"),
                 ("g", "chart"),
+                ("p", "classes"),
                 ("↑/↓", "scroll"),
             ],
             theme,
@@ -52,6 +54,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             Some(Span::styled(" the run has ended", theme.dim())),
             &[
                 ("g", "chart"),
+                ("p", "classes"),
                 ("↑/↓", "scroll"),
                 ("?", "help"),
                 ("q", "quit"),
@@ -79,7 +82,7 @@ fn keys_line(width: usize, attached: bool, theme: &Theme) -> Line<'static> {
             .map(|(k, what)| k.chars().count() + what.chars().count() + 4)
             .sum::<usize>()
     };
-    for dropped in ["edit", "runs", "chart", "checkpoint"] {
+    for dropped in ["edit", "classes", "runs", "chart", "checkpoint"] {
         if length(&keys) <= width {
             break;
         }

@@ -20,11 +20,12 @@
 //!  space pause · d/D dropout · l/L lr · e edit · c checkpoint · s stop · ? help    footer
 //! ```
 //!
-//! `g` swaps the middle for full loss and accuracy charts; `?` lays the key list over it all.
+//! `g` swaps the middle for full loss and accuracy charts, `p` for the per-class view; `?` lays the key list over it all.
 
 mod ascii;
 mod browser;
 mod chart;
+mod classes;
 mod compare;
 mod dashboard;
 mod footer;
@@ -74,6 +75,7 @@ pub(super) fn draw_screen(frame: &mut Frame, app: &App, theme: &Theme) {
     match app.screen {
         Screen::Dashboard => dashboard::draw(frame, body, app, theme),
         Screen::Chart => chart::draw(frame, body, app, theme),
+        Screen::Classes => classes::draw(frame, body, app, theme),
     }
     dashboard::draw_activity(frame, activity, app, theme);
     footer::draw(frame, footer_area, app, theme);
