@@ -6,6 +6,7 @@
 //! [`probes`] times kiln's own parts apart (monitoring, a frame, the loader); [`report`] runs
 //! the whole bench and prints its table.
 
+pub mod inference;
 pub mod ops;
 mod probes;
 pub mod report;

@@ -98,6 +98,10 @@ pub(crate) struct BenchArgs {
     /// after --warmup), on every workload but case-study unless --workload names it.
     #[arg(long)]
     pub(crate) ops: bool,
+    /// Time using a model instead: evaluate on 1,000 28x28 images, predict on 224x224 JPEG
+    /// files (decoding included) beside decoding alone.
+    #[arg(long, conflicts_with = "ops")]
+    pub(crate) inference: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -152,7 +152,9 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         repeat: args.repeat,
     };
     let mut out = std::io::stdout().lock();
-    let json = if args.ops {
+    let json = if args.inference {
+        serde_json::to_string_pretty(&crate::bench::inference::run(args.backend, &mut out)?)?
+    } else if args.ops {
         serde_json::to_string_pretty(&crate::bench::report::run_ops(&options, &mut out)?)?
     } else {
         serde_json::to_string_pretty(&crate::bench::report::run(&options, &mut out)?)?

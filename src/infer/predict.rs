@@ -10,10 +10,9 @@ use rayon::prelude::*;
 
 use super::{InferError, TrainedModel};
 use crate::data::{ImageShape, decode_image};
-use crate::train::eval::read_floats;
+use crate::train::eval::{batch_size, read_floats};
 
-/// Images decoded and classified together: large enough to keep the cores and the device busy,
-/// small enough that results stream.
+/// At most this many images are decoded and classified together, so that results stream.
 const BATCH: usize = 64;
 
 /// One file's outcome: its top classes (index into the model's classes, probability), most
@@ -93,7 +92,9 @@ pub fn predict(
     let model = trained.model.valid();
     let classes = p.classes.len();
     let top = top.clamp(1, classes);
-    for chunk in files.chunks(BATCH) {
+    let image_len = p.channels * p.height * p.width;
+    let batch = batch_size(&trained.device, image_len).min(BATCH);
+    for chunk in files.chunks(batch) {
         let decoded: Vec<Option<Result<Vec<u8>, String>>> = chunk
             .par_iter()
             .map(|file| match &file.outcome {
