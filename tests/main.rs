@@ -6,6 +6,7 @@ mod common;
 mod control;
 mod datasets;
 mod diagnosis;
+mod diagnosis_labelled;
 mod event_log;
 mod experiment_files;
 mod headless_output;

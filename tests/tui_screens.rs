@@ -128,6 +128,17 @@ fn hyper_parameter_change_markers() {
     let mut chart = app.clone();
     update(&mut chart, Message::Action(Action::ToggleChart));
     insta::assert_snapshot!("change_marker_chart_120x40", render(&chart, 120, 40));
+    // `z` twice: the full range, then the loss on a log scale.
+    update(&mut chart, Message::Action(Action::ToggleRange));
+    let full = render(&chart, 120, 40);
+    assert!(full.contains("z: log loss"), "{full}");
+    update(&mut chart, Message::Action(Action::ToggleRange));
+    let log = render(&chart, 120, 40);
+    assert!(
+        log.contains("loss, log scale") && log.contains("z: data range"),
+        "{log}"
+    );
+    insta::assert_snapshot!("change_marker_chart_log_120x40", log);
 }
 
 #[test]

@@ -80,7 +80,9 @@ fn overfitting_shows_after_patience_epochs_and_names_the_fix() {
     assert_eq!(findings.len(), 1, "{findings:#?}");
     assert_eq!(findings[0].since_epoch, 1);
     assert!(
-        findings[0].evidence.contains("gap 19.0 pts"),
+        findings[0]
+            .evidence
+            .contains("gap 14.7 pts over the last 3 epochs"),
         "{findings:#?}"
     );
     assert!(

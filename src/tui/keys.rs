@@ -17,7 +17,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("s", "stop the run (checkpoint, keep the screen)"),
     ("g", "chart / dashboard"),
     ("p", "per class: scores and confusion matrix"),
-    ("z", "charts: the data's range / the full range"),
+    ("z", "charts: data range / full range / log loss"),
     ("r", "past runs (the run keeps training)"),
     (
         "f / 1-9",

@@ -32,7 +32,8 @@ pub enum Action {
     ToggleChart,
     /// The per-class view: scores worst first and the confusion matrix.
     ToggleClasses,
-    /// The charts' y axes: the data's range, or the full range (accuracy 0–1, loss from 0).
+    /// The charts' y axes: the data's range, the full range (accuracy 0–1, loss from 0), or
+    /// the loss on a log scale, in turn.
     ToggleRange,
     ToggleHelp,
     /// Open the run browser over the live screen (the run keeps training).
@@ -77,6 +78,36 @@ pub enum Mode {
     Help,
     Prompt(Prompt),
     ConfirmQuit,
+}
+
+/// The charts' y axes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChartScale {
+    /// Both axes span the data (the default: a 94% vs 100% gap shows).
+    Data,
+    /// Accuracy 0–1, loss from 0.
+    Full,
+    /// Loss on a log scale (a loss falling by decades stays readable); accuracy spans the data.
+    LogLoss,
+}
+
+impl ChartScale {
+    pub fn next(self) -> Self {
+        match self {
+            ChartScale::Data => ChartScale::Full,
+            ChartScale::Full => ChartScale::LogLoss,
+            ChartScale::LogLoss => ChartScale::Data,
+        }
+    }
+
+    /// What the next press of `z` shows, for the chart titles.
+    pub fn next_label(self) -> &'static str {
+        match self.next() {
+            ChartScale::Data => "data range",
+            ChartScale::Full => "full range",
+            ChartScale::LogLoss => "log loss",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,8 +206,8 @@ pub struct App {
     pub screen: Screen,
     /// Rows scrolled up from the newest epoch in the table.
     pub table_scroll: usize,
-    /// The charts show their full range instead of the data's.
-    pub full_range: bool,
+    /// How the charts' y axes are scaled (`z` cycles).
+    pub scale: ChartScale,
     pub notice: Option<Notice>,
     /// The experiment file of the live run, which new-experiment fixes extend.
     pub experiment_file: Option<PathBuf>,
@@ -202,7 +233,7 @@ impl App {
             mode: Mode::Normal,
             screen: Screen::Dashboard,
             table_scroll: 0,
-            full_range: false,
+            scale: ChartScale::Data,
             notice: None,
             experiment_file: None,
         }

@@ -268,7 +268,7 @@ fn on_normal_action(app: &mut App, action: Action) -> Vec<Effect> {
             Vec::new()
         }
         Action::ToggleRange => {
-            app.full_range = !app.full_range;
+            app.scale = app.scale.next();
             Vec::new()
         }
         Action::ToggleHelp => {

@@ -8,7 +8,7 @@ use ratatui::text::Span;
 use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, LegendPosition};
 
 use crate::monitor::axis_range;
-use crate::tui::app::App;
+use crate::tui::app::{App, ChartScale};
 use crate::tui::theme::Theme;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
@@ -16,19 +16,27 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
     let run = &app.run;
     let per_epoch = run.batches_per_epoch().max(1) as f64;
-    let train_loss: Vec<(f64, f64)> = run
+    let mut train_loss: Vec<(f64, f64)> = run
         .train_loss
         .iter()
         .enumerate()
         .map(|(i, &v)| ((i + 1) as f64 / per_epoch, v))
         .filter(|(_, v)| v.is_finite())
         .collect();
-    let val_loss = run.epoch_series(|m| m.validation_loss);
+    let mut val_loss = run.epoch_series(|m| m.validation_loss);
     let train_acc = run.epoch_series(|m| m.train_accuracy);
     let val_acc = run.epoch_series(|m| m.validation_accuracy);
     let x_max = (run.total_epochs().max(1) as f64).max(run.step as f64 / per_epoch);
 
-    let loss_range = if app.full_range {
+    let log = app.scale == ChartScale::LogLoss;
+    if log {
+        // Plotted as log10; the axis labels turn them back into losses.
+        for series in [&mut train_loss, &mut val_loss] {
+            series.retain(|p| p.1 > 0.0);
+            series.iter_mut().for_each(|p| p.1 = p.1.log10());
+        }
+    }
+    let loss_range = if app.scale == ChartScale::Full {
         let max = train_loss
             .iter()
             .chain(&val_loss)
@@ -36,10 +44,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             .fold(0.0f64, f64::max);
         [0.0, max.max(1e-3) * 1.05]
     } else {
-        axis_range(train_loss.iter().chain(&val_loss).map(|p| p.1), 1e-3)
+        axis_range(
+            train_loss.iter().chain(&val_loss).map(|p| p.1),
+            if log { 0.05 } else { 1e-3 },
+        )
     };
     // A 0–1 axis makes a 94% vs 100% gap a few dots: by default the axis spans the data.
-    let accuracy_range = if app.full_range {
+    let accuracy_range = if app.scale == ChartScale::Full {
         [0.0, 1.0]
     } else {
         let range = axis_range(train_acc.iter().chain(&val_acc).map(|p| p.1), 0.02);
@@ -57,14 +68,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     };
     let loss_markers = markers(loss_range);
     let accuracy_markers = markers(accuracy_range);
-    let range_key = if app.full_range {
-        "data range"
-    } else {
-        "full range"
-    };
+    let range_key = app.scale.next_label();
     let loss = series_chart(
         theme,
-        "loss",
+        if log { "loss, log scale" } else { "loss" },
         range_key,
         &[
             ("train", &train_loss, theme.accent()),
@@ -72,7 +79,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         ],
         &loss_markers,
         [0.0, x_max],
-        loss_range,
+        YAxis {
+            bounds: loss_range,
+            label: if log { log_label } else { linear_label },
+        },
     );
     frame.render_widget(loss, top);
     let accuracy = series_chart(
@@ -85,9 +95,18 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         ],
         &accuracy_markers,
         [0.0, x_max],
-        accuracy_range,
+        YAxis {
+            bounds: accuracy_range,
+            label: linear_label,
+        },
     );
     frame.render_widget(accuracy, bottom);
+}
+
+/// A chart's y axis: its bounds (in plotted units) and how a plotted value is labelled.
+struct YAxis {
+    bounds: [f64; 2],
+    label: fn(f64) -> String,
 }
 
 /// A named line and its style.
@@ -100,8 +119,9 @@ fn series_chart<'a>(
     series: &[Series<'a>],
     markers: &'a [(String, [(f64, f64); 2])],
     x: [f64; 2],
-    y: [f64; 2],
+    y: YAxis,
 ) -> Chart<'a> {
+    let YAxis { bounds: y, label } = y;
     let marker = theme.marker();
     let mut datasets: Vec<Dataset<'a>> = series
         .iter()
@@ -122,7 +142,7 @@ fn series_chart<'a>(
             .style(theme.warn())
             .data(points)
     }));
-    let label = |v: f64| Span::raw(format!("{v:.2}"));
+    let label = |v: f64| Span::raw(label(v));
     Chart::new(datasets)
         .legend_position(Some(LegendPosition::TopRight))
         // Show the legend whenever it fits in half the chart, change markers included.
@@ -138,4 +158,18 @@ fn series_chart<'a>(
             label((y[0] + y[1]) / 2.0),
             label(y[1]),
         ]))
+}
+
+fn linear_label(value: f64) -> String {
+    format!("{value:.2}")
+}
+
+/// A log10-plotted value as the loss it stands for; small losses need more than two decimals.
+fn log_label(log10: f64) -> String {
+    let value = 10f64.powf(log10);
+    if value < 0.1 {
+        format!("{value:.1e}")
+    } else {
+        format!("{value:.2}")
+    }
 }

@@ -3,6 +3,10 @@
 //! numbers and the fixes to try. A problem must show for `patience` epochs in a row to be
 //! reported and stay absent as long to clear, so noisy metrics do not make warnings flap.
 
+mod trend;
+
+use trend::{Trend, recent_mean};
+
 use crate::experiment::{BestMetric, MonitorConfig, tricks};
 use crate::protocol::{EpochMetrics, Finding, Fix, Problem, Remedy, Severity};
 
@@ -68,7 +72,7 @@ pub fn diagnose(history: &[EpochMetrics], context: &Context) -> Vec<Finding> {
     }) {
         findings.push(underfitting(history, context, since));
     } else if let Some(since) = held(history, m.patience, |h| {
-        slow_signal(h, m.slow_loss_drop) && !underfitting_signal(h, m.underfit_accuracy)
+        slow_signal(h, m.slow_loss_drop, m.underfit_accuracy)
     }) {
         findings.extend(slow_convergence(history, context, since));
     }
@@ -114,39 +118,66 @@ fn held(
     active.then_some(since)
 }
 
-/// The last epoch shows overfitting: a gap over the threshold, or validation loss rising
-/// while training loss falls.
+/// Epochs the level rules (gap, accuracy) average, so that one noisy epoch does not decide.
+const LEVEL_EPOCHS: usize = 3;
+
+/// Overfitting as of the last epoch: the recent mean gap over the threshold, or validation
+/// loss climbing out of its own noise (see [`validation_loss_rising`]).
 fn overfitting_signal(history: &[EpochMetrics], gap: f64) -> bool {
-    let Some(last) = history.last() else {
+    if history.is_empty() {
+        return false;
+    }
+    // A hair of tolerance: 0.90 − 0.85 is 0.05000000000000004 in floating point.
+    recent_mean(history, LEVEL_EPOCHS, EpochMetrics::gap) > gap + 1e-9
+        || validation_loss_rising(history)
+}
+
+/// Validation loss on a rising trend that its epoch-to-epoch scatter does not explain, while
+/// training loss is not rising, and already materially above its best (by a tenth, and by twice
+/// its noise): the model has started to learn its training images rather than the task. A run
+/// of small rises inside the noise is not enough, nor a drift of a few percent.
+fn validation_loss_rising(history: &[EpochMetrics]) -> bool {
+    let (Some(validation), Some(train)) = (
+        Trend::of(history, |m| m.validation_loss),
+        Trend::of(history, |m| m.train_loss),
+    ) else {
         return false;
     };
-    let diverging = history.len() >= 2 && {
-        let before = &history[history.len() - 2];
-        last.validation_loss > before.validation_loss && last.train_loss < before.train_loss
-    };
-    // A hair of tolerance: 0.90 − 0.85 is 0.05000000000000004 in floating point.
-    last.gap() > gap + 1e-9 || diverging
+    let best = history
+        .iter()
+        .map(|m| m.validation_loss)
+        .fold(f64::INFINITY, f64::min);
+    let above_best = validation.last - best;
+    validation.rising()
+        && !train.rising()
+        && above_best > 2.0 * validation.noise
+        && above_best > 0.1 * best
 }
 
-/// Training accuracy low and flat (under a point gained since the epoch before).
+/// Training accuracy low (its recent mean) and flat: under a point gained per epoch on the
+/// fitted line.
 fn underfitting_signal(history: &[EpochMetrics], low: f64) -> bool {
-    match history {
-        [.., before, last] => {
-            last.train_accuracy < low && last.train_accuracy - before.train_accuracy < 0.01
-        }
-        _ => false,
-    }
+    let Some(accuracy) = Trend::of(history, |m| m.train_accuracy) else {
+        return false;
+    };
+    recent_mean(history, LEVEL_EPOCHS, |m| m.train_accuracy) < low && accuracy.slope < 0.01
 }
 
-/// Loss still falling, but by less than `drop` of itself per epoch, before the model fits.
-fn slow_signal(history: &[EpochMetrics], drop: f64) -> bool {
-    match history {
-        [.., before, last] => {
-            let fell = (before.train_loss - last.train_loss) / before.train_loss.max(1e-12);
-            last.train_accuracy < 0.98 && fell < drop
-        }
-        _ => false,
-    }
+/// Training loss falling steadily (a trend, not noise) but by less than `drop` of itself per
+/// epoch, while training accuracy is still low and climbing: the model learns, slowly. A loss
+/// that slows as accuracy nears its ceiling is convergence, not this.
+fn slow_signal(history: &[EpochMetrics], drop: f64, low: f64) -> bool {
+    let (Some(loss), Some(accuracy)) = (
+        Trend::of(history, |m| m.train_loss.max(1e-12).ln()),
+        Trend::of(history, |m| m.train_accuracy),
+    ) else {
+        return false;
+    };
+    let fall_per_epoch = 1.0 - loss.slope.exp();
+    recent_mean(history, LEVEL_EPOCHS, |m| m.train_accuracy) < low
+        && loss.falling()
+        && fall_per_epoch < drop
+        && accuracy.slope >= 0.01
 }
 
 /// Validation images a class needs before its recall counts (a recall step of 0.1 or finer).
@@ -222,23 +253,23 @@ fn list(values: &[usize]) -> String {
 fn overfitting(history: &[EpochMetrics], context: &Context, since: usize) -> Finding {
     let last = &history[history.len() - 1];
     let mut evidence = Vec::new();
-    if last.gap() > context.monitor.gap_threshold + 1e-9 {
+    let mean_gap = recent_mean(history, LEVEL_EPOCHS, EpochMetrics::gap);
+    if mean_gap > context.monitor.gap_threshold + 1e-9 {
         evidence.push(format!(
-            "gap {:.1} pts: train {:.1}% vs val {:.1}% (limit {:.1})",
-            last.gap() * 100.0,
+            "gap {:.1} pts over the last {} epochs (limit {:.1}): train {:.1}% vs val {:.1}% now",
+            mean_gap * 100.0,
+            LEVEL_EPOCHS.min(history.len()),
+            context.monitor.gap_threshold * 100.0,
             last.train_accuracy * 100.0,
-            last.validation_accuracy * 100.0,
-            context.monitor.gap_threshold * 100.0
+            last.validation_accuracy * 100.0
         ));
     }
-    let rising = history
-        .windows(2)
-        .rev()
-        .take_while(|w| w[1].validation_loss > w[0].validation_loss)
-        .count();
-    if rising > 0 {
+    if let Some(trend) = Trend::of(history, |m| m.validation_loss)
+        && validation_loss_rising(history)
+    {
         evidence.push(format!(
-            "val loss up {rising} epoch(s) while train loss falls"
+            "val loss rising {:.3}/epoch over {} epochs (noise ±{:.3}) while train loss falls",
+            trend.slope, trend.points, trend.noise
         ));
     }
     if evidence.is_empty() {
@@ -326,7 +357,8 @@ fn underfitting(history: &[EpochMetrics], context: &Context, since: usize) -> Fi
         severity: Severity::Warning,
         since_epoch: since,
         evidence: format!(
-            "train accuracy {:.1}%, flat since epoch {since} (below {:.0}%)",
+            "train accuracy {:.1}%, flat (under a point per epoch) since epoch {since} (below \
+             {:.0}%)",
             last.train_accuracy * 100.0,
             context.monitor.underfit_accuracy * 100.0
         ),
@@ -348,10 +380,9 @@ fn underfitting(history: &[EpochMetrics], context: &Context, since: usize) -> Fi
 }
 
 fn slow_convergence(history: &[EpochMetrics], context: &Context, since: usize) -> Option<Finding> {
-    let [.., before, last] = history else {
-        return None;
-    };
-    let fell = (before.train_loss - last.train_loss) / before.train_loss.max(1e-12) * 100.0;
+    let last = history.last()?;
+    let loss = Trend::of(history, |m| m.train_loss.max(1e-12).ln())?;
+    let fell = (1.0 - loss.slope.exp()) * 100.0;
     let mut remedies = Vec::new();
     if !context.batch_norm {
         remedies.push(Remedy {
@@ -372,7 +403,9 @@ fn slow_convergence(history: &[EpochMetrics], context: &Context, since: usize) -
         severity: Severity::Notice,
         since_epoch: since,
         evidence: format!(
-            "train loss fell {fell:.1}% last epoch (under {:.0}%) at {:.1}% train accuracy",
+            "train loss falling {fell:.1}% per epoch over {} epochs (under {:.0}%) at {:.1}% \
+             train accuracy",
+            loss.points,
             context.monitor.slow_loss_drop * 100.0,
             last.train_accuracy * 100.0
         ),
