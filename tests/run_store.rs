@@ -525,3 +525,22 @@ fn a_replayed_run_renders_as_the_live_screen_ended() {
         );
     }
 }
+
+#[test]
+fn the_browser_shows_the_selected_runs_disk_use_and_the_total() {
+    let runs = scripted_runs();
+    // A checkpoint of 2.5 MB in the newest run (selected first).
+    let checkpoint = runs.join("20261122-110000-augment/checkpoints/epoch-0001-step-0000010");
+    std::fs::create_dir_all(&checkpoint).unwrap();
+    std::fs::write(checkpoint.join("model.bpk"), vec![0u8; 2_500_000]).unwrap();
+    let app = browser_app(&runs);
+    let b = app.browser.as_deref().unwrap();
+    assert!(b.disk["20261122-110000-augment"] >= 2_500_000);
+    let total: u64 = b.disk.values().sum();
+    let screen = render(&app, 100, 20);
+    let expected = format!(
+        "disk: 2.5 MB selected · {:.1} MB all runs",
+        total as f64 / 1e6
+    );
+    assert!(screen.contains(&expected), "{expected}\n{screen}");
+}

@@ -61,6 +61,15 @@ fn refresh(browser: &mut Browser) {
         Ok(listing) => {
             let known: BTreeSet<&String> = listing.runs.iter().map(|r| &r.id).collect();
             browser.marked.retain(|id| known.contains(id));
+            browser.disk.retain(|id, _| known.contains(id));
+            // A finished run's size changes only by `kiln prune` or a delete: measured once.
+            for run in &listing.runs {
+                if run.state == runs::RunState::Running || !browser.disk.contains_key(&run.id) {
+                    browser
+                        .disk
+                        .insert(run.id.clone(), runs::disk_bytes(&run.path));
+                }
+            }
             browser.listing = listing;
         }
         Err(err) => browser.message = Some(err.to_string()),

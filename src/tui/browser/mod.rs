@@ -94,6 +94,9 @@ pub struct Browser {
     pub opened: Option<Opened>,
     /// The latest error or notice, shown in the footer.
     pub message: Option<String>,
+    /// Each run's disk use in bytes, measured when the listing is read (a running run's again
+    /// at every refresh, a finished one's once).
+    pub disk: std::collections::HashMap<String, u64>,
 }
 
 /// What the user can do in the browser.
@@ -153,6 +156,7 @@ impl Browser {
             mode: BrowserMode::List,
             opened: None,
             message: None,
+            disk: Default::default(),
         }
     }
 

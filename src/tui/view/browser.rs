@@ -122,6 +122,19 @@ fn draw_list(frame: &mut Frame, browser: &Browser, theme: &Theme) {
         widths.extend([Constraint::Length(12), Constraint::Min(8)]);
     }
     let rows = visible.iter().map(|run| row(run, browser, theme, extras));
+    // Disk use in the frame rather than a column: the table keeps its width for the lineage.
+    let total: u64 = browser.disk.values().sum();
+    let selected = browser
+        .selected_run()
+        .and_then(|run| browser.disk.get(&run.id));
+    let disk = match selected {
+        Some(&bytes) => format!(
+            " disk: {} selected · {} all runs (kiln prune frees checkpoints) ",
+            megabytes(bytes),
+            megabytes(total)
+        ),
+        None => format!(" disk: {} all runs ", megabytes(total)),
+    };
     let table = Table::new(rows, widths)
         .header(Row::new(header).style(theme.strong()))
         .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
@@ -129,7 +142,8 @@ fn draw_list(frame: &mut Frame, browser: &Browser, theme: &Theme) {
         .block(
             Block::bordered()
                 .title(title)
-                .title(Line::from(order).right_aligned()),
+                .title(Line::from(order).right_aligned())
+                .title_bottom(Line::from(disk).style(theme.dim())),
         );
     let mut state = TableState::default().with_selected(Some(browser.selected));
     frame.render_stateful_widget(table, table_area, &mut state);
@@ -229,4 +243,14 @@ fn footer(browser: &Browser, theme: &Theme) -> Line<'static> {
         spans.push(Span::styled(format!("   {message}"), theme.warn()));
     }
     Line::from(spans)
+}
+
+/// Bytes as megabytes with one decimal (`12.4 MB`), or gigabytes from 10 GB on.
+fn megabytes(bytes: u64) -> String {
+    let mb = bytes as f64 / 1e6;
+    if mb >= 10_000.0 {
+        format!("{:.1} GB", mb / 1000.0)
+    } else {
+        format!("{mb:.1} MB")
+    }
 }
