@@ -138,3 +138,21 @@ pub fn stop_run(handle: kiln::train::TrainerHandle) {
     }
     handle.join();
 }
+
+/// `kiln ARGS… --runs-dir RUNS` from the repository root, run to its end; the test fails unless
+/// it succeeds.
+pub fn kiln_ok<S: AsRef<std::ffi::OsStr>>(args: &[S], runs: &Path) -> std::process::Output {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .arg("--runs-dir")
+        .arg(runs)
+        .current_dir(repo_path(""))
+        .output()
+        .expect("kiln runs");
+    assert!(
+        output.status.success(),
+        "kiln {:?}: {output:?}",
+        args.iter().map(|a| a.as_ref()).collect::<Vec<_>>()
+    );
+    output
+}

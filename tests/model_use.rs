@@ -322,3 +322,50 @@ fn evaluate_refuses_data_whose_classes_the_model_does_not_know() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_misclassified_export_holds_exactly_what_evaluation_counts_as_wrong() {
+    let (runs, run) = finished_digits_run("misclassified", 2, &[]);
+    let out = scratch("misclassified-out");
+    let output = crate::common::kiln_ok(
+        &[
+            "export".as_ref(),
+            run.file_name().unwrap(),
+            "--misclassified".as_ref(),
+            out.as_os_str(),
+        ],
+        &runs,
+    );
+    let report = evaluate_json(&runs, &run, &[]);
+    let counts: ClassCounts = serde_json::from_value(report["classes"].clone()).unwrap();
+    let matrix = counts.confusion.unwrap();
+    // Every file is one off-diagonal cell's image: as many per (true, predicted) pair as the
+    // confusion matrix counts.
+    let mut found = vec![vec![0u64; 10]; 10];
+    let mut confidences = Vec::new();
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let parts: Vec<&str> = name.trim_end_matches(".png").split('-').collect();
+        let (truth, predicted): (usize, usize) =
+            (parts[0].parse().unwrap(), parts[1].parse().unwrap());
+        assert_ne!(truth, predicted, "{name}");
+        found[truth][predicted] += 1;
+        confidences.push(parts[2].parse::<f64>().unwrap());
+        let image = image::open(out.join(&name)).unwrap();
+        assert_eq!((image.width(), image.height()), (8, 8));
+    }
+    for (t, row) in matrix.iter().enumerate() {
+        for (p, &count) in row.iter().enumerate() {
+            let expected = if t == p { 0 } else { count };
+            assert_eq!(found[t][p], expected, "true {t} predicted {p}");
+        }
+    }
+    let wrong = report["images"].as_u64().unwrap() - counts.correct.iter().sum::<u64>();
+    assert_eq!(confidences.len() as u64, wrong);
+    assert!(confidences.iter().all(|c| (0.0..=1.0).contains(c)));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!("wrote {wrong} of 359 validation images")),
+        "{stdout}"
+    );
+}

@@ -61,14 +61,15 @@ fn tensorboard_reads_the_exported_run() {
     };
     let run = crate::common::only_run(&runs);
     let out = scratch("tensorboard-out");
-    let output = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(["export", "--all", "--tensorboard"])
-        .arg(&out)
-        .arg("--runs-dir")
-        .arg(&runs)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
+    crate::common::kiln_ok(
+        &[
+            "export".as_ref(),
+            "--all".as_ref(),
+            "--tensorboard".as_ref(),
+            out.as_os_str(),
+        ],
+        &runs,
+    );
     let folder: PathBuf = out.join(run.file_name().unwrap());
     let read = Command::new(&python)
         .arg(repo_path("tests/support/read_tensorboard.py"))

@@ -220,13 +220,13 @@ pub(crate) struct CompareArgs {
 /// Which run(s) to export and to what.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("format").required(true).multiple(true)
-    .args(["csv", "classes_csv", "png", "tensorboard"])))]
+    .args(["csv", "classes_csv", "png", "tensorboard", "misclassified"])))]
 #[command(group(clap::ArgGroup::new("which").required(true).args(["run", "all"])))]
 pub(crate) struct ExportArgs {
     /// Run id, a unique prefix of it, or its directory.
     pub(crate) run: Option<String>,
     /// Every run in the runs folder (with --tensorboard only).
-    #[arg(long, conflicts_with_all = ["csv", "classes_csv", "png"])]
+    #[arg(long, conflicts_with_all = ["csv", "classes_csv", "png", "misclassified"])]
     pub(crate) all: bool,
     #[arg(long, value_name = "DIR", default_value = DEFAULT_RUNS_DIR)]
     pub(crate) runs_dir: PathBuf,
@@ -243,6 +243,13 @@ pub(crate) struct ExportArgs {
     /// DIR`; W&B reads them too).
     #[arg(long, value_name = "DIR")]
     pub(crate) tensorboard: Option<PathBuf>,
+    /// Write the validation images the model gets wrong here, as
+    /// TRUE-PREDICTED-CONFIDENCE-INDEX.png, most confident first.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) misclassified: Option<PathBuf>,
+    /// The checkpoint --misclassified uses: best, last or an epoch number.
+    #[arg(long, value_name = "WHICH", default_value = "best")]
+    pub(crate) checkpoint: crate::infer::CheckpointChoice,
 }
 
 /// Which run's model `evaluate` and `predict` use, from which checkpoint, and where.

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use super::args::{CheckArgs, CompareArgs, ExportArgs, ReviewOptions, RunsArgs, ShowArgs};
 use super::follow::interactive;
 use crate::experiment::Experiment;
+use crate::infer::{RunData, TrainedModel, mistakes};
 use crate::monitor::RunView;
 use crate::report;
 use crate::runs;
@@ -105,6 +106,21 @@ pub fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &args.tensorboard {
         let file = tensorboard(&run, dir)?;
         let _ = writeln!(out, "wrote {}", file.display());
+    }
+    if let Some(dir) = &args.misclassified {
+        let trained = TrainedModel::open(&path, args.checkpoint, None)?;
+        let data = RunData::load(&trained.experiment)?;
+        let wrong = mistakes::find(&trained, &data)?;
+        mistakes::write(&wrong, &data.dataset, &trained.preprocessing.classes, dir)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        let _ = writeln!(
+            out,
+            "wrote {} of {} validation images ({}) to {}",
+            wrong.len(),
+            data.split.validation.len(),
+            trained.checkpoint,
+            dir.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

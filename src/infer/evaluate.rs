@@ -115,7 +115,7 @@ fn load_other(other: &str, trained: &TrainedModel) -> Result<Dataset, InferError
 
 /// Each image's label as an index into the model's classes (matched by name); data with a
 /// class the model does not know is refused, naming it.
-fn model_labels(
+pub(super) fn model_labels(
     dataset: &Dataset,
     indices: &[usize],
     known: &[String],

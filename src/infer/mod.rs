@@ -2,12 +2,15 @@
 //! was trained with, to evaluate it ([`evaluate`]) or classify new images ([`predict`]).
 
 pub mod evaluate;
+pub mod mistakes;
 pub mod predict;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use burn::tensor::Device;
+use burn::module::Module;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::data::{self, Dataset, Normalizer, Preprocessing, Split};
 use crate::experiment::{BackendChoice, ConfigError, Experiment};
@@ -15,6 +18,7 @@ use crate::model::{Classifier, ModelShape};
 use crate::protocol::BackendSummary;
 use crate::runs::{self, StoreError};
 use crate::train::checkpoint::{self, CheckpointError, CheckpointState};
+use crate::train::eval::read_floats;
 use crate::train::{self, BackendError, TrainError};
 
 /// Which of a run's checkpoints to use.
@@ -194,6 +198,23 @@ impl TrainedModel {
             device,
             backend,
         })
+    }
+}
+
+impl TrainedModel {
+    /// Class probabilities of `count` normalised images laid end to end in `floats`, row by
+    /// row (one device read for the batch; nothing is read for an empty one).
+    pub fn probabilities(&self, floats: Vec<f32>, count: usize) -> Result<Vec<f32>, InferError> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let s = self.shape;
+        let input = Tensor::<4>::from_data(
+            TensorData::new(floats, [count, s.channels, s.height, s.width]),
+            &self.device,
+        );
+        let probabilities = softmax(self.model.valid().forward(input), 1);
+        Ok(read_floats(probabilities.reshape([count * s.classes]))?)
     }
 }
 

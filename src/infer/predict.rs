@@ -3,14 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
-use burn::tensor::activation::softmax;
-use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::{InferError, TrainedModel};
 use crate::data::{ImageShape, decode_image};
-use crate::train::eval::{batch_size, read_floats};
+use crate::train::eval::batch_size;
 
 /// At most this many images are decoded and classified together, so that results stream.
 const BATCH: usize = 64;
@@ -89,7 +86,6 @@ pub fn predict(
         channels: p.channels,
     };
     let normalizer = p.normalizer();
-    let model = trained.model.valid();
     let classes = p.classes.len();
     let top = top.clamp(1, classes);
     let image_len = p.channels * p.height * p.width;
@@ -110,16 +106,7 @@ pub fn predict(
                 readable.push(i);
             }
         }
-        let mut probabilities = Vec::new();
-        if !readable.is_empty() {
-            let n = readable.len();
-            let input = Tensor::<4>::from_data(
-                TensorData::new(floats, [n, p.channels, p.height, p.width]),
-                &trained.device,
-            );
-            let probs = softmax(model.forward(input), 1).reshape([n * classes]);
-            probabilities = read_floats(probs)?;
-        }
+        let probabilities = trained.probabilities(floats, readable.len())?;
         let mut next = 0;
         for (i, (file, image)) in chunk.iter().zip(decoded).enumerate() {
             let outcome = match image {
