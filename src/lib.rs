@@ -3,6 +3,7 @@
 //! The training thread ([`train`]) and any front end talk only through [`protocol`] messages;
 //! every event also lands in the run's log ([`runs`]), so live and past runs share one format.
 
+pub mod augment_preview;
 pub mod bench;
 pub mod cli;
 pub mod control;
@@ -10,6 +11,7 @@ pub mod data;
 pub mod diagnose;
 pub mod experiment;
 pub mod fixes;
+pub mod fonts;
 pub mod format;
 pub mod headless;
 pub mod infer;

@@ -12,6 +12,7 @@ mod experiment_files;
 mod headless_output;
 mod model_use;
 mod module_graph;
+mod previews;
 mod resume_fork;
 mod run_store;
 mod script;

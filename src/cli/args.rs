@@ -28,6 +28,8 @@ pub(crate) enum Action {
     Train(TrainArgs),
     /// Validate an experiment and print it fully resolved, without training.
     Check(CheckArgs),
+    /// Draw training images beside augmented copies of them, as a PNG grid.
+    AugmentPreview(AugmentPreviewArgs),
     /// Open the live screen on a run another kiln process trains (default: the newest running).
     Attach(AttachArgs),
     /// Continue an interrupted or stopped run from its newest checkpoint, in the same run.
@@ -333,6 +335,27 @@ pub(crate) struct TrainArgs {
     /// Start the run in the background and return at once, printing its id.
     #[arg(long)]
     pub(crate) detach: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct AugmentPreviewArgs {
+    /// Experiment file (default: experiments/baseline.toml).
+    pub(crate) experiment: Option<PathBuf>,
+    /// Override a setting, e.g. --set augment.rotation=40 (repeatable; the value is TOML).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(crate) overrides: Vec<String>,
+    /// The PNG to write.
+    #[arg(long, value_name = "FILE", default_value = "augment-preview.png")]
+    pub(crate) out: PathBuf,
+    /// Training images to show, one per class in turn.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub(crate) n: usize,
+    /// Augmented copies beside each.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub(crate) draws: usize,
+    /// Seed of the augmentation draws (the same seed draws the same grid).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
 }
 
 #[derive(Debug, clap::Args)]

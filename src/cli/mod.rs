@@ -83,6 +83,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     }
     match cli.command {
         Some(Action::Check(args)) => review::check(args),
+        Some(Action::AugmentPreview(args)) => review::augment_preview(args),
         Some(Action::Train(args)) => follow::train(args),
         Some(Action::Attach(args)) => follow::attach(args),
         Some(Action::Resume(args)) => follow::resume(args),

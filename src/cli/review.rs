@@ -5,7 +5,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::args::{CheckArgs, CompareArgs, ExportArgs, ReviewOptions, RunsArgs, ShowArgs};
+use super::args::{
+    AugmentPreviewArgs, CheckArgs, CompareArgs, ExportArgs, ReviewOptions, RunsArgs, ShowArgs,
+};
 use super::follow::interactive;
 use crate::experiment::Experiment;
 use crate::infer::{RunData, TrainedModel, mistakes};
@@ -14,6 +16,42 @@ use crate::report;
 use crate::runs;
 use crate::tui::browser::{self, Browser};
 use crate::tui::{self, Ui, theme::Theme};
+
+/// `kiln augment-preview`: the experiment's training images and augmented copies, as a PNG.
+pub fn augment_preview(args: AugmentPreviewArgs) -> anyhow::Result<ExitCode> {
+    use crate::augment_preview as preview;
+    if args.n == 0 {
+        return Err(super::BadInput("--n must be at least 1".into()).into());
+    }
+    let file = args
+        .experiment
+        .unwrap_or_else(|| PathBuf::from(super::DEFAULT_EXPERIMENT));
+    let experiment = Experiment::load(&file, &args.overrides)?;
+    let dataset = crate::data::load(&experiment.data)?;
+    let split = crate::train::split(&dataset, &experiment)?;
+    let images = preview::pick(&dataset, &split.train, args.n);
+    let augmenter =
+        crate::data::Augmenter::new(experiment.augment.clone(), dataset.height, dataset.width);
+    let (canvas, layout) = preview::render(&dataset, &augmenter, &images, args.draws, args.seed)
+        .map_err(anyhow::Error::msg)?;
+    preview::save(&canvas, &args.out).map_err(anyhow::Error::msg)?;
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "wrote {} ({}×{}: {} images, each beside {} augmented cop{}{})",
+        args.out.display(),
+        layout.width,
+        layout.height,
+        images.len(),
+        args.draws,
+        if args.draws == 1 { "y" } else { "ies" },
+        if augmenter.is_active() {
+            ""
+        } else {
+            "; augmentation is off in this experiment"
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
 
 pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let experiment = Experiment::load(&args.experiment, &args.overrides)?;

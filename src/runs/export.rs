@@ -2,16 +2,12 @@
 //! hyper-parameter change markers as a PNG drawn with plotters.
 
 use std::path::Path;
-use std::sync::Once;
 
 use plotters::prelude::*;
-use plotters::style::FontStyle;
 
 use crate::diagnose::best_epoch;
 use crate::monitor::axis_range;
 use crate::protocol::{EpochMetrics, Event, EventKind, HyperParameter, class_names, epoch_events};
-
-const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -124,10 +120,7 @@ pub const PNG_SIZE: (u32, u32) = (1200, 800);
 /// Loss (top) and accuracy (bottom) against epochs, with a dashed line and label at each
 /// hyper-parameter change.
 pub fn export_png(events: &[Event], title: &str, path: &Path) -> Result<(), ExportError> {
-    static REGISTER: Once = Once::new();
-    REGISTER.call_once(|| {
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
-    });
+    crate::fonts::register();
     let epochs: Vec<(usize, EpochMetrics)> = epoch_events(events)
         .into_iter()
         .enumerate()
