@@ -10,6 +10,54 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::data::{Augmenter, Dataset};
+use crate::experiment::Experiment;
+
+/// What to draw: how many images, how many draws beside each, from which seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreviewOptions {
+    pub images: usize,
+    pub draws: usize,
+    pub seed: u64,
+}
+
+impl Default for PreviewOptions {
+    fn default() -> Self {
+        Self {
+            images: 8,
+            draws: 5,
+            seed: 0,
+        }
+    }
+}
+
+/// What was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub layout: GridLayout,
+    pub images: usize,
+    /// Whether the experiment augments at all (without, the draws are the originals).
+    pub active: bool,
+}
+
+/// Loads `experiment`'s data and writes its preview grid to `out`.
+pub fn write_for(
+    experiment: &Experiment,
+    options: PreviewOptions,
+    out: &Path,
+) -> anyhow::Result<Written> {
+    let dataset = crate::data::load(&experiment.data)?;
+    let split = crate::train::split(&dataset, experiment)?;
+    let images = pick(&dataset, &split.train, options.images);
+    let augmenter = Augmenter::new(experiment.augment.clone(), dataset.height, dataset.width);
+    let (canvas, layout) = render(&dataset, &augmenter, &images, options.draws, options.seed)
+        .map_err(anyhow::Error::msg)?;
+    save(&canvas, out).map_err(anyhow::Error::msg)?;
+    Ok(Written {
+        layout,
+        images: images.len(),
+        active: augmenter.is_active(),
+    })
+}
 
 /// Smallest side a cell is drawn at: small images are scaled up (nearest neighbour, so their
 /// pixels stay visible).
@@ -185,4 +233,21 @@ pub fn save(canvas: &RgbImage, path: &Path) -> Result<(), String> {
     canvas
         .save(path)
         .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// For a new experiment file written by a remedy that changes augmentation, its preview beside
+/// it (`FILE.png`, the default options), so the user can look before training on it. `None`
+/// when the fix does not touch `augment.*`.
+pub fn for_fix(
+    file: &Path,
+    settings: &[(String, String)],
+) -> Option<anyhow::Result<std::path::PathBuf>> {
+    if !settings.iter().any(|(key, _)| key.starts_with("augment.")) {
+        return None;
+    }
+    let out = file.with_extension("png");
+    let written = Experiment::load(file, &[])
+        .map_err(anyhow::Error::from)
+        .and_then(|experiment| write_for(&experiment, PreviewOptions::default(), &out));
+    Some(written.map(|_| out))
 }

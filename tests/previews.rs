@@ -99,3 +99,26 @@ fn without_augmentation_the_draws_are_the_original_and_it_says_so() {
         }
     }
 }
+
+#[test]
+fn the_augmentation_remedy_writes_its_preview_beside_the_new_file() {
+    let dir = scratch("preview-fix");
+    let base = dir.join("mine.toml");
+    std::fs::copy(repo_path("experiments/digits.toml"), &base).unwrap();
+    let settings = vec![("augment.rotation".to_string(), "40.0".to_string())];
+    let file = kiln::fixes::write_extending(&base, "augment", &settings).unwrap();
+    let png = kiln::augment_preview::for_fix(&file, &settings)
+        .expect("an augmentation fix has a preview")
+        .unwrap();
+    assert_eq!(png, dir.join("mine-augment.png"));
+    // digits are 8×8: cells scaled by 8; the default grid is 8 images beside 5 draws.
+    let layout = GridLayout::new(8, 8, 5);
+    let image = image::open(&png).unwrap();
+    assert_eq!(
+        (image.width(), image.height()),
+        (layout.width, layout.height)
+    );
+    // A fix that does not touch augmentation has none.
+    let other = vec![("model.batch_norm".to_string(), "true".to_string())];
+    assert!(kiln::augment_preview::for_fix(&file, &other).is_none());
+}

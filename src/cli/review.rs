@@ -19,7 +19,7 @@ use crate::tui::{self, Ui, theme::Theme};
 
 /// `kiln augment-preview`: the experiment's training images and augmented copies, as a PNG.
 pub fn augment_preview(args: AugmentPreviewArgs) -> anyhow::Result<ExitCode> {
-    use crate::augment_preview as preview;
+    use crate::augment_preview::{PreviewOptions, write_for};
     if args.n == 0 {
         return Err(super::BadInput("--n must be at least 1".into()).into());
     }
@@ -27,24 +27,22 @@ pub fn augment_preview(args: AugmentPreviewArgs) -> anyhow::Result<ExitCode> {
         .experiment
         .unwrap_or_else(|| PathBuf::from(super::DEFAULT_EXPERIMENT));
     let experiment = Experiment::load(&file, &args.overrides)?;
-    let dataset = crate::data::load(&experiment.data)?;
-    let split = crate::train::split(&dataset, &experiment)?;
-    let images = preview::pick(&dataset, &split.train, args.n);
-    let augmenter =
-        crate::data::Augmenter::new(experiment.augment.clone(), dataset.height, dataset.width);
-    let (canvas, layout) = preview::render(&dataset, &augmenter, &images, args.draws, args.seed)
-        .map_err(anyhow::Error::msg)?;
-    preview::save(&canvas, &args.out).map_err(anyhow::Error::msg)?;
+    let options = PreviewOptions {
+        images: args.n,
+        draws: args.draws,
+        seed: args.seed,
+    };
+    let written = write_for(&experiment, options, &args.out)?;
     let _ = writeln!(
         std::io::stdout().lock(),
         "wrote {} ({}×{}: {} images, each beside {} augmented cop{}{})",
         args.out.display(),
-        layout.width,
-        layout.height,
-        images.len(),
+        written.layout.width,
+        written.layout.height,
+        written.images,
         args.draws,
         if args.draws == 1 { "y" } else { "ies" },
-        if augmenter.is_active() {
+        if written.active {
             ""
         } else {
             "; augmentation is off in this experiment"

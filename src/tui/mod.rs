@@ -168,14 +168,30 @@ fn write_fix(app: &mut App, suffix: &str, settings: &[(String, String)]) {
         return;
     };
     match crate::fixes::write_extending(&base, suffix, settings) {
-        Ok(path) => app.report(
-            format!("wrote {0}: start it with kiln train {0}", path.display()),
-            true,
-        ),
+        Ok(path) => {
+            let preview = augmentation_preview(&path, settings);
+            app.report(
+                format!(
+                    "wrote {0}{preview}: start it with kiln train {0}",
+                    path.display()
+                ),
+                true,
+            )
+        }
         Err(err) => app.report(
             format!("cannot write the {suffix} experiment: {err}"),
             false,
         ),
+    }
+}
+
+/// For a fix that changes augmentation, its preview grid beside the new file (`FILE.png`), so
+/// the user can look before training on it: ` (preview: FILE.png)`, or why there is none.
+fn augmentation_preview(file: &Path, settings: &[(String, String)]) -> String {
+    match crate::augment_preview::for_fix(file, settings) {
+        None => String::new(),
+        Some(Ok(png)) => format!(" (preview: {})", png.display()),
+        Some(Err(err)) => format!(" (no preview: {err})"),
     }
 }
 
