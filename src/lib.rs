@@ -13,6 +13,7 @@ pub mod experiment;
 pub mod fixes;
 pub mod fonts;
 pub mod format;
+pub mod gallery;
 pub mod headless;
 pub mod infer;
 pub mod ladder;

@@ -369,3 +369,87 @@ fn the_misclassified_export_holds_exactly_what_evaluation_counts_as_wrong() {
         "{stdout}"
     );
 }
+
+#[test]
+fn galleries_show_a_runs_draws_and_exactly_its_mistakes() {
+    use kiln::gallery::{AUGMENTED_IMAGES, DRAWS, Kind, MAX_MISTAKES, build};
+    let (runs, run) = finished_digits_run("gallery", 2, &[]);
+    let augmented = build(&run, Kind::Augmented, 1).unwrap();
+    assert_eq!(augmented.tiles.len(), AUGMENTED_IMAGES * (DRAWS + 1));
+    assert_eq!(augmented.tiles[0].caption, "0 original");
+    assert_eq!(augmented.tiles[1].caption, "0 draw 1");
+    // digits.toml does not augment: the draws are the originals, and the view says so.
+    assert_eq!(augmented.tiles[0].image, augmented.tiles[1].image);
+    assert!(
+        augmented
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("augmentation is off")
+    );
+
+    // The mistakes are those of the newest checkpoint, as evaluation counts them.
+    let mistakes = build(&run, Kind::Mistakes, 0).unwrap();
+    let report = evaluate_json(&runs, &run, &["--checkpoint", "last"]);
+    let counts: ClassCounts = serde_json::from_value(report["classes"].clone()).unwrap();
+    let wrong = report["images"].as_u64().unwrap() - counts.correct.iter().sum::<u64>();
+    assert_eq!(mistakes.tiles.len() as u64, wrong.min(MAX_MISTAKES as u64));
+    assert_eq!(mistakes.epoch, Some(2));
+    let confidences: Vec<f64> = mistakes
+        .tiles
+        .iter()
+        .map(|tile| {
+            let (pair, confidence) = tile.caption.rsplit_once(' ').unwrap();
+            let (truth, predicted) = pair.split_once(" → ").unwrap();
+            assert_ne!(truth, predicted, "{}", tile.caption);
+            assert_eq!((tile.image.width(), tile.image.height()), (8, 8));
+            confidence.parse().unwrap()
+        })
+        .collect();
+    assert!(
+        confidences.windows(2).all(|w| w[0] >= w[1]),
+        "most confident first"
+    );
+}
+
+#[test]
+fn building_a_gallery_while_a_run_trains_does_not_hold_it_up() {
+    use crate::common::{stop_run, wait_for};
+    use kiln::protocol::EventKind;
+    let _lock = training_lock();
+    let experiment = Experiment::load(
+        &crate::common::repo_path("experiments/digits.toml"),
+        &[
+            "train.epochs=500".to_string(),
+            "train.backend=\"cpu\"".to_string(),
+        ],
+    )
+    .unwrap();
+    let handle = kiln::train::spawn(kiln::train::TrainOptions {
+        experiment,
+        runs_dir: scratch("gallery-live"),
+    })
+    .unwrap();
+    wait_for(&handle.events, "a checkpoint", |k| {
+        matches!(k, EventKind::CheckpointWritten { .. })
+    });
+    let before = handle
+        .events
+        .try_iter()
+        .filter_map(|e| e.step)
+        .max()
+        .unwrap_or(0);
+    let pictures = kiln::gallery::build(&handle.run.path, kiln::gallery::Kind::Mistakes, 0);
+    assert!(pictures.is_ok(), "{pictures:?}");
+    // The trainer went on meanwhile: later steps, no pause.
+    let after: Vec<_> = wait_for(&handle.events, "more training", |k| {
+        matches!(k, EventKind::Batch(_))
+    });
+    assert!(
+        after
+            .iter()
+            .all(|e| !matches!(e.kind, EventKind::Paused { .. }))
+    );
+    assert!(after.last().unwrap().step.unwrap() > before);
+    stop_run(handle);
+}

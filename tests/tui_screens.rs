@@ -169,6 +169,7 @@ fn ascii_mode_uses_no_block_or_braille_glyphs() {
     let theme = Theme {
         color: false,
         ascii: true,
+        ..Theme::default()
     };
     let mut screens = render_with(&app, 100, 30, theme);
     let mut chart = app.clone();
@@ -207,6 +208,7 @@ fn key_styles_carry_meaning_in_colour_and_not_under_no_color() {
     let plain = Theme {
         color: false,
         ascii: false,
+        ..Theme::default()
     };
     assert_eq!(cell_colour(plain, "⚠ overfitting"), Color::Reset);
 }
@@ -269,6 +271,7 @@ fn per_class_view_for_ten_and_two_classes() {
     let ascii = Theme {
         color: false,
         ascii: true,
+        ..Theme::default()
     };
     insta::assert_snapshot!("classes_10_80x24_ascii", render_with(&app, 80, 24, ascii));
 
@@ -316,6 +319,100 @@ fn per_class_view_colours_the_confusions_and_not_under_no_color() {
     let plain = Theme {
         color: false,
         ascii: false,
+        ..Theme::default()
     };
     assert_eq!(colour_of(plain, " 25"), Color::Reset);
+}
+
+/// A gallery of `n` tiles: a bright diagonal on black, captioned.
+fn gallery_app(n: usize) -> App {
+    use kiln::gallery::{Kind, Pictures, Tile};
+    let mut app = app_after(overfitting());
+    update(&mut app, Message::Action(Action::ShowMistakes));
+    let request = app.gallery.as_ref().unwrap().request;
+    let tiles = (0..n)
+        .map(|i| Tile {
+            image: image::RgbImage::from_fn(28, 28, |x, y| {
+                let v = if x == y || x + y == 27 { 255 } else { 0 };
+                image::Rgb([v, v / 2, 0])
+            }),
+            caption: format!("{} → {} 0.{:02}", i % 10, (i + 1) % 10, 99 - i),
+        })
+        .collect();
+    let pictures = Pictures {
+        tiles,
+        epoch: Some(5),
+        note: None,
+    };
+    update(
+        &mut app,
+        Message::Gallery {
+            request,
+            result: Ok(pictures),
+        },
+    );
+    assert_eq!(app.gallery.as_ref().unwrap().kind, Kind::Mistakes);
+    app
+}
+
+#[test]
+fn the_image_view_draws_captioned_pictures_in_half_blocks_or_lists_them() {
+    let app = gallery_app(12);
+    let screen = render(&app, 80, 24);
+    assert!(
+        screen.contains("mistakes after epoch 5, most confident first"),
+        "{screen}"
+    );
+    assert!(screen.contains("0 → 1 0.99"), "{screen}");
+    assert!(screen.contains('▀') || screen.contains('▄'), "{screen}");
+    insta::assert_snapshot!("images_80x24", screen);
+    insta::assert_snapshot!("images_120x40", render(&app, 120, 40));
+    // Without pictures (--ascii, NO_COLOR, --images off): the captions as a list.
+    let text = Theme {
+        color: false,
+        ascii: true,
+        pictures: false,
+    };
+    let listed = render_with(&app, 80, 24, text);
+    assert!(
+        !listed.contains('▀') && listed.contains("3 > 4 0.96"),
+        "{listed}"
+    );
+    insta::assert_snapshot!("images_list_80x24", listed);
+    // Too little room for one picture says so.
+    let small = render(&app, 60, 18);
+    assert!(
+        small.contains("terminal too small for the pictures"),
+        "{small}"
+    );
+}
+
+#[test]
+fn the_image_view_pages_and_ignores_a_stale_gallery() {
+    let mut app = gallery_app(12);
+    update(&mut app, Message::Action(Action::ScrollDown));
+    assert_eq!(app.gallery.as_ref().unwrap().first, 4);
+    let screen = render(&app, 80, 24);
+    assert!(
+        screen.contains("from 5 of 12") && screen.contains("4 → 5 0.95"),
+        "{screen}"
+    );
+    update(&mut app, Message::Action(Action::ScrollUp));
+    assert_eq!(app.gallery.as_ref().unwrap().first, 0);
+    // `a` asks for new pictures; a result for the earlier request is dropped.
+    let effects = update(&mut app, Message::Action(Action::ShowAugmented));
+    let request = app.gallery.as_ref().unwrap().request;
+    assert!(matches!(
+        effects.as_slice(),
+        [kiln::tui::app::Effect::LoadGallery { kind: kiln::gallery::Kind::Augmented, request: r }] if *r == request
+    ));
+    update(
+        &mut app,
+        Message::Gallery {
+            request: request - 1,
+            result: Err("stale".into()),
+        },
+    );
+    assert_eq!(app.gallery.as_ref().unwrap().content, None);
+    assert!(render(&app, 80, 24).contains("drawing augmented samples"));
 }

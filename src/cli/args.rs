@@ -137,6 +137,10 @@ pub(crate) struct ReviewOptions {
     /// Draw with plain ASCII.
     #[arg(long)]
     pub(crate) ascii: bool,
+    /// How the image view (a, m) shows pictures: auto (half blocks in colour, a text list
+    /// with --ascii or NO_COLOR), halfblocks, or off (a text list).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) images: crate::tui::theme::ImagesChoice,
 }
 
 /// How a run started by `train`, `resume` or `fork` is shown, and where it trains.
@@ -149,6 +153,10 @@ pub(crate) struct FollowOptions {
     /// Draw with plain ASCII instead of block and braille characters.
     #[arg(long)]
     pub(crate) ascii: bool,
+    /// How the image view (a, m) shows pictures: auto (half blocks in colour, a text list
+    /// with --ascii or NO_COLOR), halfblocks, or off (a text list).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) images: crate::tui::theme::ImagesChoice,
     /// Where run directories are.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_RUNS_DIR)]
     pub(crate) runs_dir: PathBuf,
@@ -194,6 +202,10 @@ pub(crate) struct AttachArgs {
     /// Draw with plain ASCII.
     #[arg(long)]
     pub(crate) ascii: bool,
+    /// How the image view (a, m) shows pictures: auto (half blocks in colour, a text list
+    /// with --ascii or NO_COLOR), halfblocks, or off (a text list).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) images: crate::tui::theme::ImagesChoice,
 }
 
 #[derive(Debug, clap::Args)]
@@ -376,6 +388,7 @@ impl TrainArgs {
             follow: FollowOptions {
                 headless: false,
                 ascii: false,
+                images: Default::default(),
                 runs_dir: PathBuf::from(DEFAULT_RUNS_DIR),
                 backend: None,
             },

@@ -93,7 +93,7 @@ fn follow_run(
     let mut app = App::live();
     app.experiment_file = Some(experiment_file);
     replay(&mut app, history);
-    let theme = Theme::from_env(options.ascii);
+    let theme = Theme::from_env(options.ascii, options.images);
     Ok(follow_live(&handle, app, theme, options.runs_dir)?.into())
 }
 
@@ -190,7 +190,7 @@ pub fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
         Ui::new(app),
         attached.events,
         attached.commands,
-        Theme::from_env(args.ascii),
+        Theme::from_env(args.ascii, args.images),
         args.runs_dir.clone(),
     )?;
     if ui.app.run.is_active() {

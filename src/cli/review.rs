@@ -181,7 +181,7 @@ fn browse(view: ReviewOptions, open: Option<browser::Effect>) -> anyhow::Result<
         Ui::browsing(browser),
         crossbeam_channel::never(),
         no_commands,
-        Theme::from_env(view.ascii),
+        Theme::from_env(view.ascii, view.images),
         view.runs_dir,
     )?;
     Ok(ExitCode::SUCCESS)

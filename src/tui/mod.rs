@@ -51,6 +51,8 @@ pub fn run(
     let mut keys = spawn_input_reader();
     let signals = spawn_signal_listener();
     let ticker = tick(FRAME);
+    // Work done off this thread (galleries) reports back here.
+    let (results_tx, results) = unbounded::<Message>();
     let mut trainer = events;
     let mut refreshed = Instant::now();
     let mut dirty = true;
@@ -83,6 +85,7 @@ pub fn run(
                     messages.push(Message::TrainerGone);
                 }
             },
+            recv(results) -> message => messages.extend(message),
             recv(signals) -> signal => messages.push(match signal {
                 Ok(signal_hook::consts::SIGHUP) => Message::TerminalGone,
                 _ => Message::Action(Action::Interrupt),
@@ -106,7 +109,7 @@ pub fn run(
         for message in messages {
             dirty = true;
             for effect in update(&mut ui.app, message) {
-                execute(&mut ui, effect, &commands, &runs_dir);
+                execute(&mut ui, effect, &commands, &runs_dir, &results_tx);
             }
         }
     }
@@ -146,7 +149,13 @@ fn route_key(ui: &mut Ui, key: KeyEvent) -> Option<Message> {
 }
 
 /// Carries out what the run screen's update asked for.
-fn execute(ui: &mut Ui, effect: Effect, commands: &Sender<Command>, runs_dir: &Path) {
+fn execute(
+    ui: &mut Ui,
+    effect: Effect,
+    commands: &Sender<Command>,
+    runs_dir: &Path,
+    results: &Sender<Message>,
+) {
     match effect {
         // A trainer that has ended needs no more commands.
         Effect::Send(command) => {
@@ -158,6 +167,40 @@ fn execute(ui: &mut Ui, effect: Effect, commands: &Sender<Command>, runs_dir: &P
             browser::execute(&mut browser, browser::Effect::Refresh);
             ui.browser = Some(Box::new(browser));
         }
+        Effect::LoadGallery { kind, request } => {
+            let run = ui
+                .app
+                .run
+                .started
+                .as_ref()
+                .map(|s| runs_dir.join(&s.run_id));
+            load_gallery(run, kind, request, results.clone());
+        }
+    }
+}
+
+/// Builds a gallery on a thread of its own (loading data, running the model on the CPU) and
+/// sends it back as a message; the screen and the trainer go on meanwhile.
+fn load_gallery(
+    run: Option<PathBuf>,
+    kind: crate::gallery::Kind,
+    request: u64,
+    results: Sender<Message>,
+) {
+    let build = move || match run {
+        Some(run) => crate::gallery::build(&run, kind, request),
+        None => Err("the run has not started yet".to_string()),
+    };
+    let reply = results.clone();
+    let spawned = std::thread::Builder::new()
+        .name("kiln-gallery".into())
+        .spawn(move || {
+            let result = build();
+            let _ = reply.send(Message::Gallery { request, result });
+        });
+    if let Err(err) = spawned {
+        let result = Err(format!("cannot start a thread: {err}"));
+        let _ = results.send(Message::Gallery { request, result });
     }
 }
 

@@ -4,10 +4,24 @@
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols::Marker;
 
+/// How the image view shows pictures (`--images`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ImagesChoice {
+    /// Half blocks in colour, unless --ascii or NO_COLOR.
+    #[default]
+    Auto,
+    /// Half blocks in colour, whatever else is set.
+    Halfblocks,
+    /// A text list of captions.
+    Off,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Theme {
     pub color: bool,
     pub ascii: bool,
+    /// Pictures as coloured half blocks; off: their captions as a text list.
+    pub pictures: bool,
 }
 
 impl Default for Theme {
@@ -15,17 +29,23 @@ impl Default for Theme {
         Self {
             color: true,
             ascii: false,
+            pictures: true,
         }
     }
 }
 
 impl Theme {
     /// Colour unless NO_COLOR is set (https://no-color.org: any non-empty value).
-    pub fn from_env(ascii: bool) -> Self {
+    pub fn from_env(ascii: bool, images: ImagesChoice) -> Self {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Self {
             color: !no_color,
             ascii,
+            pictures: match images {
+                ImagesChoice::Auto => !no_color && !ascii,
+                ImagesChoice::Halfblocks => true,
+                ImagesChoice::Off => false,
+            },
         }
     }
 

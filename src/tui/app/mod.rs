@@ -32,6 +32,10 @@ pub enum Action {
     ToggleChart,
     /// The per-class view: scores worst first and the confusion matrix.
     ToggleClasses,
+    /// The image view of augmented training samples (again: new draws).
+    ShowAugmented,
+    /// The image view of the validation images the model gets wrong.
+    ShowMistakes,
     /// The charts' y axes: the data's range, the full range (accuracy 0–1, loss from 0), or
     /// the loss on a log scale, in turn.
     ToggleRange,
@@ -63,6 +67,23 @@ pub enum Message {
     /// The terminal went away (SIGHUP, closed SSH session): leave the screen, keep training.
     TerminalGone,
     Action(Action),
+    /// A gallery the event loop built off the screen's thread (for the request `request`).
+    Gallery {
+        request: u64,
+        result: Result<crate::gallery::Pictures, String>,
+    },
+}
+
+/// The image view's state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gallery {
+    pub kind: crate::gallery::Kind,
+    /// Tells a stale result (an earlier request) from the one awaited.
+    pub request: u64,
+    /// `None` while it is being built.
+    pub content: Option<Result<crate::gallery::Pictures, String>>,
+    /// The first tile shown (paging).
+    pub first: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -115,6 +136,7 @@ pub enum Screen {
     Dashboard,
     Chart,
     Classes,
+    Images,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +206,12 @@ pub enum Effect {
     },
     /// Open the run browser over the screen (the run keeps training).
     OpenBrowser,
+    /// Build a gallery off the screen's thread; the result comes back as
+    /// [`Message::Gallery`]. `request` doubles as the augmentation seed.
+    LoadGallery {
+        kind: crate::gallery::Kind,
+        request: u64,
+    },
 }
 
 /// The commands among `effects`, in order.
@@ -211,6 +239,10 @@ pub struct App {
     pub notice: Option<Notice>,
     /// The experiment file of the live run, which new-experiment fixes extend.
     pub experiment_file: Option<PathBuf>,
+    /// The image view's pictures, once asked for.
+    pub gallery: Option<Gallery>,
+    /// Galleries asked for so far.
+    pub gallery_requests: u64,
 }
 
 impl Default for App {
@@ -236,6 +268,8 @@ impl App {
             scale: ChartScale::Data,
             notice: None,
             experiment_file: None,
+            gallery: None,
+            gallery_requests: 0,
         }
     }
 

@@ -2,7 +2,7 @@
 
 use super::prompt::{self, Current, Edited};
 use super::{
-    Action, App, Awaiting, Effect, Message, Mode, NoticeState, Phase, Prompt, Role, Screen,
+    Action, App, Awaiting, Effect, Gallery, Message, Mode, NoticeState, Phase, Prompt, Role, Screen,
 };
 use crate::format::lr;
 use crate::monitor::RunStatus;
@@ -11,6 +11,10 @@ use crate::protocol::{Command, Event, EventKind, Fix, HyperParameter};
 /// Dropout moves in steps of this size with `d` / `D`.
 const DROPOUT_STEP: f64 = 0.05;
 const DROPOUT_MAX: f64 = 0.95;
+
+/// Tiles the image view moves by on ↑ / ↓: a row of the augmentation gallery (the original and
+/// its draws).
+const GALLERY_PAGE: usize = crate::gallery::DRAWS + 1;
 
 /// Applies a message; returns the work for the event loop.
 pub fn update(app: &mut App, message: Message) -> Vec<Effect> {
@@ -40,6 +44,38 @@ pub fn update(app: &mut App, message: Message) -> Vec<Effect> {
             Vec::new()
         }
         Message::Action(action) => on_action(app, action),
+        Message::Gallery { request, result } => {
+            if let Some(gallery) = app.gallery.as_mut().filter(|g| g.request == request) {
+                gallery.content = Some(result);
+            }
+            Vec::new()
+        }
+    }
+}
+
+/// Opens the image view on `kind` and asks the event loop to build it (again: anew).
+fn show_gallery(app: &mut App, kind: crate::gallery::Kind) -> Vec<Effect> {
+    app.gallery_requests += 1;
+    let request = app.gallery_requests;
+    app.screen = Screen::Images;
+    app.gallery = Some(Gallery {
+        kind,
+        request,
+        content: None,
+        first: 0,
+    });
+    vec![Effect::LoadGallery { kind, request }]
+}
+
+/// Pages through the image view by `tiles` (negative: back).
+fn page_gallery(app: &mut App, tiles: isize) {
+    if let Some(gallery) = app.gallery.as_mut() {
+        let count = match &gallery.content {
+            Some(Ok(content)) => content.tiles.len(),
+            _ => 0,
+        };
+        let first = gallery.first as isize + tiles;
+        gallery.first = first.clamp(0, count.saturating_sub(1) as isize) as usize;
     }
 }
 
@@ -255,7 +291,7 @@ fn on_normal_action(app: &mut App, action: Action) -> Vec<Effect> {
         }
         Action::ToggleChart => {
             app.screen = match app.screen {
-                Screen::Chart => Screen::Dashboard,
+                Screen::Chart | Screen::Images => Screen::Dashboard,
                 Screen::Dashboard | Screen::Classes => Screen::Chart,
             };
             Vec::new()
@@ -263,10 +299,12 @@ fn on_normal_action(app: &mut App, action: Action) -> Vec<Effect> {
         Action::ToggleClasses => {
             app.screen = match app.screen {
                 Screen::Classes => Screen::Dashboard,
-                Screen::Dashboard | Screen::Chart => Screen::Classes,
+                Screen::Dashboard | Screen::Chart | Screen::Images => Screen::Classes,
             };
             Vec::new()
         }
+        Action::ShowAugmented => show_gallery(app, crate::gallery::Kind::Augmented),
+        Action::ShowMistakes => show_gallery(app, crate::gallery::Kind::Mistakes),
         Action::ToggleRange => {
             app.scale = app.scale.next();
             Vec::new()
@@ -278,6 +316,14 @@ fn on_normal_action(app: &mut App, action: Action) -> Vec<Effect> {
         // The event loop opens it: it reads the runs folder.
         Action::OpenBrowser => vec![Effect::OpenBrowser],
         Action::ApplyRemedy(n) => apply_remedy(app, n),
+        Action::ScrollUp if app.screen == Screen::Images => {
+            page_gallery(app, -(GALLERY_PAGE as isize));
+            Vec::new()
+        }
+        Action::ScrollDown if app.screen == Screen::Images => {
+            page_gallery(app, GALLERY_PAGE as isize);
+            Vec::new()
+        }
         Action::ScrollUp => {
             let max = app.run.epochs.len().saturating_sub(1);
             app.table_scroll = (app.table_scroll + 1).min(max);

@@ -6,12 +6,18 @@ use std::collections::BTreeSet;
 use super::{Browser, ComparedRun, Effect, Opened};
 use crate::monitor::RunView;
 use crate::runs;
-use crate::tui::app::App;
+use crate::tui::app::{self, App};
 
 /// Does the file work an update asked for, and records the result in the browser.
 pub fn execute(browser: &mut Browser, effect: Effect) {
     match effect {
         Effect::Refresh => refresh(browser),
+        Effect::Gallery { run, kind, request } => {
+            if let Some(Opened::Review(review)) = browser.opened.as_mut() {
+                let result = crate::gallery::build(&run, kind, request);
+                let _ = app::update(review, app::Message::Gallery { request, result });
+            }
+        }
         Effect::Open(path) => match runs::open_run(&path) {
             Ok(run) => {
                 let mut app = App::review(run.summary.state);

@@ -134,6 +134,12 @@ pub enum Effect {
     Compare(Vec<PathBuf>),
     Delete(PathBuf),
     Rename(PathBuf, String),
+    /// Pictures for the opened run's image view (built at once: nothing trains meanwhile).
+    Gallery {
+        run: PathBuf,
+        kind: crate::gallery::Kind,
+        request: u64,
+    },
 }
 
 /// Whether the browser stays open.
@@ -222,8 +228,26 @@ pub fn update(browser: &mut Browser, action: BrowserAction) -> (Vec<Effect>, Out
             BrowserAction::Back => browser.opened = None,
             BrowserAction::InRun(action) => {
                 if let Opened::Review(app) = opened {
-                    // A past run takes view actions only; it asks for no effects.
-                    let _ = app::update(app, app::Message::Action(action));
+                    // A past run takes view actions only; of the effects, only pictures.
+                    let run = app
+                        .run
+                        .started
+                        .as_ref()
+                        .map(|s| browser.runs_dir.join(&s.run_id));
+                    let effects = app::update(app, app::Message::Action(action))
+                        .into_iter()
+                        .filter_map(|effect| match (effect, &run) {
+                            (app::Effect::LoadGallery { kind, request }, Some(run)) => {
+                                Some(Effect::Gallery {
+                                    run: run.clone(),
+                                    kind,
+                                    request,
+                                })
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    return (effects, Outcome::Stay);
                 }
             }
             _ => {}

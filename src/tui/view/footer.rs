@@ -17,6 +17,7 @@ const KEYS_WIDE: &[(&str, &str)] = &[
     ("s", "stop"),
     ("g", "chart"),
     ("p", "classes"),
+    ("a/m", "pictures"),
     ("r", "runs"),
     ("?", "help"),
     ("q", "quit"),
@@ -46,6 +47,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                 ("Esc", "back to the runs"),
                 ("g", "chart"),
                 ("p", "classes"),
+                ("a/m", "pictures"),
                 ("↑/↓", "scroll"),
             ],
             theme,
@@ -82,7 +84,7 @@ fn keys_line(width: usize, attached: bool, theme: &Theme) -> Line<'static> {
             .map(|(k, what)| k.chars().count() + what.chars().count() + 4)
             .sum::<usize>()
     };
-    for dropped in ["edit", "classes", "runs", "chart", "checkpoint"] {
+    for dropped in ["edit", "pictures", "classes", "runs", "chart", "checkpoint"] {
         if length(&keys) <= width {
             break;
         }

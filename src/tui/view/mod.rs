@@ -30,6 +30,7 @@ mod compare;
 mod dashboard;
 mod footer;
 mod header;
+mod images;
 
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
@@ -76,6 +77,7 @@ pub(super) fn draw_screen(frame: &mut Frame, app: &App, theme: &Theme) {
         Screen::Dashboard => dashboard::draw(frame, body, app, theme),
         Screen::Chart => chart::draw(frame, body, app, theme),
         Screen::Classes => classes::draw(frame, body, app, theme),
+        Screen::Images => images::draw(frame, body, app, theme),
     }
     dashboard::draw_activity(frame, activity, app, theme);
     footer::draw(frame, footer_area, app, theme);

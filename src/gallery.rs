@@ -1,0 +1,122 @@
+//! Pictures for the image view: a run's training images beside augmented draws of them, and
+//! the validation images its model gets wrong, each a captioned tile. Built off the screen's
+//! thread from the run's own directory, so the trainer never waits for them.
+
+use std::path::Path;
+
+use image::RgbImage;
+
+use crate::data::{Augmenter, Dataset};
+use crate::experiment::{BackendChoice, Experiment};
+use crate::infer::{CheckpointChoice, RunData, TrainedModel, mistakes};
+
+/// Which pictures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Training images beside augmented draws of them.
+    Augmented,
+    /// Validation images the model gets wrong, the most confident first.
+    Mistakes,
+}
+
+/// A built gallery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pictures {
+    pub tiles: Vec<Tile>,
+    /// For mistakes: the epochs the judged checkpoint had trained.
+    pub epoch: Option<usize>,
+    /// Anything the user should know to read them (augmentation that is off).
+    pub note: Option<String>,
+}
+
+/// Builds the `kind` gallery of the run in `run` (`seed` draws the augmentation).
+pub fn build(run: &Path, kind: Kind, seed: u64) -> Result<Pictures, String> {
+    let built = match kind {
+        Kind::Augmented => augmented(run, seed),
+        Kind::Mistakes => mistakes(run).map(|(epoch, tiles)| Pictures {
+            tiles,
+            epoch: Some(epoch),
+            note: None,
+        }),
+    };
+    built.map_err(|err| format!("{err:#}"))
+}
+
+/// One picture and what it shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tile {
+    pub image: RgbImage,
+    pub caption: String,
+}
+
+/// Training images shown by the augmentation gallery, and draws beside each.
+pub const AUGMENTED_IMAGES: usize = 4;
+pub const DRAWS: usize = 3;
+/// At most this many mistakes are shown, the most confident first.
+pub const MAX_MISTAKES: usize = 60;
+
+/// Rows of the original then [`DRAWS`] augmented copies, with the run's `[augment]` settings
+/// drawn from `seed`.
+pub fn augmented(run: &Path, seed: u64) -> anyhow::Result<Pictures> {
+    let experiment = Experiment::load(&run.join(crate::runs::EXPERIMENT_FILE), &[])?;
+    let dataset = crate::data::load(&experiment.data)?;
+    let split = crate::train::split(&dataset, &experiment)?;
+    let picked = crate::augment_preview::pick(&dataset, &split.train, AUGMENTED_IMAGES);
+    let augmenter = Augmenter::new(experiment.augment.clone(), dataset.height, dataset.width);
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
+    let mut tiles = Vec::new();
+    for index in picked {
+        let class = &dataset.classes[dataset.labels[index]];
+        let original = dataset.image(index);
+        tiles.push(Tile {
+            image: rgb(&dataset, original),
+            caption: format!("{class} original"),
+        });
+        for draw in 1..=DRAWS {
+            let augmented = augmenter.apply(original, &mut rng);
+            tiles.push(Tile {
+                image: rgb(&dataset, &augmented),
+                caption: format!("{class} draw {draw}"),
+            });
+        }
+    }
+    let note = (!augmenter.is_active())
+        .then(|| "augmentation is off in this run: the draws are the originals".to_string());
+    Ok(Pictures {
+        tiles,
+        epoch: None,
+        note,
+    })
+}
+
+/// The validation images the run's newest checkpoint gets wrong, the most confident first:
+/// `true → predicted confidence`. Evaluated on the CPU, so a GPU trainer keeps its device.
+pub fn mistakes(run: &Path) -> anyhow::Result<(usize, Vec<Tile>)> {
+    let trained = TrainedModel::open(run, CheckpointChoice::Last, Some(BackendChoice::Cpu))?;
+    let data = RunData::load(&trained.experiment)?;
+    let wrong = mistakes::find(&trained, &data)?;
+    let names = &trained.preprocessing.classes;
+    let tiles = wrong
+        .iter()
+        .take(MAX_MISTAKES)
+        .map(|m| Tile {
+            image: rgb(&data.dataset, data.dataset.image(m.index)),
+            caption: format!(
+                "{} → {} {:.2}",
+                names[m.truth], names[m.predicted], m.confidence
+            ),
+        })
+        .collect();
+    Ok((trained.state.epochs_completed, tiles))
+}
+
+/// A planar grey or RGB image as RGB.
+fn rgb(dataset: &Dataset, planar: &[u8]) -> RgbImage {
+    let (w, h) = (dataset.width, dataset.height);
+    let plane = w * h;
+    RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        let at = y as usize * w + x as usize;
+        let value = |c: usize| planar[c.min(dataset.channels - 1) * plane + at];
+        image::Rgb([value(0), value(1), value(2)])
+    })
+}
