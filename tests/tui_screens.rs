@@ -330,7 +330,7 @@ fn gallery_app(n: usize) -> App {
     let mut app = app_after(overfitting());
     update(&mut app, Message::Action(Action::ShowMistakes));
     let request = app.gallery.as_ref().unwrap().request;
-    let tiles = (0..n)
+    let tiles: Vec<Tile> = (0..n)
         .map(|i| Tile {
             image: image::RgbImage::from_fn(28, 28, |x, y| {
                 let v = if x == y || x + y == 27 { 255 } else { 0 };
@@ -339,6 +339,7 @@ fn gallery_app(n: usize) -> App {
             caption: format!("{} → {} 0.{:02}", i % 10, (i + 1) % 10, 99 - i),
         })
         .collect();
+    let encoded = kiln::tui::pictures::encode_all(&tiles);
     let pictures = Pictures {
         tiles,
         epoch: Some(5),
@@ -348,7 +349,7 @@ fn gallery_app(n: usize) -> App {
         &mut app,
         Message::Gallery {
             request,
-            result: Ok(pictures),
+            result: Ok((pictures, encoded)),
         },
     );
     assert_eq!(app.gallery.as_ref().unwrap().kind, Kind::Mistakes);
@@ -372,6 +373,7 @@ fn the_image_view_draws_captioned_pictures_in_half_blocks_or_lists_them() {
         color: false,
         ascii: true,
         pictures: false,
+        ..Theme::default()
     };
     let listed = render_with(&app, 80, 24, text);
     assert!(

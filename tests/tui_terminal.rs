@@ -188,6 +188,23 @@ fn live_screen_pause_dropout_resume_stop_quit() {
     tmux.keys("Escape");
     tmux.wait_for("RUNNING");
 
+    // The image view: augmented draws, then the newest checkpoint's mistakes, drawn in half
+    // blocks (inside tmux without passthrough), while the run keeps training.
+    tmux.keys("a");
+    let screen = tmux.wait_for("0 original");
+    assert!(
+        screen.contains("augmented samples") && screen.contains('▀'),
+        "{screen}"
+    );
+    tmux.keys("m");
+    let screen = tmux.wait_for("mistakes after epoch");
+    assert!(
+        screen.contains(" → ") && screen.contains("RUNNING"),
+        "{screen}"
+    );
+    tmux.keys("g");
+    tmux.wait_for("epochs");
+
     tmux.keys("s");
     let screen = tmux.wait_for("STOPPED");
     assert!(screen.contains("run stopped"), "{screen}");

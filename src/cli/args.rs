@@ -137,8 +137,8 @@ pub(crate) struct ReviewOptions {
     /// Draw with plain ASCII.
     #[arg(long)]
     pub(crate) ascii: bool,
-    /// How the image view (a, m) shows pictures: auto (half blocks in colour, a text list
-    /// with --ascii or NO_COLOR), halfblocks, or off (a text list).
+    /// How the image view (a, m) shows pictures: auto (the terminal's graphics protocol, else
+    /// half blocks; a text list with --ascii or NO_COLOR), halfblocks, sixel, kitty, or off.
     #[arg(long, value_enum, default_value = "auto")]
     pub(crate) images: crate::tui::theme::ImagesChoice,
 }
@@ -153,8 +153,8 @@ pub(crate) struct FollowOptions {
     /// Draw with plain ASCII instead of block and braille characters.
     #[arg(long)]
     pub(crate) ascii: bool,
-    /// How the image view (a, m) shows pictures: auto (half blocks in colour, a text list
-    /// with --ascii or NO_COLOR), halfblocks, or off (a text list).
+    /// How the image view (a, m) shows pictures: auto (the terminal's graphics protocol, else
+    /// half blocks; a text list with --ascii or NO_COLOR), halfblocks, sixel, kitty, or off.
     #[arg(long, value_enum, default_value = "auto")]
     pub(crate) images: crate::tui::theme::ImagesChoice,
     /// Where run directories are.
@@ -202,8 +202,8 @@ pub(crate) struct AttachArgs {
     /// Draw with plain ASCII.
     #[arg(long)]
     pub(crate) ascii: bool,
-    /// How the image view (a, m) shows pictures: auto (half blocks in colour, a text list
-    /// with --ascii or NO_COLOR), halfblocks, or off (a text list).
+    /// How the image view (a, m) shows pictures: auto (the terminal's graphics protocol, else
+    /// half blocks; a text list with --ascii or NO_COLOR), halfblocks, sixel, kitty, or off.
     #[arg(long, value_enum, default_value = "auto")]
     pub(crate) images: crate::tui::theme::ImagesChoice,
 }

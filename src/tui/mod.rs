@@ -4,6 +4,7 @@
 pub mod app;
 pub mod browser;
 pub mod keys;
+pub mod pictures;
 pub mod theme;
 mod ui;
 pub mod view;
@@ -48,6 +49,10 @@ pub fn run(
     // try_init also installs a panic hook that restores the terminal before the message prints.
     let mut terminal = ratatui::try_init()?;
     let _guard = TerminalGuard;
+    if theme.pictures {
+        // Before the input reader starts: the terminal's answer must not reach it as keys.
+        pictures::init(theme.images);
+    }
     let mut keys = spawn_input_reader();
     let signals = spawn_signal_listener();
     let ticker = tick(FRAME);
@@ -188,14 +193,15 @@ fn load_gallery(
     results: Sender<Message>,
 ) {
     let build = move || match run {
-        Some(run) => crate::gallery::build(&run, kind, request),
+        Some(run) => crate::gallery::build(&run, kind, request)
+            .map(|built| (pictures::encode_all(&built.tiles), built)),
         None => Err("the run has not started yet".to_string()),
     };
     let reply = results.clone();
     let spawned = std::thread::Builder::new()
         .name("kiln-gallery".into())
         .spawn(move || {
-            let result = build();
+            let result = build().map(|(encoded, built)| (built, encoded));
             let _ = reply.send(Message::Gallery { request, result });
         });
     if let Err(err) = spawned {

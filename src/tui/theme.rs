@@ -7,21 +7,28 @@ use ratatui::symbols::Marker;
 /// How the image view shows pictures (`--images`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum ImagesChoice {
-    /// Half blocks in colour, unless --ascii or NO_COLOR.
+    /// What the terminal says it supports (half blocks inside tmux without passthrough, or
+    /// when it answers nothing); a text list with --ascii or NO_COLOR.
     #[default]
     Auto,
     /// Half blocks in colour, whatever else is set.
     Halfblocks,
     /// A text list of captions.
     Off,
+    /// Sixel graphics (xterm -ti vt340, foot, WezTerm, Konsole, mlterm, …).
+    Sixel,
+    /// The kitty graphics protocol (kitty, WezTerm, Ghostty, Konsole).
+    Kitty,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Theme {
     pub color: bool,
     pub ascii: bool,
-    /// Pictures as coloured half blocks; off: their captions as a text list.
+    /// Pictures drawn (half blocks or a graphics protocol); off: their captions as a list.
     pub pictures: bool,
+    /// How pictures were asked for (`--images`).
+    pub images: ImagesChoice,
 }
 
 impl Default for Theme {
@@ -30,6 +37,7 @@ impl Default for Theme {
             color: true,
             ascii: false,
             pictures: true,
+            images: ImagesChoice::Halfblocks,
         }
     }
 }
@@ -43,9 +51,10 @@ impl Theme {
             ascii,
             pictures: match images {
                 ImagesChoice::Auto => !no_color && !ascii,
-                ImagesChoice::Halfblocks => true,
+                ImagesChoice::Halfblocks | ImagesChoice::Sixel | ImagesChoice::Kitty => true,
                 ImagesChoice::Off => false,
             },
+            images,
         }
     }
 

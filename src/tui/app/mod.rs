@@ -70,7 +70,7 @@ pub enum Message {
     /// A gallery the event loop built off the screen's thread (for the request `request`).
     Gallery {
         request: u64,
-        result: Result<crate::gallery::Pictures, String>,
+        result: Result<(crate::gallery::Pictures, crate::tui::pictures::Encoded), String>,
     },
 }
 
@@ -84,6 +84,8 @@ pub struct Gallery {
     pub content: Option<Result<crate::gallery::Pictures, String>>,
     /// The first tile shown (paging).
     pub first: usize,
+    /// The tiles encoded for the terminal, once, when they arrived.
+    pub encoded: crate::tui::pictures::Encoded,
 }
 
 #[derive(Debug, Clone, PartialEq)]

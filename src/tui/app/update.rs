@@ -46,7 +46,13 @@ pub fn update(app: &mut App, message: Message) -> Vec<Effect> {
         Message::Action(action) => on_action(app, action),
         Message::Gallery { request, result } => {
             if let Some(gallery) = app.gallery.as_mut().filter(|g| g.request == request) {
-                gallery.content = Some(result);
+                match result {
+                    Ok((pictures, encoded)) => {
+                        gallery.content = Some(Ok(pictures));
+                        gallery.encoded = encoded;
+                    }
+                    Err(err) => gallery.content = Some(Err(err)),
+                }
             }
             Vec::new()
         }
@@ -63,6 +69,7 @@ fn show_gallery(app: &mut App, kind: crate::gallery::Kind) -> Vec<Effect> {
         request,
         content: None,
         first: 0,
+        encoded: Default::default(),
     });
     vec![Effect::LoadGallery { kind, request }]
 }

@@ -2,22 +2,20 @@
 //! gets wrong, as a grid of captioned pictures drawn with half blocks (ratatui-image), or as a
 //! text list where pictures cannot be shown (`--ascii`, NO_COLOR, `--images off`).
 
-use image::DynamicImage;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Paragraph};
-use ratatui_image::picker::{Picker, ProtocolType};
-use ratatui_image::{Image, Resize};
+use ratatui_image::Image;
 
 use crate::gallery::Kind as GalleryKind;
 use crate::gallery::Tile;
 use crate::tui::app::{App, Gallery};
 use crate::tui::theme::Theme;
 
-/// A picture's cells (half blocks: two pixels a cell, one above the other) and its caption's.
-const PICTURE_WIDTH: u16 = 12;
-const PICTURE_HEIGHT: u16 = 6;
+use crate::tui::pictures::{self, Encoded, PICTURE_HEIGHT, PICTURE_WIDTH};
+
+/// A tile: its picture, a caption line and a column of space.
 const TILE_WIDTH: u16 = PICTURE_WIDTH + 2;
 const TILE_HEIGHT: u16 = PICTURE_HEIGHT + 1;
 
@@ -53,9 +51,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         frame.render_widget(Paragraph::new(text).style(theme.good()), inner);
         return;
     }
-    let shown = &content.tiles[gallery.first.min(content.tiles.len())..];
+    let first = gallery.first.min(content.tiles.len());
+    let shown = &content.tiles[first..];
     if theme.pictures {
-        grid(frame, inner, shown, theme);
+        grid(frame, inner, shown, &gallery.encoded, first, theme);
     } else {
         list(frame, inner, shown);
     }
@@ -88,7 +87,14 @@ fn title(gallery: &Gallery) -> String {
 }
 
 /// As many tiles as fit, row by row.
-fn grid(frame: &mut Frame, area: Rect, tiles: &[Tile], theme: &Theme) {
+fn grid(
+    frame: &mut Frame,
+    area: Rect,
+    tiles: &[Tile],
+    encoded: &Encoded,
+    first: usize,
+    theme: &Theme,
+) {
     let columns = area.width / TILE_WIDTH;
     let rows = area.height / TILE_HEIGHT;
     if columns == 0 || rows == 0 {
@@ -99,18 +105,19 @@ fn grid(frame: &mut Frame, area: Rect, tiles: &[Tile], theme: &Theme) {
         frame.render_widget(Paragraph::new(text).style(theme.warn()), area);
         return;
     }
-    // Half blocks only: pixels of 1×2 cells, whatever the terminal could do, so the picture is
-    // the same over SSH and in tmux.
-    let mut picker = Picker::from_fontsize((1, 2));
-    picker.set_protocol_type(ProtocolType::Halfblocks);
     for (i, tile) in tiles.iter().take((columns * rows) as usize).enumerate() {
         let (column, row) = (i as u16 % columns, i as u16 / columns);
         let x = area.x + column * TILE_WIDTH;
         let y = area.y + row * TILE_HEIGHT;
         let picture = Rect::new(x, y, PICTURE_WIDTH, PICTURE_HEIGHT);
-        let image = DynamicImage::ImageRgb8(tile.image.clone());
-        if let Ok(protocol) = picker.new_protocol(image, picture, Resize::Fit(None)) {
-            frame.render_widget(Image::new(&protocol), picture);
+        // Encoded when the gallery arrived; a tile without (a test's) is encoded here.
+        match encoded.get(first + i) {
+            Some(protocol) => frame.render_widget(Image::new(protocol), picture),
+            None => {
+                if let Some(protocol) = pictures::encode(tile) {
+                    frame.render_widget(Image::new(&protocol), picture);
+                }
+            }
         }
         let caption: String = tile.caption.chars().take(TILE_WIDTH as usize - 1).collect();
         frame.render_widget(
