@@ -17,6 +17,7 @@ mod resume_fork;
 mod run_store;
 mod script;
 mod storage;
+mod sweeps;
 mod tensorboard;
 mod training;
 mod tricks;

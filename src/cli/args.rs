@@ -57,6 +57,9 @@ pub(crate) enum Action {
     Man,
     /// Run the article's tricks one after another on the same data and seed, then compare.
     Ladder(LadderArgs),
+    /// Train every combination of a few settings (each an ordinary run), grouped as a sweep;
+    /// `kiln sweep status` shows its table.
+    Sweep(SweepArgs),
     /// Measure training speed: kiln's full loop against a bare burn loop, side by side.
     Bench(BenchArgs),
 }
@@ -69,6 +72,7 @@ impl Action {
             Action::Resume(args) => args.follow.backend,
             Action::Fork(args) => args.follow.backend,
             Action::Ladder(args) => args.backend,
+            Action::Sweep(args) => args.backend,
             Action::Bench(args) => Some(args.backend),
             Action::Evaluate(args) => args.model.backend,
             Action::Predict(args) => args.model.backend,
@@ -104,6 +108,47 @@ pub(crate) struct BenchArgs {
     /// files (decoding included) beside decoding alone.
     #[arg(long, conflicts_with = "ops")]
     pub(crate) inference: bool,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct SweepArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<SweepCommand>,
+    /// Experiment file every run extends (default: experiments/baseline.toml).
+    pub(crate) experiment: Option<PathBuf>,
+    /// A swept setting and its values, e.g. --grid model.dropout=0.0,0.3 (repeatable; values
+    /// are TOML, so --grid model.conv_channels=[16,32],[32,64] sweeps two lists).
+    #[arg(long = "grid", value_name = "KEY=V1,V2,…", required = true)]
+    pub(crate) grid: Vec<String>,
+    /// Override a setting in every run (repeatable; the value is TOML).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(crate) overrides: Vec<String>,
+    /// Runs trained at a time, each a process of its own (on one CPU or one GPU, 1 is fastest:
+    /// they share it).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub(crate) parallel: usize,
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_RUNS_DIR)]
+    pub(crate) runs_dir: PathBuf,
+    #[arg(long, value_enum)]
+    pub(crate) backend: Option<BackendChoice>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SweepCommand {
+    /// A sweep's runs: the swept settings against best validation accuracy, gap and state.
+    Status(SweepStatusArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SweepStatusArgs {
+    /// The sweep's id (default: the newest).
+    pub(crate) sweep: Option<String>,
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_RUNS_DIR)]
+    pub(crate) runs_dir: PathBuf,
+    /// Plain text for scripts (the table is plain text either way).
+    #[arg(long)]
+    pub(crate) plain: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -8,6 +8,7 @@ mod follow;
 mod model;
 mod prune;
 mod review;
+mod sweep;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -106,6 +107,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
             print_all(&page)
         }
         Some(Action::Ladder(args)) => ladder(args),
+        Some(Action::Sweep(args)) => sweep::sweep(args),
         Some(Action::Bench(args)) => bench(args),
         None => follow::train(TrainArgs::default_run()),
     }

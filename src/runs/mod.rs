@@ -20,7 +20,7 @@ pub use log::{
 };
 pub use store::{
     Listing, OpenedRun, StoreError, delete_run, disk_bytes, forked_epochs, list_runs, open_run,
-    rename_run, resolve_run,
+    rename_run, resolve_run, summary_of,
 };
 pub use summary::{RunState, RunSummary, summarise};
 pub use tensorboard::export_tensorboard;
@@ -30,6 +30,8 @@ pub const EXPERIMENT_FILE: &str = "experiment.toml";
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
 /// What the model expects of an image (`data::Preprocessing`), for evaluate and predict.
 pub const PREPROCESSING_FILE: &str = "preprocessing.json";
+/// Sweep records (`sweep::SweepRecord`), one JSON file each, beside the run directories.
+pub const SWEEPS_DIR: &str = "sweeps";
 /// Present while a process trains into the run; holds that process's id.
 pub const PID_FILE: &str = "kiln.pid";
 /// Cached summary for fast listing, rebuilt from the log when missing or stale.

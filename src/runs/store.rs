@@ -92,6 +92,10 @@ pub fn list_runs(runs_dir: &Path) -> Result<Listing, StoreError> {
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
+        // The sweep records' folder belongs to the store; it is not a stray entry.
+        if name == super::SWEEPS_DIR {
+            continue;
+        }
         if !path.is_dir() || name.starts_with('.') || !path.join(EVENTS_FILE).exists() {
             listing.not_runs += 1;
             continue;
