@@ -293,3 +293,44 @@ fn a_viewer_refuses_a_run_that_speaks_another_protocol_version() {
         "{text}"
     );
 }
+
+#[test]
+fn attach_stdio_relays_the_protocol_both_ways() {
+    use std::process::Stdio;
+    let _guard = training_lock();
+    let handle = long_run(&scratch("stdio"));
+    let mut child = Process::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["attach", "--stdio"])
+        .arg(&handle.run.path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut to_run = child.stdin.take().unwrap();
+    let mut from_run = BufReader::new(child.stdout.take().unwrap());
+    let hello = next_reply(&mut from_run);
+    assert_eq!(hello["reply"], "hello");
+    assert_eq!(hello["run_id"], handle.run.id.as_str());
+
+    // Commands go through the pipe and replies come back; the run obeys.
+    writeln!(to_run, r#"{{"command":"pause"}}"#).unwrap();
+    assert_eq!(next_reply(&mut from_run)["reply"], "accepted");
+    wait_for(&handle.events, "the pause", |k| {
+        matches!(k, EventKind::Paused { .. })
+    });
+    writeln!(to_run, r#"{{"command":"set_dropout","value":2}}"#).unwrap();
+    assert_eq!(next_reply(&mut from_run)["reply"], "error");
+    writeln!(to_run, r#"{{"command":"resume"}}"#).unwrap();
+    assert_eq!(next_reply(&mut from_run)["reply"], "accepted");
+    wait_for(&handle.events, "the resume", |k| {
+        matches!(k, EventKind::Resumed)
+    });
+
+    // The viewer closing its end ends the relay, and the run trains on.
+    drop(to_run);
+    assert!(child.wait().unwrap().success());
+    wait_for(&handle.events, "more training", |k| {
+        matches!(k, EventKind::Batch(_))
+    });
+    stop_run(handle);
+}

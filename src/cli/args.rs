@@ -239,6 +239,10 @@ pub(crate) struct ForkArgs {
 pub(crate) struct AttachArgs {
     /// Run id, a unique prefix of it, or its directory (default: the newest running run).
     pub(crate) run: Option<String>,
+    /// Relay the run's control protocol over standard input and output instead of showing it:
+    /// the far end of a bridge, e.g. `ssh HOST kiln attach --stdio RUN`.
+    #[arg(long, conflicts_with_all = ["headless", "ascii"])]
+    pub(crate) stdio: bool,
     #[arg(long, value_name = "DIR", default_value = DEFAULT_RUNS_DIR)]
     pub(crate) runs_dir: PathBuf,
     /// Print plain progress lines instead of the live screen.

@@ -172,6 +172,10 @@ pub fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
+    if args.stdio {
+        control::client::relay(&path, std::io::stdin(), std::io::stdout().lock())?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let attached = control::client::attach(&path)?;
     let (run_id, pid) = (attached.run_id.clone(), attached.pid);
     if args.headless || !interactive() {

@@ -49,6 +49,62 @@ pub enum AttachError {
     },
 }
 
+/// The run's control socket, connected; a socket nobody answers is removed when its process
+/// is gone.
+fn connect(run: &Path) -> Result<UnixStream, AttachError> {
+    let name = run
+        .file_name()
+        .map_or_else(|| run.display().to_string(), |n| n.to_string_lossy().into());
+    let socket = run.join(SOCKET_FILE);
+    UnixStream::connect(&socket).map_err(|_| match probe(run) {
+        Endpoint::Stale if !crate::runs::pid_is_running(run) => {
+            let _ = std::fs::remove_file(&socket);
+            AttachError::Stale { run: name }
+        }
+        _ => AttachError::NotRunning { run: name },
+    })
+}
+
+/// `kiln attach --stdio`: the run's control protocol relayed, byte for byte, between the
+/// socket and `input` / `output`, so a viewer on another host reaches it through any pipe
+/// (`ssh HOST kiln attach --stdio RUN`, `srun --jobid=J --overlap kiln attach --stdio RUN`).
+/// Ends when the run closes the socket (it ended) or the viewer closes `input`.
+pub fn relay(
+    run: &Path,
+    mut input: impl io::Read + Send + 'static,
+    mut output: impl Write,
+) -> Result<(), AttachError> {
+    let stream = connect(run)?;
+    let socket = run.join(SOCKET_FILE);
+    let io_error = |source| AttachError::Io {
+        path: socket.clone(),
+        source,
+    };
+    let mut to_run = stream.try_clone().map_err(io_error)?;
+    std::thread::spawn(move || {
+        let _ = io::copy(&mut input, &mut to_run);
+        // The viewer is gone: let the run close its side, which ends the copy below.
+        let _ = to_run.shutdown(std::net::Shutdown::Both);
+    });
+    let mut from_run = stream;
+    let mut buffer = [0u8; 8192];
+    loop {
+        match io::Read::read(&mut from_run, &mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(n) => {
+                // Flushed at once: a viewer waits on each reply line.
+                let written = output.write_all(&buffer[..n]).and_then(|()| output.flush());
+                if written.is_err() {
+                    // The viewer's side of the pipe closed: nothing more to relay.
+                    return Ok(());
+                }
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => return Err(io_error(source)),
+        }
+    }
+}
+
 /// A connection to a live run.
 pub struct Attached {
     pub run_id: String,
@@ -67,18 +123,7 @@ pub fn attach(run: &Path) -> Result<Attached, AttachError> {
         .file_name()
         .map_or_else(|| run.display().to_string(), |n| n.to_string_lossy().into());
     let socket = run.join(SOCKET_FILE);
-    let stream = match UnixStream::connect(&socket) {
-        Ok(stream) => stream,
-        Err(_) => {
-            return Err(match probe(run) {
-                Endpoint::Stale if !crate::runs::pid_is_running(run) => {
-                    let _ = std::fs::remove_file(&socket);
-                    AttachError::Stale { run: name }
-                }
-                _ => AttachError::NotRunning { run: name },
-            });
-        }
-    };
+    let stream = connect(run)?;
     let io_error = |source| AttachError::Io {
         path: socket.clone(),
         source,
