@@ -116,3 +116,85 @@ fn a_local_sweep_trains_every_combination_and_ranks_them() {
     assert_eq!(bad.status.code(), Some(2), "{bad:?}");
     assert_eq!(kiln::sweep::list(&runs).len(), 1);
 }
+
+#[test]
+fn cancel_stops_a_sweep_and_starts_no_more_of_it() {
+    let _lock = training_lock();
+    let runs = scratch("sweep-cancel");
+    let mut sweep = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args([
+            "sweep",
+            "experiments/digits.toml",
+            "--grid",
+            "model.dropout=0.0,0.3",
+        ])
+        .args([
+            "--set",
+            "train.epochs=5000",
+            "--backend",
+            "cpu",
+            "--runs-dir",
+        ])
+        .arg(&runs)
+        .current_dir(repo_path(""))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the first run trains (the status table finds it by name).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let id = loop {
+        if let Some(id) = kiln::sweep::list(&runs).pop() {
+            let record = SweepRecord::load(&runs, &id).unwrap();
+            let rows = kiln::sweep::rows(&record, &runs);
+            if rows.iter().any(|r| r.state == "running") {
+                break id;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sweep never started a run"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["cancel", &id[..12], "--runs-dir"])
+        .arg(&runs)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("no further run starts") && text.contains(": stopped"),
+        "{text}"
+    );
+    // The sweep ends: its first run stopped, the second never started.
+    assert!(sweep.wait().unwrap().success());
+    let record = SweepRecord::load(&runs, &id).unwrap();
+    let states: Vec<String> = record
+        .runs
+        .iter()
+        .map(|run| {
+            if run.cancelled {
+                "cancelled".to_string()
+            } else {
+                kiln::runs::summary_of(&runs.join(run.run_id.as_ref().unwrap()), "")
+                    .state
+                    .label()
+                    .to_string()
+            }
+        })
+        .collect();
+    assert_eq!(states, ["stopped", "cancelled"]);
+    // A run that is not running says so.
+    let stopped = record.runs[0].run_id.clone().unwrap();
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["cancel", &stopped, "--runs-dir"])
+        .arg(&runs)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("not running"),
+        "{again:?}"
+    );
+}

@@ -60,6 +60,8 @@ pub(crate) enum Action {
     /// Train every combination of a few settings (each an ordinary run), grouped as a sweep;
     /// `kiln sweep status` shows its table.
     Sweep(SweepArgs),
+    /// Stop a run gracefully (checkpoint, final event), or a whole sweep.
+    Cancel(CancelArgs),
     /// Measure training speed: kiln's full loop against a bare burn loop, side by side.
     Bench(BenchArgs),
 }
@@ -132,6 +134,14 @@ pub(crate) struct SweepArgs {
     pub(crate) runs_dir: PathBuf,
     #[arg(long, value_enum)]
     pub(crate) backend: Option<BackendChoice>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct CancelArgs {
+    /// A run (id, unique prefix or directory) or a sweep (id or unique prefix).
+    pub(crate) target: String,
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_RUNS_DIR)]
+    pub(crate) runs_dir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 //! runs [`review`], starting a run in the background [`detach`].
 
 mod args;
+mod cancel;
 mod detach;
 mod follow;
 mod model;
@@ -108,6 +109,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         }
         Some(Action::Ladder(args)) => ladder(args),
         Some(Action::Sweep(args)) => sweep::sweep(args),
+        Some(Action::Cancel(args)) => cancel::cancel(args),
         Some(Action::Bench(args)) => bench(args),
         None => follow::train(TrainArgs::default_run()),
     }

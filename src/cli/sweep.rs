@@ -50,7 +50,10 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
         "{}",
         table(&record, &args.runs_dir)
     );
-    let failed = record.runs.iter().any(|r| r.exit_code != Some(0));
+    let failed = record
+        .runs
+        .iter()
+        .any(|r| !r.cancelled && r.exit_code != Some(0));
     Ok(if failed {
         ExitCode::from(super::EXIT_FAILED)
     } else {

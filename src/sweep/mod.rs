@@ -36,6 +36,9 @@ pub struct SweepRun {
     /// The process's exit code once it has ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// Never started: the sweep was cancelled first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancelled: bool,
 }
 
 impl SweepRecord {
@@ -49,6 +52,11 @@ impl SweepRecord {
         let temporary = path.with_extension("json.tmp");
         std::fs::write(&temporary, serde_json::to_vec_pretty(self)?)?;
         std::fs::rename(temporary, path)
+    }
+
+    /// The file `kiln cancel` leaves for a sweep: no further run of it starts.
+    pub fn cancel_marker(runs_dir: &Path, id: &str) -> PathBuf {
+        runs_dir.join(SWEEPS_DIR).join(format!("{id}.cancel"))
     }
 
     pub fn load(runs_dir: &Path, id: &str) -> Result<Self, String> {
@@ -110,6 +118,7 @@ pub fn run_local(
                 run_id: None,
                 settings,
                 exit_code: None,
+                cancelled: false,
             })
             .collect(),
     };
@@ -117,6 +126,22 @@ pub fn run_local(
     let mut running: Vec<(usize, Child, std::thread::JoinHandle<String>)> = Vec::new();
     let mut next = 0;
     while next < record.runs.len() || !running.is_empty() {
+        if next < record.runs.len()
+            && SweepRecord::cancel_marker(sweep.runs_dir, &record.id).exists()
+        {
+            for run in &mut record.runs[next..] {
+                run.cancelled = true;
+            }
+            progress(&format!(
+                "cancelled: {} run(s) not started",
+                record.runs.len() - next
+            ));
+            next = record.runs.len();
+            record.save(sweep.runs_dir)?;
+        }
+        if running.is_empty() && next == record.runs.len() {
+            break;
+        }
         while next < record.runs.len() && running.len() < sweep.parallel.max(1) {
             let run = &record.runs[next];
             let mut child = start(sweep, &run.name, &run.settings)?;
@@ -241,6 +266,7 @@ pub fn rows(record: &SweepRecord, runs_dir: &Path) -> Vec<SweepRow> {
                 settings: run.settings.clone(),
                 run_id: id,
                 state: match (&summary, run.exit_code) {
+                    _ if run.cancelled => "cancelled".into(),
                     (Some(s), _) if s.state == RunState::Running => "running".into(),
                     (Some(s), _) => s.state.label().to_string(),
                     (None, Some(_)) => "failed".into(),
