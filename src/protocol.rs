@@ -267,6 +267,46 @@ pub struct RunStarted {
     /// Set when this run is a fork of another.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<ParentRun>,
+    /// Where it trains: the host and process, and the Slurm job when a scheduler started it
+    /// (a viewer on another host needs a bridge to reach its control socket).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+}
+
+/// The machine and process a run trains in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Placement {
+    pub host: String,
+    pub pid: u32,
+    /// `SLURM_JOB_ID`, or `ARRAY_JOB_ID_TASK_ID` for an array task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm_job: Option<String>,
+}
+
+impl Placement {
+    /// This process, on this host, in the Slurm job its environment names (if any).
+    pub fn here() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let slurm_job = match (var("SLURM_ARRAY_JOB_ID"), var("SLURM_ARRAY_TASK_ID")) {
+            (Some(job), Some(task)) => Some(format!("{job}_{task}")),
+            _ => var("SLURM_JOB_ID"),
+        };
+        Self {
+            host: host_name(),
+            pid: std::process::id(),
+            slurm_job,
+        }
+    }
+}
+
+/// The machine's host name (`uname -n`), or `unknown`.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

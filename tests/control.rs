@@ -334,3 +334,44 @@ fn attach_stdio_relays_the_protocol_both_ways() {
     });
     stop_run(handle);
 }
+
+#[test]
+fn a_run_on_another_host_is_neither_judged_stale_nor_touched_and_the_bridge_is_named() {
+    let runs_dir = scratch("elsewhere");
+    let run = RunDir::create(&runs_dir, "on-a-node").unwrap();
+    let mut log = runs::EventLog::create(&run.events_path()).unwrap();
+    for mut event in kiln::bench::synthetic_run(3, 4)
+        .into_iter()
+        .filter(|e| !matches!(e.kind, EventKind::Finished(_)))
+    {
+        if let EventKind::RunStarted(started) = &mut event.kind {
+            started.placement = Some(kiln::protocol::Placement {
+                host: "gpu-node-7".into(),
+                pid: dead_pid(),
+                slurm_job: Some("77_3".into()),
+            });
+        }
+        log.append(&event).unwrap();
+    }
+    // The socket the node made, on a shared filesystem: nobody answers it from here.
+    drop(UnixListener::bind(run.path.join(SOCKET_FILE)).unwrap());
+    let output = Process::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["attach", "--headless"])
+        .arg(&run.path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("trains on gpu-node-7 (Slurm job 77_3)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("srun --jobid=77 --overlap kiln attach --stdio"),
+        "{stderr}"
+    );
+    assert!(
+        run.path.join(SOCKET_FILE).exists(),
+        "a live node's socket is left alone"
+    );
+}

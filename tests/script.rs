@@ -114,6 +114,7 @@ impl Script {
                 gap_threshold: 0.05,
                 patience: 3,
                 parent: None,
+                placement: None,
             })),
         });
         self

@@ -99,6 +99,7 @@ pub fn synthetic_run(epochs: usize, batches: usize) -> Vec<crate::protocol::Even
         gap_threshold: 0.05,
         patience: 3,
         parent: None,
+        placement: None,
     };
     let mut events = vec![at(None, 0, EventKind::RunStarted(Box::new(start)))];
     let mut step = 0;

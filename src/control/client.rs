@@ -28,6 +28,17 @@ pub enum AttachError {
         "{run} is not running: its process is gone and its stale control socket was removed; `kiln resume {run}` continues it"
     )]
     Stale { run: String },
+    #[error(
+        "{run} trains on {host}{}, whose control socket cannot be reached from here; attach \
+         there, or through a bridge: {bridge}",
+        slurm_job.as_ref().map(|j| format!(" (Slurm job {j})")).unwrap_or_default()
+    )]
+    Elsewhere {
+        run: String,
+        host: String,
+        slurm_job: Option<String>,
+        bridge: String,
+    },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -56,6 +67,24 @@ fn connect(run: &Path) -> Result<UnixStream, AttachError> {
         .file_name()
         .map_or_else(|| run.display().to_string(), |n| n.to_string_lossy().into());
     let socket = run.join(SOCKET_FILE);
+    // A socket on a shared filesystem made on another host never answers here: it is not
+    // stale, and must not be removed.
+    if let Some(placement) = crate::runs::trains_elsewhere(run) {
+        let path = run.display();
+        let bridge = match &placement.slurm_job {
+            Some(job) => format!(
+                "srun --jobid={} --overlap kiln attach --stdio {path}",
+                job.split('_').next().unwrap_or(job)
+            ),
+            None => format!("ssh {} kiln attach --stdio {path}", placement.host),
+        };
+        return Err(AttachError::Elsewhere {
+            run: name,
+            host: placement.host,
+            slurm_job: placement.slurm_job,
+            bridge,
+        });
+    }
     UnixStream::connect(&socket).map_err(|_| match probe(run) {
         Endpoint::Stale if !crate::runs::pid_is_running(run) => {
             let _ = std::fs::remove_file(&socket);

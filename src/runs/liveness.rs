@@ -82,3 +82,19 @@ pub fn claimed_by(runs_dir: &Path, pid: u32) -> Option<super::RunDir> {
             path,
         })
 }
+
+/// Where the run trains when that is another host (its log's first line says): its socket
+/// cannot be reached from here, and its pid means nothing here, so neither is judged.
+pub fn trains_elsewhere(run: &Path) -> Option<crate::protocol::Placement> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(run.join(EVENTS_FILE)).ok()?;
+    let mut first = String::new();
+    io::BufReader::new(file).read_line(&mut first).ok()?;
+    let event: crate::protocol::Event = serde_json::from_str(&first).ok()?;
+    let crate::protocol::EventKind::RunStarted(started) = event.kind else {
+        return None;
+    };
+    started
+        .placement
+        .filter(|placement| placement.host != crate::protocol::host_name())
+}

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 
 pub use compare::{differing_settings, flatten_experiment};
 pub use export::{ExportError, PNG_SIZE, export_classes_csv, export_csv, export_png};
-pub use liveness::{Endpoint, SOCKET_FILE, claimed_by, is_alive, pid_is_running, probe};
+pub use liveness::{
+    Endpoint, SOCKET_FILE, claimed_by, is_alive, pid_is_running, probe, trains_elsewhere,
+};
 pub use log::{
     EventLog, LogContents, read_events, read_events_prefix, read_events_without_batches,
 };
