@@ -335,9 +335,9 @@ fn attach_stdio_relays_the_protocol_both_ways() {
     stop_run(handle);
 }
 
-#[test]
-fn a_run_on_another_host_is_neither_judged_stale_nor_touched_and_the_bridge_is_named() {
-    let runs_dir = scratch("elsewhere");
+/// A run interrupted on `gpu-node-7` (its log says so), in a fresh runs folder.
+fn run_placed_elsewhere(name: &str, slurm_job: Option<&str>) -> RunDir {
+    let runs_dir = scratch(name);
     let run = RunDir::create(&runs_dir, "on-a-node").unwrap();
     let mut log = runs::EventLog::create(&run.events_path()).unwrap();
     for mut event in kiln::bench::synthetic_run(3, 4)
@@ -348,11 +348,17 @@ fn a_run_on_another_host_is_neither_judged_stale_nor_touched_and_the_bridge_is_n
             started.placement = Some(kiln::protocol::Placement {
                 host: "gpu-node-7".into(),
                 pid: dead_pid(),
-                slurm_job: Some("77_3".into()),
+                slurm_job: slurm_job.map(str::to_string),
             });
         }
         log.append(&event).unwrap();
     }
+    run
+}
+
+#[test]
+fn a_run_on_another_host_is_neither_judged_stale_nor_touched_and_the_bridge_is_named() {
+    let run = run_placed_elsewhere("elsewhere", Some("77_3"));
     // The socket the node made, on a shared filesystem: nobody answers it from here.
     drop(UnixListener::bind(run.path.join(SOCKET_FILE)).unwrap());
     let output = Process::new(env!("CARGO_BIN_EXE_kiln"))
@@ -373,5 +379,18 @@ fn a_run_on_another_host_is_neither_judged_stale_nor_touched_and_the_bridge_is_n
     assert!(
         run.path.join(SOCKET_FILE).exists(),
         "a live node's socket is left alone"
+    );
+}
+
+#[test]
+fn a_run_interrupted_on_another_host_is_not_resumed_from_here() {
+    let run = run_placed_elsewhere("elsewhere-resume", None);
+    let err = kiln::train::plan_resume(run.path.clone(), None)
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string().contains("was started on gpu-node-7")
+            && err.to_string().contains("resume it on gpu-node-7"),
+        "{err}"
     );
 }

@@ -48,6 +48,12 @@ pub enum RestartError {
     #[error("{id} is still training; watch it with `kiln attach {id}`")]
     StillTraining { id: String },
     #[error(
+        "{id} was started on {host}, and from here kiln cannot tell whether it still trains there \
+         (its pid and socket mean nothing on this host); resume it on {host}, or `kiln cancel \
+         {id}` there first"
+    )]
+    Elsewhere { id: String, host: String },
+    #[error(
         "{id} finished all {epochs} epochs; to train it further, fork it: \
          kiln fork {id} --set train.epochs=N"
     )]
@@ -98,6 +104,14 @@ pub fn plan_resume(
             return Err(RestartError::Finished {
                 id,
                 epochs: opened.summary.epochs_planned,
+            });
+        }
+        // No final event, on another host: it may still train there, and two trainers on one
+        // run directory would interleave its log and checkpoints.
+        RunState::Interrupted if let Some(placement) = runs::trains_elsewhere(&path) => {
+            return Err(RestartError::Elsewhere {
+                id,
+                host: placement.host,
             });
         }
         RunState::Stopped | RunState::Failed | RunState::Interrupted => {}
