@@ -198,3 +198,64 @@ fn cancel_stops_a_sweep_and_starts_no_more_of_it() {
         "{again:?}"
     );
 }
+
+#[test]
+fn an_experiment_files_sweep_table_is_the_grid_and_the_command_line_adds_to_it() {
+    let _lock = training_lock();
+    let dir = scratch("sweep-table");
+    let file = dir.join("swept.toml");
+    let digits = repo_path("experiments/digits.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "extends = {:?}\nname = \"swept\"\n\n[sweep]\n\"model.dropout\" = [0.0, 0.3]\n\
+             \"train.learning_rate\" = [1e-3]\n",
+            digits.display().to_string()
+        ),
+    )
+    .unwrap();
+    let experiment = kiln::experiment::Experiment::load(&file, &[]).unwrap();
+    assert_eq!(experiment.sweep["model.dropout"].len(), 2);
+    let runs = dir.join("runs");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("sweep")
+        .arg(&file)
+        .args([
+            "--grid",
+            "train.learning_rate=2e-3,4e-3",
+            "--set",
+            "train.epochs=1",
+        ])
+        .args(["--backend", "cpu", "--runs-dir"])
+        .arg(&runs)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let record = SweepRecord::load(&runs, &kiln::sweep::list(&runs)[0]).unwrap();
+    assert_eq!(record.keys, ["model.dropout", "train.learning_rate"]);
+    let settings: Vec<Vec<String>> = record
+        .runs
+        .iter()
+        .map(|r| r.settings.iter().map(|(_, v)| v.clone()).collect())
+        .collect();
+    assert_eq!(
+        settings,
+        [
+            ["0.0", "2e-3"],
+            ["0.0", "4e-3"],
+            ["0.3", "2e-3"],
+            ["0.3", "4e-3"]
+        ],
+        "the file's dropout values, the command line's learning rates"
+    );
+
+    // A table entry that is not a list of the key's type is refused with its line.
+    std::fs::write(&file, "[sweep]\n\"model.dropout\" = 0.3\n").unwrap();
+    let err = kiln::experiment::Experiment::load(&file, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("swept.toml:2") && err.contains("a non-empty list"),
+        "{err}"
+    );
+}

@@ -121,7 +121,8 @@ pub(crate) struct SweepArgs {
     pub(crate) experiment: Option<PathBuf>,
     /// A swept setting and its values, e.g. --grid model.dropout=0.0,0.3 (repeatable; values
     /// are TOML, so --grid model.conv_channels=[16,32],[32,64] sweeps two lists).
-    #[arg(long = "grid", value_name = "KEY=V1,V2,…", required = true)]
+    /// Added to (or replacing keys of) the experiment file's `[sweep]` table.
+    #[arg(long = "grid", value_name = "KEY=V1,V2,…")]
     pub(crate) grid: Vec<String>,
     /// Override a setting in every run (repeatable; the value is TOML).
     #[arg(long = "set", value_name = "KEY=VALUE")]

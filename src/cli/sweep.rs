@@ -17,7 +17,16 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let file = args
         .experiment
         .unwrap_or_else(|| PathBuf::from(super::DEFAULT_EXPERIMENT));
-    let grid = Grid::parse(&args.grid).map_err(|e| BadInput(e.to_string()))?;
+    let file_grid = Experiment::load(&file, &args.overrides)?.sweep;
+    let mut grid = Grid::from_table(&file_grid);
+    grid.extend(Grid::parse(&args.grid).map_err(|e| BadInput(e.to_string()))?);
+    if grid.axes.is_empty() {
+        return Err(BadInput(format!(
+            "nothing to sweep: give --grid KEY=V1,V2,… or a [sweep] table in {}",
+            file.display()
+        ))
+        .into());
+    }
     // Every combination must make a valid experiment before any run starts.
     let mut base = None;
     for combination in grid.combinations() {

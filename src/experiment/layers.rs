@@ -99,7 +99,11 @@ pub fn read_file(path: &Path) -> Result<Layer, ConfigError> {
     let mut origins = BTreeMap::new();
     let mut errors = Vec::new();
     for (key, value) in &table {
-        if let toml::Value::Table(section) = value {
+        if let (toml::Value::Table(section), SWEEP) = (value, key.as_str()) {
+            errors.extend(section.iter().filter_map(|(name, values)| {
+                check_sweep(name, values, origin_of(&format!("{SWEEP}.{name}"))).err()
+            }));
+        } else if let toml::Value::Table(section) = value {
             if !schema::is_section(key) {
                 errors.push(unknown_key(origin_of(key), key));
                 continue;
@@ -192,6 +196,29 @@ fn parse_override_value(raw: &str, kind: Kind) -> toml::Value {
         Some(value) if !matches!(kind, Kind::String | Kind::Choice(_)) || value.is_str() => value,
         _ => toml::Value::String(raw.to_string()),
     }
+}
+
+/// The table `kiln sweep` reads its grid from.
+const SWEEP: &str = "sweep";
+
+/// A `[sweep]` entry: a known dotted key and a non-empty list of values of its type.
+fn check_sweep(key: &str, values: &toml::Value, origin: Origin) -> Result<(), ConfigError> {
+    let Some(kind) = schema::kind_of(key) else {
+        return Err(unknown_key(origin, key));
+    };
+    let fits = match values {
+        toml::Value::Array(items) => !items.is_empty() && items.iter().all(|v| kind.accepts(v)),
+        _ => false,
+    };
+    if fits {
+        return Ok(());
+    }
+    Err(ConfigError::WrongType {
+        origin,
+        key: format!("{SWEEP}.\"{key}\""),
+        expected: format!("a non-empty list, each value {}", kind.describe()),
+        found: type_name(values),
+    })
 }
 
 fn check_key(key: &str, value: &toml::Value, origin: Origin) -> Result<(), ConfigError> {

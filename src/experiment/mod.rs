@@ -25,6 +25,10 @@ pub struct Experiment {
     pub augment: AugmentConfig,
     pub train: TrainConfig,
     pub monitor: MonitorConfig,
+    /// What `kiln sweep` varies when given this file: dotted key to its values
+    /// (`"model.dropout" = [0.0, 0.3]`); training a single run ignores it.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sweep: std::collections::BTreeMap<String, Vec<toml::Value>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -295,6 +299,7 @@ impl Default for Experiment {
             augment: AugmentConfig::default(),
             train: TrainConfig::default(),
             monitor: MonitorConfig::default(),
+            sweep: Default::default(),
         }
     }
 }

@@ -36,6 +36,26 @@ impl Grid {
         Ok(Self { axes })
     }
 
+    /// The grid an experiment file's `[sweep]` table describes (values written back as TOML).
+    pub fn from_table(table: &std::collections::BTreeMap<String, Vec<toml::Value>>) -> Self {
+        Self {
+            axes: table
+                .iter()
+                .map(|(key, values)| (key.clone(), values.iter().map(|v| v.to_string()).collect()))
+                .collect(),
+        }
+    }
+
+    /// Adds `other`'s axes; a key both have takes `other`'s values (the command line wins).
+    pub fn extend(&mut self, other: Grid) {
+        for (key, values) in other.axes {
+            match self.axes.iter_mut().find(|(k, _)| *k == key) {
+                Some(axis) => axis.1 = values,
+                None => self.axes.push((key, values)),
+            }
+        }
+    }
+
     /// Every combination of the values, the last key varying fastest.
     pub fn combinations(&self) -> Vec<Vec<(String, String)>> {
         let mut all = vec![Vec::new()];
