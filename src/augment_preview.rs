@@ -168,21 +168,13 @@ fn paste(
     planar: &[u8],
 ) {
     let (x0, y0) = layout.origin(row, column);
-    let (w, h) = (dataset.width, dataset.height);
-    let plane = w * h;
-    for y in 0..h {
-        for x in 0..w {
-            let value = |c: usize| planar[(c.min(dataset.channels - 1)) * plane + y * w + x];
-            let pixel = image::Rgb([value(0), value(1), value(2)]);
-            for dy in 0..layout.scale {
-                for dx in 0..layout.scale {
-                    let px = x0 + x as u32 * layout.scale + dx;
-                    let py = y0 + y as u32 * layout.scale + dy;
-                    canvas.put_pixel(px, py, pixel);
-                }
-            }
-        }
-    }
+    let picture = dataset.rgb_image(planar);
+    let (w, h) = (
+        picture.width() * layout.scale,
+        picture.height() * layout.scale,
+    );
+    let scaled = image::imageops::resize(&picture, w, h, image::imageops::FilterType::Nearest);
+    image::imageops::replace(canvas, &scaled, x0.into(), y0.into());
 }
 
 /// The column heads and each row's class, drawn onto the canvas.

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use image::RgbImage;
 
-use crate::data::{Augmenter, Dataset};
+use crate::data::Augmenter;
 use crate::experiment::{BackendChoice, Experiment};
 use crate::infer::{CheckpointChoice, RunData, TrainedModel, mistakes};
 
@@ -69,13 +69,13 @@ pub fn augmented(run: &Path, seed: u64) -> anyhow::Result<Pictures> {
         let class = &dataset.classes[dataset.labels[index]];
         let original = dataset.image(index);
         tiles.push(Tile {
-            image: rgb(&dataset, original),
+            image: dataset.rgb_image(original),
             caption: format!("{class} original"),
         });
         for draw in 1..=DRAWS {
             let augmented = augmenter.apply(original, &mut rng);
             tiles.push(Tile {
-                image: rgb(&dataset, &augmented),
+                image: dataset.rgb_image(&augmented),
                 caption: format!("{class} draw {draw}"),
             });
         }
@@ -100,7 +100,7 @@ pub fn mistakes(run: &Path) -> anyhow::Result<(usize, Vec<Tile>)> {
         .iter()
         .take(MAX_MISTAKES)
         .map(|m| Tile {
-            image: rgb(&data.dataset, data.dataset.image(m.index)),
+            image: data.dataset.rgb_image(data.dataset.image(m.index)),
             caption: format!(
                 "{} → {} {:.2}",
                 names[m.truth], names[m.predicted], m.confidence
@@ -108,15 +108,4 @@ pub fn mistakes(run: &Path) -> anyhow::Result<(usize, Vec<Tile>)> {
         })
         .collect();
     Ok((trained.state.epochs_completed, tiles))
-}
-
-/// A planar grey or RGB image as RGB.
-fn rgb(dataset: &Dataset, planar: &[u8]) -> RgbImage {
-    let (w, h) = (dataset.width, dataset.height);
-    let plane = w * h;
-    RgbImage::from_fn(w as u32, h as u32, |x, y| {
-        let at = y as usize * w + x as usize;
-        let value = |c: usize| planar[c.min(dataset.channels - 1) * plane + at];
-        image::Rgb([value(0), value(1), value(2)])
-    })
 }

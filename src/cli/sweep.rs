@@ -17,8 +17,8 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let file = args
         .experiment
         .unwrap_or_else(|| PathBuf::from(super::DEFAULT_EXPERIMENT));
-    let file_grid = Experiment::load(&file, &args.overrides)?.sweep;
-    let mut grid = Grid::from_table(&file_grid);
+    let base = Experiment::load(&file, &args.overrides)?;
+    let mut grid = Grid::from_table(&base.sweep);
     grid.extend(Grid::parse(&args.grid).map_err(|e| BadInput(e.to_string()))?);
     if grid.axes.is_empty() {
         return Err(BadInput(format!(
@@ -28,13 +28,11 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
         .into());
     }
     // Every combination must make a valid experiment before any run starts.
-    let mut base = None;
     for combination in grid.combinations() {
         let mut overrides = args.overrides.clone();
         overrides.extend(combination.iter().map(|(k, v)| format!("{k}={v}")));
-        base = Some(Experiment::load(&file, &overrides)?);
+        Experiment::load(&file, &overrides)?;
     }
-    let base = base.expect("a grid has at least one combination");
     let kiln = std::env::current_exe()?;
     let backend = args.backend.map(|b| b.name());
     let local = LocalSweep {

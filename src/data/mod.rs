@@ -52,6 +52,18 @@ impl Dataset {
         &self.pixels[index * len..(index + 1) * len]
     }
 
+    /// A planar image of this dataset's shape (one of its own, or an augmented copy) as RGB;
+    /// grey is repeated into the three channels.
+    pub fn rgb_image(&self, planar: &[u8]) -> image::RgbImage {
+        let (w, h) = (self.width, self.height);
+        let plane = w * h;
+        image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
+            let at = y as usize * w + x as usize;
+            let value = |c: usize| planar[c.min(self.channels - 1) * plane + at];
+            image::Rgb([value(0), value(1), value(2)])
+        })
+    }
+
     /// One line for warnings: how many files were skipped and the first few names.
     pub fn skipped_summary(&self) -> Option<String> {
         if self.skipped.is_empty() {

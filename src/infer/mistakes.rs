@@ -37,14 +37,7 @@ pub fn find(trained: &TrainedModel, data: &RunData) -> Result<Vec<Mistake>, Infe
             .zip(chunk_labels)
             .zip(probabilities.chunks(classes))
         {
-            let (predicted, confidence) =
-                row.iter()
-                    .copied()
-                    .enumerate()
-                    .fold(
-                        (0, f32::MIN),
-                        |best, (c, p)| if p > best.1 { (c, p) } else { best },
-                    );
+            let (predicted, confidence) = super::predict::top_classes(row, 1)[0];
             if predicted != truth as usize {
                 mistakes.push(Mistake {
                     index,
@@ -94,11 +87,7 @@ fn save_png(dataset: &Dataset, index: usize, path: &Path) -> std::io::Result<()>
     let result = if dataset.channels == 1 {
         image::GrayImage::from_raw(w, h, planar.to_vec()).map(|img| img.save(path))
     } else {
-        let plane = (w * h) as usize;
-        let interleaved: Vec<u8> = (0..plane)
-            .flat_map(|i| (0..3).map(move |c| planar[c * plane + i]))
-            .collect();
-        image::RgbImage::from_raw(w, h, interleaved).map(|img| img.save(path))
+        Some(dataset.rgb_image(planar).save(path))
     };
     match result {
         Some(saved) => saved.map_err(std::io::Error::other),

@@ -11,9 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub use grid::{Grid, GridError, run_name};
 
-use crate::runs::{self, RunState};
-
-use crate::runs::SWEEPS_DIR;
+use crate::runs::{self, RunState, SWEEPS_DIR};
 
 /// A sweep as recorded: what it swept and the runs it started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

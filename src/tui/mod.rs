@@ -193,15 +193,14 @@ fn load_gallery(
     results: Sender<Message>,
 ) {
     let build = move || match run {
-        Some(run) => crate::gallery::build(&run, kind, request)
-            .map(|built| (pictures::encode_all(&built.tiles), built)),
+        Some(run) => pictures::gallery(&run, kind, request),
         None => Err("the run has not started yet".to_string()),
     };
     let reply = results.clone();
     let spawned = std::thread::Builder::new()
         .name("kiln-gallery".into())
         .spawn(move || {
-            let result = build().map(|(encoded, built)| (built, encoded));
+            let result = build();
             let _ = reply.send(Message::Gallery { request, result });
         });
     if let Err(err) = spawned {

@@ -87,6 +87,17 @@ impl PartialEq for Encoded {
     }
 }
 
+/// The `kind` gallery of the run in `run`, its tiles encoded for the terminal.
+pub fn gallery(
+    run: &std::path::Path,
+    kind: crate::gallery::Kind,
+    seed: u64,
+) -> Result<(crate::gallery::Pictures, Encoded), String> {
+    let built = crate::gallery::build(run, kind, seed)?;
+    let encoded = encode_all(&built.tiles);
+    Ok((built, encoded))
+}
+
 /// Every tile encoded for a picture's cells, with the process's protocol.
 pub fn encode_all(tiles: &[Tile]) -> Encoded {
     Encoded(Arc::new(tiles.iter().map(encode).collect()))

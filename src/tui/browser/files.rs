@@ -14,10 +14,7 @@ pub fn execute(browser: &mut Browser, effect: Effect) {
         Effect::Refresh => refresh(browser),
         Effect::Gallery { run, kind, request } => {
             if let Some(Opened::Review(review)) = browser.opened.as_mut() {
-                let result = crate::gallery::build(&run, kind, request).map(|built| {
-                    let encoded = crate::tui::pictures::encode_all(&built.tiles);
-                    (built, encoded)
-                });
+                let result = crate::tui::pictures::gallery(&run, kind, request);
                 let _ = app::update(review, app::Message::Gallery { request, result });
             }
         }
