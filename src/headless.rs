@@ -5,7 +5,7 @@ use std::io::Write;
 
 use crate::format::Tricks;
 use crate::monitor::RunEnd;
-use crate::protocol::{Event, EventKind, Outcome, PauseReason};
+use crate::protocol::{Event, EventKind, PauseReason};
 
 /// Turns events into lines; remembers what later lines need (total epochs).
 #[derive(Debug, Default)]
@@ -132,10 +132,7 @@ impl LineFormatter {
                     .join("\n")
             }
             EventKind::Finished(end) => {
-                let how = match end.outcome {
-                    Outcome::Completed => "finished",
-                    Outcome::Stopped => "stopped",
-                };
+                let how = end.outcome.label();
                 let best = match (end.best_epoch, end.best_validation_accuracy) {
                     (Some(epoch), Some(acc)) => {
                         format!(", best validation accuracy {acc:.4} at epoch {epoch}")

@@ -23,6 +23,7 @@ pub mod monitor;
 pub mod protocol;
 pub mod report;
 pub mod runs;
+pub mod slurm;
 pub mod sweep;
 pub mod tensorboard;
 pub mod train;

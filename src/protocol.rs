@@ -11,10 +11,17 @@ use serde::{Deserialize, Serialize};
 pub enum Command {
     Pause,
     Resume,
-    SetDropout { value: f64 },
-    SetLearningRate { value: f64 },
+    SetDropout {
+        value: f64,
+    },
+    SetLearningRate {
+        value: f64,
+    },
     Checkpoint,
     Stop,
+    /// The scheduler's time limit is near (Slurm's `--signal`): stop as `Stop` does —
+    /// checkpoint, final event — and end as timed out, so the run can be resumed later.
+    TimeLimit,
 }
 
 impl Command {
@@ -451,4 +458,17 @@ pub enum Outcome {
     Completed,
     /// The user stopped the run.
     Stopped,
+    /// Stopped before the scheduler's time limit; resumable from its last checkpoint.
+    TimeLimit,
+}
+
+impl Outcome {
+    /// How the run ended, in the words of progress lines and the activity log.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Completed => "finished",
+            Outcome::Stopped => "stopped",
+            Outcome::TimeLimit => "interrupted: time limit",
+        }
+    }
 }

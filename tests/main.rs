@@ -16,6 +16,7 @@ mod previews;
 mod resume_fork;
 mod run_store;
 mod script;
+mod slurm;
 mod storage;
 mod sweeps;
 mod tensorboard;

@@ -129,12 +129,14 @@ pub(crate) struct SweepArgs {
     pub(crate) overrides: Vec<String>,
     /// Runs trained at a time, each a process of its own (on one CPU or one GPU, 1 is fastest:
     /// they share it).
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1, conflicts_with = "slurm")]
     pub(crate) parallel: usize,
     #[arg(long, value_name = "DIR", default_value = DEFAULT_RUNS_DIR)]
     pub(crate) runs_dir: PathBuf,
     #[arg(long, value_enum)]
     pub(crate) backend: Option<BackendChoice>,
+    #[command(flatten)]
+    pub(crate) slurm: SlurmArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -160,6 +162,9 @@ pub(crate) struct SweepStatusArgs {
     /// Plain text for scripts (the table is plain text either way).
     #[arg(long)]
     pub(crate) plain: bool,
+    /// The rows as JSON (one object per run: settings, state, task, run id, results).
+    #[arg(long, conflicts_with = "plain")]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -227,6 +232,8 @@ pub(crate) struct ResumeArgs {
     pub(crate) run: String,
     #[command(flatten)]
     pub(crate) follow: FollowOptions,
+    #[command(flatten)]
+    pub(crate) slurm: SlurmArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -405,8 +412,32 @@ pub(crate) struct TrainArgs {
     #[command(flatten)]
     pub(crate) follow: FollowOptions,
     /// Start the run in the background and return at once, printing its id.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "slurm")]
     pub(crate) detach: bool,
+    #[command(flatten)]
+    pub(crate) slurm: SlurmArgs,
+}
+
+/// Handing runs to a Slurm cluster instead of training them here.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct SlurmArgs {
+    /// Submit to Slurm as one `sbatch --array` job (a task per run) and return; the job
+    /// script is kept beside the sweep record. The runs dir must be on a filesystem the
+    /// compute nodes share.
+    #[arg(long)]
+    pub(crate) slurm: bool,
+    /// An sbatch option for every task, e.g. --sbatch=--partition=gpu --sbatch=--gpus=1
+    /// (repeatable; after the experiment's [slurm] table).
+    #[arg(
+        long = "sbatch",
+        value_name = "ARG",
+        allow_hyphen_values = true,
+        requires = "slurm"
+    )]
+    pub(crate) sbatch: Vec<String>,
+    /// Submit even with a runs dir under /tmp (a one-node cluster, where nodes share it).
+    #[arg(long, requires = "slurm")]
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -453,6 +484,7 @@ impl TrainArgs {
                 backend: None,
             },
             detach: false,
+            slurm: SlurmArgs::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ use super::args::CancelArgs;
 use crate::control::client::{self, AttachError};
 use crate::protocol::{Command, EventKind};
 use crate::runs;
+use crate::slurm;
 use crate::sweep::{self, SweepRecord};
 
 /// How long a run may take to stop: the batch in progress, then its checkpoint.
@@ -18,34 +19,74 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    let targets = match find_sweep(&args.runs_dir, &args.target)? {
-        Some(record) => {
-            std::fs::write(SweepRecord::cancel_marker(&args.runs_dir, &record.id), "")?;
-            let _ = writeln!(out, "sweep {}: no further run starts", record.id);
-            sweep::rows(&record, &args.runs_dir)
-                .into_iter()
-                .filter_map(|row| row.run_id)
-                .map(|id| args.runs_dir.join(id))
-                .collect()
-        }
-        None => vec![runs::resolve_run(&args.runs_dir, &args.target)?],
+    let Some(mut record) = find_sweep(&args.runs_dir, &args.target)? else {
+        let run = runs::resolve_run(&args.runs_dir, &args.target)?;
+        let _ = writeln!(out, "{}", stop_or_scancel(&run, None));
+        return Ok(ExitCode::SUCCESS);
     };
-    for run in targets {
-        let id = run
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let line = match stop(&run) {
-            Ok(true) => format!("{id}: stopped"),
-            Ok(false) => format!("{id}: asked to stop; it had not ended after {STOP_TIMEOUT:?}"),
-            Err(AttachError::NotRunning { .. } | AttachError::Stale { .. }) => {
-                format!("{id}: not running")
-            }
-            Err(err) => format!("{id}: {err}"),
-        };
-        let _ = writeln!(out, "{line}");
+    std::fs::write(SweepRecord::cancel_marker(&args.runs_dir, &record.id), "")?;
+    let _ = writeln!(out, "sweep {}: no further run starts", record.id);
+    let rows = sweep::rows(&record, &args.runs_dir);
+    for row in &rows {
+        let task = record.slurm.as_ref().zip(row.task).map(|(j, i)| j.task(i));
+        if let Some(id) = &row.run_id {
+            let _ = writeln!(
+                out,
+                "{}",
+                stop_or_scancel(&args.runs_dir.join(id), task.as_deref())
+            );
+        } else if let Some(task) = &task
+            && is_waiting(&row.state)
+        {
+            let _ = writeln!(out, "{}", scancel(task));
+        }
+    }
+    // Runs that had not ended show as cancelled from now on, whatever Slurm keeps of them.
+    for row in rows
+        .iter()
+        .filter(|row| is_waiting(&row.state) || row.state.starts_with("running"))
+    {
+        if let Some(run) = row.task.and_then(|i| record.runs.get_mut(i)) {
+            run.cancelled = true;
+        }
+    }
+    if record.slurm.is_some() {
+        record.save(&args.runs_dir)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A Slurm task that has not started training.
+fn is_waiting(state: &str) -> bool {
+    state.starts_with("pending") || state.starts_with("starting")
+}
+
+/// A graceful stop through the run's control socket; for a run Slurm trains where this host
+/// cannot reach it, `scancel`, whose SIGTERM kiln takes as the same graceful stop.
+fn stop_or_scancel(run: &Path, task: Option<&str>) -> String {
+    let id = run
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match stop(run) {
+        Ok(true) => format!("{id}: stopped"),
+        Ok(false) => format!("{id}: asked to stop; it had not ended after {STOP_TIMEOUT:?}"),
+        Err(AttachError::NotRunning { .. } | AttachError::Stale { .. }) => {
+            format!("{id}: not running")
+        }
+        Err(AttachError::Elsewhere { slurm_job, .. }) if slurm_job.is_some() || task.is_some() => {
+            let job = task.map(str::to_string).or(slurm_job).unwrap_or_default();
+            format!("{id}: {}", scancel(&job))
+        }
+        Err(err) => format!("{id}: {err}"),
+    }
+}
+
+fn scancel(task: &str) -> String {
+    match slurm::cancel(task) {
+        Ok(()) => format!("Slurm task {task}: cancelled (scancel)"),
+        Err(err) => format!("Slurm task {task}: {err}"),
+    }
 }
 
 /// The sweep `target` names (its id or a unique prefix), if it names one.

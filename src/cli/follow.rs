@@ -31,6 +31,16 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     if args.detach {
         return super::detach::detach(&path, &args);
     }
+    if args.slurm.slurm {
+        let target = super::sweep::Target {
+            file: &path,
+            base: &experiment,
+            overrides: &args.overrides,
+            runs_dir: &args.follow.runs_dir,
+            backend: args.follow.backend,
+        };
+        return super::sweep::submit_to_slurm(&target, &crate::sweep::Grid::default(), &args.slurm);
+    }
     let handle = train::spawn(TrainOptions {
         experiment,
         runs_dir: args.follow.runs_dir.clone(),
@@ -41,7 +51,17 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
 
 pub fn resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
     let path = runs::resolve_run(&args.follow.runs_dir, &args.run)?;
-    let plan = train::plan_resume(path, args.follow.backend)?;
+    let plan = train::plan_resume(path.clone(), args.follow.backend)?;
+    if args.slurm.slurm {
+        let resubmit = super::sweep::Resubmit {
+            run: &path,
+            id: &plan.run.id,
+            experiment: &plan.experiment,
+            runs_dir: &args.follow.runs_dir,
+            backend: args.follow.backend,
+        };
+        return super::sweep::resume_on_slurm(&resubmit, &args.slurm);
+    }
     let id = plan.run.id.clone();
     let handle = train::resume(plan.experiment, plan.run, plan.restart)
         .with_context(|| format!("cannot resume {id}"))?;
@@ -233,20 +253,30 @@ pub fn interactive() -> bool {
 }
 
 /// First Ctrl-C (or SIGTERM) stops the run gracefully: checkpoint, final event. A second one
-/// exits at once.
+/// exits at once. SIGUSR1 is the scheduler's warning that the job's time limit is near (the
+/// job scripts kiln writes ask Slurm for it with `--signal`): the same graceful stop, ending as
+/// timed out so `kiln resume` can carry on.
 pub fn stop_on_interrupt(commands: crossbeam_channel::Sender<Command>) {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+    use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1]) else {
         return;
     };
     let _ = std::thread::Builder::new()
         .name("kiln-signals".into())
         .spawn(move || {
             let mut received = 0;
-            for _ in signals.forever() {
+            for signal in signals.forever() {
+                // The terminal may be gone: a failed write must not stop the command below.
+                if signal == SIGUSR1 {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "the job's time limit is near: checkpointing and stopping after this batch"
+                    );
+                    let _ = commands.send(Command::TimeLimit);
+                    continue;
+                }
                 received += 1;
                 if received == 1 {
-                    // The terminal may be gone: a failed write must not stop the Stop below.
                     let _ = writeln!(
                         std::io::stderr(),
                         "stopping after this batch (press Ctrl-C again to quit at once)"

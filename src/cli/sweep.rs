@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::BadInput;
-use super::args::{SweepArgs, SweepCommand, SweepStatusArgs};
-use crate::experiment::Experiment;
+use super::args::{SlurmArgs, SweepArgs, SweepCommand, SweepStatusArgs};
+use crate::experiment::{BackendChoice, Experiment};
 use crate::format::{aligned, or_dash, token};
-use crate::sweep::{self, Grid, LocalSweep, SweepRecord};
+use crate::slurm;
+use crate::sweep::{self, Grid, LocalSweep, RunCommand, SlurmSweep, SubmitError, SweepRecord};
 
 pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     if let Some(SweepCommand::Status(status)) = args.command {
@@ -33,17 +34,28 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
         overrides.extend(combination.iter().map(|(k, v)| format!("{k}={v}")));
         Experiment::load(&file, &overrides)?;
     }
+    if args.slurm.slurm {
+        let target = Target {
+            file: &file,
+            base: &base,
+            overrides: &args.overrides,
+            runs_dir: &args.runs_dir,
+            backend: args.backend,
+        };
+        return submit_to_slurm(&target, &grid, &args.slurm);
+    }
     let kiln = std::env::current_exe()?;
-    let backend = args.backend.map(|b| b.name());
     let local = LocalSweep {
-        kiln: &kiln,
-        experiment: &file,
+        command: RunCommand {
+            kiln: &kiln,
+            experiment: &file,
+            runs_dir: &args.runs_dir,
+            backend: args.backend.map(|b| b.name()),
+            overrides: &args.overrides,
+        },
         name: &base.name,
         grid: &grid,
-        runs_dir: &args.runs_dir,
         parallel: args.parallel,
-        backend,
-        overrides: &args.overrides,
     };
     let combinations = grid.combinations().len();
     eprintln!(
@@ -68,6 +80,132 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// What every run of a submission trains: the experiment file as loaded, with its overrides.
+pub(super) struct Target<'a> {
+    pub(super) file: &'a std::path::Path,
+    pub(super) base: &'a Experiment,
+    pub(super) overrides: &'a [String],
+    pub(super) runs_dir: &'a std::path::Path,
+    pub(super) backend: Option<BackendChoice>,
+}
+
+/// `--slurm`: the grid's runs as one array job (a grid with no axes is one run), recorded as a
+/// sweep so `kiln sweep status` and `kiln cancel` follow it. Returns once sbatch has it.
+pub(super) fn submit_to_slurm(
+    target: &Target,
+    grid: &Grid,
+    options: &SlurmArgs,
+) -> anyhow::Result<ExitCode> {
+    refuse_node_local(target.runs_dir, options)?;
+    std::fs::create_dir_all(target.runs_dir)?;
+    // Tasks start on other machines, in other folders: every path they get is absolute.
+    let kiln = std::env::current_exe()?;
+    let experiment = std::path::absolute(target.file)?;
+    let runs_dir = std::path::absolute(target.runs_dir)?;
+    let submission = SlurmSweep {
+        command: RunCommand {
+            kiln: &kiln,
+            experiment: &experiment,
+            runs_dir: &runs_dir,
+            backend: target.backend.map(|b| b.name()),
+            overrides: target.overrides,
+        },
+        name: &target.base.name,
+        grid,
+        options: slurm::options(&target.base.slurm, &options.sbatch),
+    };
+    let record = sweep::submit(&submission).map_err(submit_error)?;
+    report_submission(&record, target.runs_dir);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A stopped, cancelled or timed-out run to carry on from its checkpoint on Slurm.
+pub(super) struct Resubmit<'a> {
+    pub(super) run: &'a std::path::Path,
+    pub(super) id: &'a str,
+    /// The run's own experiment: its `[slurm]` table is the job's.
+    pub(super) experiment: &'a Experiment,
+    pub(super) runs_dir: &'a std::path::Path,
+    pub(super) backend: Option<BackendChoice>,
+}
+
+/// `kiln resume RUN --slurm`: one task running `kiln resume RUN --headless`, recorded as a
+/// sweep of that one run (so status and cancel follow it as any other).
+pub(super) fn resume_on_slurm(
+    resubmit: &Resubmit,
+    options: &SlurmArgs,
+) -> anyhow::Result<ExitCode> {
+    refuse_node_local(resubmit.runs_dir, options)?;
+    let kiln = std::env::current_exe()?;
+    let run = std::path::absolute(resubmit.run)?;
+    let runs_dir = std::path::absolute(resubmit.runs_dir)?;
+    let mut argv: Vec<String> = [
+        kiln.display().to_string(),
+        "resume".into(),
+        run.display().to_string(),
+        "--headless".into(),
+        "--runs-dir".into(),
+        runs_dir.display().to_string(),
+    ]
+    .into();
+    if let Some(backend) = resubmit.backend {
+        argv.extend(["--backend".into(), backend.name().to_string()]);
+    }
+    let mut record = SweepRecord::new(
+        &format!("resume-{}", resubmit.id),
+        &run.join(crate::runs::EXPERIMENT_FILE),
+        &Grid::default(),
+    );
+    record.runs[0].name = resubmit.experiment.name.clone();
+    record.runs[0].run_id = Some(resubmit.id.to_string());
+    let record = sweep::submit_tasks(
+        record,
+        vec![argv],
+        &slurm::options(&resubmit.experiment.slurm, &options.sbatch),
+        &runs_dir,
+    )
+    .map_err(submit_error)?;
+    report_submission(&record, resubmit.runs_dir);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn refuse_node_local(runs_dir: &std::path::Path, options: &SlurmArgs) -> Result<(), BadInput> {
+    if slurm::is_node_local(runs_dir) && !options.force {
+        return Err(BadInput(format!(
+            "--slurm: the runs dir {} is under /tmp, which compute nodes do not share; give \
+             --runs-dir on a shared filesystem (home, project or scratch space), or --force on a \
+             one-node cluster",
+            runs_dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// sbatch's refusal (or its absence) is the user's to fix; a failed write is not.
+fn submit_error(err: SubmitError) -> anyhow::Error {
+    match err {
+        SubmitError::Slurm(err) => anyhow::Error::new(BadInput(err.to_string())),
+        other => other.into(),
+    }
+}
+
+fn report_submission(record: &SweepRecord, runs_dir: &std::path::Path) {
+    let job = record
+        .slurm
+        .as_ref()
+        .expect("a submitted sweep has its job");
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "submitted {} run(s) as Slurm job {} (script {})\nsweep {}: kiln sweep status {} --runs-dir {}",
+        record.runs.len(),
+        job.job_id,
+        job.script.display(),
+        record.id,
+        record.id,
+        runs_dir.display()
+    );
+}
+
 fn show_status(args: SweepStatusArgs) -> anyhow::Result<ExitCode> {
     let id = match args.sweep {
         Some(id) => id,
@@ -79,6 +217,15 @@ fn show_status(args: SweepStatusArgs) -> anyhow::Result<ExitCode> {
         })?,
     };
     let record = SweepRecord::load(&args.runs_dir, &id).map_err(BadInput)?;
+    if args.json {
+        let rows = sweep::rows(&record, &args.runs_dir);
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            serde_json::to_string_pretty(&rows)?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let _ = write!(
         std::io::stdout().lock(),
         "{}",
@@ -87,29 +234,52 @@ fn show_status(args: SweepStatusArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `sweep ID` then one row per run, best validation accuracy first: the swept keys as columns.
+/// `sweep ID` then one row per run, best validation accuracy first: the swept keys as columns
+/// (and each run's Slurm task). A Slurm task that failed before its run could log anything
+/// gets the end of its output file below the table.
 fn table(record: &SweepRecord, runs_dir: &std::path::Path) -> String {
+    let extra: &[&str] = match record.slurm {
+        Some(_) => &["best_val", "final_gap", "state", "task", "run"],
+        None => &["best_val", "final_gap", "state", "run"],
+    };
     let mut rows = vec![
         record
             .keys
             .iter()
             .cloned()
-            .chain(["best_val", "final_gap", "state", "run"].map(String::from))
+            .chain(extra.iter().map(|s| s.to_string()))
             .collect::<Vec<_>>(),
     ];
+    let mut tails = String::new();
     for row in sweep::rows(record, runs_dir) {
-        rows.push(
-            row.settings
-                .iter()
-                .map(|(_, value)| token(value))
-                .chain([
-                    or_dash(row.best_validation_accuracy.map(|a| format!("{a:.4}"))),
-                    or_dash(row.final_gap.map(|g| format!("{g:+.4}"))),
-                    row.state,
-                    or_dash(row.run_id),
-                ])
-                .collect(),
-        );
+        let task = record.slurm.as_ref().zip(row.task);
+        if let Some((job, index)) = task
+            && row.state == "failed"
+            && row.run_id.is_none()
+        {
+            let output = job.output_of(index);
+            let tail = slurm::output_tail(&output, 10).unwrap_or_default();
+            tails.push_str(&format!(
+                "task {} failed before training; the end of {}:\n{tail}\n",
+                job.task(index),
+                output.display()
+            ));
+        }
+        let mut cells: Vec<String> = row
+            .settings
+            .iter()
+            .map(|(_, value)| token(value))
+            .chain([
+                or_dash(row.best_validation_accuracy.map(|a| format!("{a:.4}"))),
+                or_dash(row.final_gap.map(|g| format!("{g:+.4}"))),
+                row.state,
+            ])
+            .collect();
+        if let Some((job, index)) = task {
+            cells.push(job.task(index));
+        }
+        cells.push(or_dash(row.run_id));
+        rows.push(cells);
     }
-    format!("sweep {}\n{}", record.id, aligned(&rows))
+    format!("sweep {}\n{}{tails}", record.id, aligned(&rows))
 }

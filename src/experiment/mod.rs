@@ -14,6 +14,41 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{ConfigError, Origin};
 
+/// The `[slurm]` table: what `--slurm` asks of the scheduler for each run; unset keys are left
+/// to the cluster's defaults. Training itself ignores it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlurmConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Wall-time limit of each run, in sbatch's format (`"02:00:00"`, `"90"` minutes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// GPUs for each run (`--gpus`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus_per_task: Option<usize>,
+    /// Memory for each run (`--mem`, e.g. `"16G"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mem: Option<String>,
+    /// How long before the time limit Slurm warns the run, which then checkpoints and stops
+    /// (120 s when unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal_seconds: Option<usize>,
+    /// Further sbatch options, one an entry (`"--constraint=a100"`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<String>,
+}
+
+impl SlurmConfig {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// A fully resolved experiment: what a run was asked to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -25,6 +60,9 @@ pub struct Experiment {
     pub augment: AugmentConfig,
     pub train: TrainConfig,
     pub monitor: MonitorConfig,
+    /// How `--slurm` submits this experiment's runs (the job script's `#SBATCH` lines).
+    #[serde(skip_serializing_if = "SlurmConfig::is_empty")]
+    pub slurm: SlurmConfig,
     /// What `kiln sweep` varies when given this file: dotted key to its values
     /// (`"model.dropout" = [0.0, 0.3]`); training a single run ignores it.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -299,6 +337,7 @@ impl Default for Experiment {
             augment: AugmentConfig::default(),
             train: TrainConfig::default(),
             monitor: MonitorConfig::default(),
+            slurm: SlurmConfig::default(),
             sweep: Default::default(),
         }
     }

@@ -12,6 +12,7 @@ pub enum Kind {
     Float,
     Boolean,
     IntegerList,
+    StringList,
     /// A string from a fixed set.
     Choice(&'static [&'static str]),
 }
@@ -24,6 +25,7 @@ impl Kind {
             Kind::Float => "a number".into(),
             Kind::Boolean => "true or false".into(),
             Kind::IntegerList => "a list of integers".into(),
+            Kind::StringList => "a list of strings".into(),
             Kind::Choice(names) => {
                 let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
                 format!("one of {}", quoted.join(", "))
@@ -42,6 +44,7 @@ impl Kind {
             (Kind::IntegerList, toml::Value::Array(items)) => {
                 items.iter().all(|item| item.is_integer())
             }
+            (Kind::StringList, toml::Value::Array(items)) => items.iter().all(|item| item.is_str()),
             _ => false,
         }
     }
@@ -118,6 +121,19 @@ pub const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
             ("slow_loss_drop", Kind::Float),
             ("min_images_per_class", Kind::Integer),
             ("class_recall_gap", Kind::Float),
+        ],
+    ),
+    (
+        "slurm",
+        &[
+            ("partition", Kind::String),
+            ("account", Kind::String),
+            ("time", Kind::String),
+            ("gpus", Kind::Integer),
+            ("cpus_per_task", Kind::Integer),
+            ("mem", Kind::String),
+            ("signal_seconds", Kind::Integer),
+            ("extra", Kind::StringList),
         ],
     ),
 ];

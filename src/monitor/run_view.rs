@@ -252,10 +252,7 @@ impl RunView {
             EventKind::Finished(end) => {
                 self.status = RunStatus::Finished(end.outcome);
                 self.finished = Some(end.clone());
-                let how = match end.outcome {
-                    Outcome::Completed => "finished",
-                    Outcome::Stopped => "stopped",
-                };
+                let how = end.outcome.label();
                 note(
                     self,
                     format!("{how} after {} epoch(s)", end.epochs_completed),

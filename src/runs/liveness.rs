@@ -36,8 +36,13 @@ pub fn probe(run: &Path) -> Endpoint {
 }
 
 /// Whether a process is training the run: its control socket answers or, where it has none
-/// (a path too long for a socket), the process named in its pid file is running.
+/// (a path too long for a socket), the process named in its pid file is running; for a run
+/// on another host in a Slurm job, whether Slurm says the job's task is running.
 pub fn is_alive(run: &Path) -> bool {
+    // On another node its socket and pid cannot be judged from here; its scheduler can.
+    if let Some(job) = trains_elsewhere(run).and_then(|placement| placement.slurm_job) {
+        return crate::slurm::is_running(&job);
+    }
     match probe(run) {
         Endpoint::Alive => true,
         Endpoint::Stale => false,

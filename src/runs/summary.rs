@@ -19,6 +19,8 @@ pub enum RunState {
     Failed,
     /// The log ends without a final event and nobody is training it (killed, crashed).
     Interrupted,
+    /// Stopped before the scheduler's time limit, checkpoint taken: resumable.
+    TimedOut,
 }
 
 impl RunState {
@@ -29,6 +31,7 @@ impl RunState {
             RunState::Stopped => "stopped",
             RunState::Failed => "failed",
             RunState::Interrupted => "interrupted",
+            RunState::TimedOut => "timed out",
         }
     }
 }
@@ -160,6 +163,7 @@ pub fn summarise(id: &str, events: &[Event]) -> RunSummary {
                 summary.state = match end.outcome {
                     Outcome::Completed => RunState::Finished,
                     Outcome::Stopped => RunState::Stopped,
+                    Outcome::TimeLimit => RunState::TimedOut,
                 };
                 summary.seconds = end.seconds;
             }

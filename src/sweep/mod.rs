@@ -3,6 +3,7 @@
 //! most `--parallel` at a time, each `kiln train --headless` in a process of its own.
 
 mod grid;
+mod submit;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -10,8 +11,10 @@ use std::process::{Child, Command, Stdio};
 use serde::{Deserialize, Serialize};
 
 pub use grid::{Grid, GridError, run_name};
+pub use submit::{SlurmSweep, SubmitError, submit, submit_tasks};
 
 use crate::runs::{self, RunState, SWEEPS_DIR};
+use crate::slurm::{self, TaskState};
 
 /// A sweep as recorded: what it swept and the runs it started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,6 +24,35 @@ pub struct SweepRecord {
     pub experiment: String,
     pub keys: Vec<String>,
     pub runs: Vec<SweepRun>,
+    /// The Slurm array job when the sweep went to a cluster (task `i` trains `runs[i]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<SlurmJob>,
+}
+
+/// The array job a sweep was submitted as.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlurmJob {
+    pub job_id: String,
+    /// The job script kiln wrote (beside the record) and sbatch read.
+    pub script: PathBuf,
+    /// Each task's output file; `%a` stands for the task index.
+    pub output: PathBuf,
+}
+
+impl SlurmJob {
+    /// Slurm's name of task `index`: `JOB_INDEX`.
+    pub fn task(&self, index: usize) -> String {
+        format!("{}_{index}", self.job_id)
+    }
+
+    pub fn output_of(&self, index: usize) -> PathBuf {
+        PathBuf::from(
+            self.output
+                .display()
+                .to_string()
+                .replace("%a", &index.to_string()),
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +72,28 @@ pub struct SweepRun {
 }
 
 impl SweepRecord {
+    /// A new sweep of `grid` over `experiment`: one run per combination, none started.
+    pub fn new(name: &str, experiment: &Path, grid: &Grid) -> Self {
+        let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
+        SweepRecord {
+            id: format!("{stamp}-{}", runs::sanitise(name)),
+            experiment: experiment.display().to_string(),
+            keys: grid.keys(),
+            runs: grid
+                .combinations()
+                .into_iter()
+                .map(|settings| SweepRun {
+                    name: run_name(name, &settings),
+                    run_id: None,
+                    settings,
+                    exit_code: None,
+                    cancelled: false,
+                })
+                .collect(),
+            slurm: None,
+        }
+    }
+
     pub fn path(runs_dir: &Path, id: &str) -> PathBuf {
         runs_dir.join(SWEEPS_DIR).join(format!("{id}.json"))
     }
@@ -81,19 +135,52 @@ pub fn list(runs_dir: &Path) -> Vec<String> {
     ids
 }
 
-/// What a local sweep runs.
-pub struct LocalSweep<'a> {
+/// How each run of a sweep is started: `kiln train EXPERIMENT --headless --set …`, the same
+/// command whether a local process or a Slurm task runs it.
+pub struct RunCommand<'a> {
     pub kiln: &'a Path,
     pub experiment: &'a Path,
-    /// The experiment's name, which run names start with.
-    pub name: &'a str,
-    pub grid: &'a Grid,
     pub runs_dir: &'a Path,
-    pub parallel: usize,
     /// `--backend` for every run, when given.
     pub backend: Option<&'a str>,
     /// Extra `--set` overrides for every run.
     pub overrides: &'a [String],
+}
+
+impl RunCommand<'_> {
+    /// The command line of the run `name` with `settings`, program first.
+    pub fn arguments(&self, name: &str, settings: &[(String, String)]) -> Vec<String> {
+        let mut argv: Vec<String> = vec![
+            self.kiln.display().to_string(),
+            "train".into(),
+            self.experiment.display().to_string(),
+            "--headless".into(),
+            "--runs-dir".into(),
+            self.runs_dir.display().to_string(),
+        ];
+        if let Some(backend) = self.backend {
+            argv.extend(["--backend".into(), backend.to_string()]);
+        }
+        let sets = self
+            .overrides
+            .iter()
+            .cloned()
+            .chain(settings.iter().map(|(key, value)| format!("{key}={value}")))
+            .chain([format!("name=\"{name}\"")]);
+        for setting in sets {
+            argv.extend(["--set".into(), setting]);
+        }
+        argv
+    }
+}
+
+/// What a local sweep runs.
+pub struct LocalSweep<'a> {
+    pub command: RunCommand<'a>,
+    /// The experiment's name, which run names start with.
+    pub name: &'a str,
+    pub grid: &'a Grid,
+    pub parallel: usize,
 }
 
 /// Runs every combination, at most `parallel` at once, recording each run's id as it starts
@@ -102,30 +189,13 @@ pub fn run_local(
     sweep: &LocalSweep,
     mut progress: impl FnMut(&str),
 ) -> std::io::Result<SweepRecord> {
-    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
-    let mut record = SweepRecord {
-        id: format!("{stamp}-{}", runs::sanitise(sweep.name)),
-        experiment: sweep.experiment.display().to_string(),
-        keys: sweep.grid.keys(),
-        runs: sweep
-            .grid
-            .combinations()
-            .into_iter()
-            .map(|settings| SweepRun {
-                name: run_name(sweep.name, &settings),
-                run_id: None,
-                settings,
-                exit_code: None,
-                cancelled: false,
-            })
-            .collect(),
-    };
-    record.save(sweep.runs_dir)?;
+    let mut record = SweepRecord::new(sweep.name, sweep.command.experiment, sweep.grid);
+    record.save(sweep.command.runs_dir)?;
     let mut running: Vec<(usize, Child, std::thread::JoinHandle<String>)> = Vec::new();
     let mut next = 0;
     while next < record.runs.len() || !running.is_empty() {
         if next < record.runs.len()
-            && SweepRecord::cancel_marker(sweep.runs_dir, &record.id).exists()
+            && SweepRecord::cancel_marker(sweep.command.runs_dir, &record.id).exists()
         {
             for run in &mut record.runs[next..] {
                 run.cancelled = true;
@@ -135,7 +205,7 @@ pub fn run_local(
                 record.runs.len() - next
             ));
             next = record.runs.len();
-            record.save(sweep.runs_dir)?;
+            record.save(sweep.command.runs_dir)?;
         }
         if running.is_empty() && next == record.runs.len() {
             break;
@@ -170,7 +240,7 @@ pub fn run_local(
             describe(&run.settings),
             if status.success() { "ok" } else { "failed" }
         ));
-        record.save(sweep.runs_dir)?;
+        record.save(sweep.command.runs_dir)?;
     }
     Ok(record)
 }
@@ -196,26 +266,11 @@ fn describe(settings: &[(String, String)]) -> String {
         .join(" ")
 }
 
-/// `kiln train EXPERIMENT --headless --set …`: one run of the sweep in a process of its own.
+/// One run of the sweep in a process of its own.
 fn start(sweep: &LocalSweep, name: &str, settings: &[(String, String)]) -> std::io::Result<Child> {
-    let mut command = Command::new(sweep.kiln);
-    command
-        .arg("train")
-        .arg(sweep.experiment)
-        .arg("--headless")
-        .arg("--runs-dir")
-        .arg(sweep.runs_dir);
-    if let Some(backend) = sweep.backend {
-        command.args(["--backend", backend]);
-    }
-    for overriding in sweep.overrides {
-        command.args(["--set", overriding]);
-    }
-    for (key, value) in settings {
-        command.args(["--set", &format!("{key}={value}")]);
-    }
-    command.args(["--set", &format!("name=\"{name}\"")]);
-    command
+    let argv = sweep.command.arguments(name, settings);
+    Command::new(&argv[0])
+        .args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -238,21 +293,29 @@ fn find_run(runs_dir: &Path, sweep_id: &str, name: &str) -> Option<String> {
 }
 
 /// One row of a sweep's table.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SweepRow {
     pub settings: Vec<(String, String)>,
     pub run_id: Option<String>,
     pub state: String,
     pub best_validation_accuracy: Option<f64>,
     pub final_gap: Option<f64>,
+    /// The Slurm array task that trains it (a Slurm sweep only).
+    pub task: Option<usize>,
 }
 
 /// The sweep's runs with their current state and results, best validation accuracy first.
+/// A Slurm sweep's states come from one `squeue` call and the runs' logs.
 pub fn rows(record: &SweepRecord, runs_dir: &Path) -> Vec<SweepRow> {
+    let tasks = record.slurm.as_ref().map(|job| {
+        // Without Slurm's tools here (reviewing elsewhere), the logs alone tell the state.
+        slurm::task_states(&job.job_id).unwrap_or_default()
+    });
     let mut rows: Vec<SweepRow> = record
         .runs
         .iter()
-        .map(|run| {
+        .enumerate()
+        .map(|(index, run)| {
             let id = run
                 .run_id
                 .clone()
@@ -260,18 +323,22 @@ pub fn rows(record: &SweepRecord, runs_dir: &Path) -> Vec<SweepRow> {
             let summary = id
                 .as_ref()
                 .map(|id| runs::summary_of(&runs_dir.join(id), id));
-            SweepRow {
-                settings: run.settings.clone(),
-                run_id: id,
-                state: match (&summary, run.exit_code) {
-                    _ if run.cancelled => "cancelled".into(),
-                    (Some(s), _) if s.state == RunState::Running => "running".into(),
+            let state = match &tasks {
+                _ if run.cancelled => "cancelled".into(),
+                Some(tasks) => slurm_state(summary.as_ref(), tasks, index),
+                None => match (&summary, run.exit_code) {
                     (Some(s), _) => s.state.label().to_string(),
                     (None, Some(_)) => "failed".into(),
                     (None, None) => "pending".into(),
                 },
+            };
+            SweepRow {
+                settings: run.settings.clone(),
+                run_id: id,
+                state,
                 best_validation_accuracy: summary.as_ref().and_then(|s| s.best_validation_accuracy),
                 final_gap: summary.as_ref().and_then(|s| s.final_gap),
+                task: record.slurm.as_ref().map(|_| index),
             }
         })
         .collect();
@@ -281,4 +348,33 @@ pub fn rows(record: &SweepRecord, runs_dir: &Path) -> Vec<SweepRow> {
             .total_cmp(&a.best_validation_accuracy.unwrap_or(-1.0))
     });
     rows
+}
+
+/// A Slurm task's state: the scheduler's word while it waits, runs or was ended by it (cancelled,
+/// time limit); the run's own log for how training ended.
+fn slurm_state(
+    summary: Option<&runs::RunSummary>,
+    tasks: &std::collections::BTreeMap<usize, TaskState>,
+    index: usize,
+) -> String {
+    let task = tasks.get(&index);
+    match (task, summary) {
+        (Some(t), _) if t.state == "CANCELLED" => "cancelled".into(),
+        // Waiting: a resumed run's log still ends as it did before.
+        (Some(t), _) if t.is_pending() => t.label(),
+        (Some(t), Some(s))
+            if t.is_running() && matches!(s.state, RunState::Running | RunState::Interrupted) =>
+        {
+            t.label()
+        }
+        // A run on another node reads as interrupted here (its process is not ours to see).
+        (Some(t), Some(s)) if t.state == "TIMEOUT" && s.state == RunState::Interrupted => t.label(),
+        (_, Some(s)) => s.state.label().to_string(),
+        (Some(t), None) if t.is_running() => format!("starting ({})", t.detail),
+        (Some(t), None) if t.state == "TIMEOUT" => t.label(),
+        (Some(_), None) => "failed".into(),
+        // Slurm drops a task cancelled before it started from a job it still reports.
+        (None, None) if !tasks.is_empty() => "cancelled".into(),
+        (None, None) => "unknown".into(),
+    }
 }

@@ -114,7 +114,7 @@ pub fn plan_resume(
                 host: placement.host,
             });
         }
-        RunState::Stopped | RunState::Failed | RunState::Interrupted => {}
+        RunState::Stopped | RunState::Failed | RunState::Interrupted | RunState::TimedOut => {}
     }
     let experiment_file = path.join(runs::EXPERIMENT_FILE);
     let mut experiment = Experiment::load(&experiment_file, &[])?;

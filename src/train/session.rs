@@ -34,7 +34,8 @@ enum BatchOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
     Continue,
-    Stop,
+    /// The run ends now, as this outcome says (stopped, or before a time limit).
+    Stop(Outcome),
 }
 
 /// Where the run stands.
@@ -120,8 +121,8 @@ impl Session {
         let loss_fn = CrossEntropyLoss::new(None, &self.train_device);
         let mut outcome = Outcome::Completed;
         for epoch in self.loader_plan.first_epoch..=self.experiment.train.epochs {
-            if self.train_epoch(sink, &loader, &loss_fn, epoch)? == Flow::Stop {
-                outcome = Outcome::Stopped;
+            if let Flow::Stop(how) = self.train_epoch(sink, &loader, &loss_fn, epoch)? {
+                outcome = how;
                 break;
             }
         }
@@ -165,8 +166,8 @@ impl Session {
         };
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0.0f64, 0usize);
         for batch_index in first_batch..=batches {
-            if self.poll_commands(sink, epoch) == Flow::Stop {
-                return Ok(Flow::Stop);
+            if let stop @ Flow::Stop(_) = self.poll_commands(sink, epoch) {
+                return Ok(stop);
             }
             let batch = loader.batches.recv().map_err(|_| TrainError::LoaderEnded)?;
             let batch_start = Instant::now();
@@ -328,8 +329,8 @@ impl Session {
                     }
                 }
             };
-            if self.apply(command, sink, epoch) == Flow::Stop {
-                return Flow::Stop;
+            if let stop @ Flow::Stop(_) = self.apply(command, sink, epoch) {
+                return stop;
             }
         }
     }
@@ -393,7 +394,8 @@ impl Session {
                 );
             }
             Command::Checkpoint => self.checkpoint(sink, epoch, Taken::Requested),
-            Command::Stop => return Flow::Stop,
+            Command::Stop => return Flow::Stop(Outcome::Stopped),
+            Command::TimeLimit => return Flow::Stop(Outcome::TimeLimit),
         }
         Flow::Continue
     }

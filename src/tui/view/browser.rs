@@ -35,7 +35,7 @@ fn state_style(state: RunState, theme: &Theme) -> Style {
         RunState::Finished => theme.good(),
         RunState::Stopped => Style::new(),
         RunState::Failed => theme.bad(),
-        RunState::Interrupted => theme.warn(),
+        RunState::Interrupted | RunState::TimedOut => theme.warn(),
     }
 }
 

@@ -45,6 +45,7 @@ fn status(app: &App, theme: &Theme) -> (String, Style) {
         RunStatus::Diverged => ("PAUSED: DIVERGED".into(), reversed(theme.bad())),
         RunStatus::Finished(Outcome::Completed) => ("FINISHED".into(), reversed(theme.good())),
         RunStatus::Finished(Outcome::Stopped) => ("STOPPED".into(), reversed(theme.accent())),
+        RunStatus::Finished(Outcome::TimeLimit) => ("TIME LIMIT".into(), reversed(theme.warn())),
         RunStatus::Failed(_) => ("FAILED".into(), reversed(theme.bad())),
     }
 }

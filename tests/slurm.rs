@@ -1,0 +1,499 @@
+//! Runs handed to a real Slurm cluster (tests/slurm/start.sh: slurm-wlm and munge on localhost,
+//! one node): the job script, sweeps trained as array tasks, their states, the time-limit
+//! warning and cancelling. Without a cluster these tests say SKIPPED, naming the script; under
+//! `.ci/run` (KILN_REQUIRE_SLURM=1) its absence fails them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use kiln::experiment::SlurmConfig;
+use kiln::protocol::EventKind;
+use kiln::slurm::{JobScript, is_node_local, options, parse_squeue};
+use kiln::sweep::{SweepRecord, SweepRow};
+
+use crate::common::{repo_path, scratch, training_lock};
+
+/// The cluster's configuration file, starting the test cluster when this machine can run it.
+fn cluster() -> Option<PathBuf> {
+    if let Some(conf) = std::env::var_os("SLURM_CONF").map(PathBuf::from)
+        && conf.exists()
+        && Command::new("sinfo")
+            .env("SLURM_CONF", &conf)
+            .arg("-h")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
+        return Some(conf);
+    }
+    let started = Command::new("bash")
+        .arg(repo_path("tests/slurm/start.sh"))
+        .output();
+    if let Ok(output) = &started
+        && output.status.success()
+    {
+        let text = String::from_utf8_lossy(&output.stdout);
+        if let Some(conf) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("export SLURM_CONF="))
+        {
+            return Some(PathBuf::from(conf.trim()));
+        }
+    }
+    let why = match started {
+        Ok(output) => String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        Err(err) => err.to_string(),
+    };
+    assert!(
+        std::env::var_os("KILN_REQUIRE_SLURM").is_none(),
+        "KILN_REQUIRE_SLURM is set but no Slurm cluster could be started: {why}"
+    );
+    eprintln!(
+        "SKIPPED: no Slurm cluster ({why}); `bash tests/slurm/start.sh` starts one (needs root, \
+         apt-get install slurm-wlm munge)"
+    );
+    None
+}
+
+/// `kiln ARGS… --runs-dir RUNS` against the cluster.
+fn kiln(conf: &Path, args: &[&str], runs: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .arg("--runs-dir")
+        .arg(runs)
+        .env("SLURM_CONF", conf)
+        .current_dir(repo_path(""))
+        .output()
+        .expect("kiln runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Cancels a test's job when the test ends, passed or failed, so no task of it holds the
+/// one node for the next test.
+struct JobGuard {
+    conf: PathBuf,
+    job: String,
+}
+
+impl Drop for JobGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("scancel")
+            .arg(&self.job)
+            .env("SLURM_CONF", &self.conf)
+            .output();
+    }
+}
+
+/// `kiln ARGS… --slurm --force` (a one-node cluster shares /tmp), which must succeed: what it
+/// printed, the only sweep in `runs`, and a guard that cancels its job.
+fn submit(conf: &Path, args: &[&str], runs: &Path) -> (String, SweepRecord, JobGuard) {
+    let args: Vec<&str> = args.iter().copied().chain(["--slurm", "--force"]).collect();
+    let output = kiln(conf, &args, runs);
+    assert!(output.status.success(), "{}", text(&output));
+    let record = only_sweep(runs);
+    let job = record.slurm.as_ref().expect("a Slurm job").job_id.clone();
+    let guard = JobGuard {
+        conf: conf.to_path_buf(),
+        job,
+    };
+    (text(&output), record, guard)
+}
+
+fn only_sweep(runs: &Path) -> SweepRecord {
+    let ids = kiln::sweep::list(runs);
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    SweepRecord::load(runs, &ids[0]).unwrap()
+}
+
+/// The sweep's rows as `kiln sweep status --json` prints them (Slurm's states included).
+fn rows(conf: &Path, runs: &Path) -> Vec<SweepRow> {
+    let output = kiln(conf, &["sweep", "status", "--json"], runs);
+    assert!(output.status.success(), "{}", text(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Polls `kiln sweep status` until `done` holds for every run's state; returns the table.
+fn wait_for_states(conf: &Path, runs: &Path, what: &str, done: impl Fn(&str) -> bool) -> String {
+    wait_for_all(conf, runs, what, |states| states.iter().all(|s| done(s)))
+}
+
+/// Polls `kiln sweep status` until `done` holds for the runs' states; returns the table.
+fn wait_for_all(conf: &Path, runs: &Path, what: &str, done: impl Fn(&[String]) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let output = kiln(conf, &["sweep", "status", "--plain"], runs);
+        assert!(output.status.success(), "{}", text(&output));
+        let table = String::from_utf8_lossy(&output.stdout).into_owned();
+        let states: Vec<String> = rows(conf, runs).into_iter().map(|r| r.state).collect();
+        if done(&states) {
+            return table;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still {states:?}\n{table}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn run_started(run: &Path) -> Box<kiln::protocol::RunStarted> {
+    let events = kiln::runs::read_events(&run.join("events.jsonl")).unwrap();
+    match &events.events[0].kind {
+        EventKind::RunStarted(start) => start.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_job_script_runs_one_kiln_command_per_task_with_the_asked_options() {
+    let config = SlurmConfig {
+        partition: Some("gpu".into()),
+        time: Some("01:30:00".into()),
+        gpus: Some(1),
+        extra: vec!["--constraint=h200".into()],
+        ..SlurmConfig::default()
+    };
+    let options = options(&config, &["--qos=short".to_string()]);
+    assert_eq!(
+        options,
+        [
+            "--partition=gpu",
+            "--time=01:30:00",
+            "--gpus=1",
+            "--signal=B:USR1@120",
+            "--constraint=h200",
+            "--qos=short"
+        ]
+    );
+    let script = JobScript {
+        name: "kiln-s".into(),
+        tasks: vec![
+            vec!["/bin/kiln".into(), "train".into(), "name=\"a b\"".into()],
+            vec!["/bin/kiln".into(), "it's".into()],
+        ],
+        output: "/runs/sweeps/s/task-%a.out".into(),
+        options,
+    }
+    .render();
+    assert!(script.starts_with("#!/bin/bash\n#SBATCH --job-name=kiln-s\n#SBATCH --array=0-1\n"));
+    assert!(script.contains("#SBATCH --output=/runs/sweeps/s/task-%a.out\n"));
+    assert!(script.contains("#SBATCH --signal=B:USR1@120\n"));
+    assert!(script.contains("  0) exec /bin/kiln train 'name=\"a b\"' ;;\n"));
+    assert!(script.contains("  1) exec /bin/kiln 'it'\\''s' ;;\n"));
+    // The script is valid bash that runs the task it is given.
+    let dir = scratch("job-script");
+    let file = dir.join("job.sh");
+    std::fs::write(&file, script.replace("/bin/kiln", "echo")).unwrap();
+    let ran = Command::new("bash")
+        .arg(&file)
+        .env("SLURM_ARRAY_TASK_ID", "0")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "train name=\"a b\"\n");
+    let missing = Command::new("bash")
+        .arg(&file)
+        .env("SLURM_ARRAY_TASK_ID", "5")
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+
+    let tasks = parse_squeue("2|PENDING|(Resources)\n0|RUNNING|node7\n1|TIMEOUT|node7\nN/A|X|y\n");
+    assert_eq!(tasks.len(), 3);
+    assert_eq!(tasks[&2].label(), "pending (Resources)");
+    assert_eq!(tasks[&0].label(), "running (node7)");
+    assert_eq!(tasks[&1].label(), "timed out");
+    assert!(is_node_local(Path::new("/tmp/runs")));
+    assert!(!is_node_local(Path::new("/home/user/runs")));
+}
+
+#[test]
+fn a_slurm_submission_refuses_a_runs_dir_under_tmp_and_a_refused_job_leaves_nothing() {
+    let runs = scratch("slurm-refused");
+    let output = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args([
+            "sweep",
+            "experiments/digits.toml",
+            "--grid",
+            "model.dropout=0.0,0.3",
+        ])
+        .args(["--slurm", "--runs-dir"])
+        .arg(&runs)
+        .current_dir(repo_path(""))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("compute nodes do not share"),
+        "{}",
+        text(&output)
+    );
+    assert!(kiln::sweep::list(&runs).is_empty());
+
+    let Some(conf) = cluster() else { return };
+    let output = kiln(
+        &conf,
+        &[
+            "sweep",
+            "experiments/digits.toml",
+            "--grid",
+            "model.dropout=0.0,0.3",
+            "--slurm",
+            "--force",
+            "--sbatch=--partition=no-such-partition",
+        ],
+        &runs,
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("sbatch refused the job") && text(&output).contains("partition"),
+        "{}",
+        text(&output)
+    );
+    // No record, no script, no output folder: nothing half-made.
+    let left: Vec<_> = std::fs::read_dir(runs.join("sweeps"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_sweep_on_slurm_trains_every_combination_as_an_array_task_and_ranks_them() {
+    let Some(conf) = cluster() else { return };
+    let _lock = training_lock();
+    let runs = scratch("slurm-sweep");
+    let (said, record, _guard) = submit(
+        &conf,
+        &[
+            "sweep",
+            "experiments/digits.toml",
+            "--grid",
+            "model.dropout=0.0,0.3",
+            "--grid",
+            "train.learning_rate=1e-3,3e-3",
+            "--set",
+            "train.epochs=2",
+            "--backend",
+            "cpu",
+            "--sbatch=--cpus-per-task=1",
+        ],
+        &runs,
+    );
+    let job = record.slurm.clone().expect("a Slurm job");
+    assert!(
+        said.contains(&format!("Slurm job {}", job.job_id)),
+        "{said}"
+    );
+    let script = std::fs::read_to_string(&job.script).unwrap();
+    assert!(script.contains("#SBATCH --array=0-3\n"), "{script}");
+    assert!(script.contains("#SBATCH --cpus-per-task=1\n"), "{script}");
+
+    let table = wait_for_states(&conf, &runs, "the sweep", |s| s == "finished");
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 6, "{table}");
+    assert!(lines[1].contains("task"), "{table}");
+    // Ranked best validation accuracy first.
+    let best: Vec<f64> = lines[2..]
+        .iter()
+        .map(|l| l.split_whitespace().nth(2).unwrap().parse().unwrap())
+        .collect();
+    assert!(best.windows(2).all(|w| w[0] >= w[1]), "{table}");
+
+    // Four ordinary runs, each placed in its own array task and carrying its settings.
+    for (index, run) in record.runs.iter().enumerate() {
+        let row = rows(&conf, &runs)
+            .into_iter()
+            .find(|r| r.task == Some(index))
+            .unwrap();
+        let dir = runs.join(row.run_id.expect("a run id"));
+        let start = run_started(&dir);
+        let placement = start.placement.expect("placement");
+        assert_eq!(placement.slurm_job, Some(job.task(index)));
+        let experiment =
+            kiln::experiment::Experiment::load(&dir.join("experiment.toml"), &[]).unwrap();
+        let dropout = &run.settings[0].1;
+        assert_eq!(experiment.model.dropout, dropout.parse::<f64>().unwrap());
+        assert_eq!(experiment.train.epochs, 2);
+    }
+}
+
+#[test]
+fn a_slurm_run_warned_of_its_time_limit_checkpoints_and_ends_timed_out() {
+    let Some(conf) = cluster() else { return };
+    let _lock = training_lock();
+    let runs = scratch("slurm-time-limit");
+    // A one-minute limit, warned 50 s before it (slurmctld checks limits every ~30 s): the
+    // warning comes 10–40 s in, far sooner than 1,000 epochs.
+    let (_, record, _guard) = submit(
+        &conf,
+        &[
+            "train",
+            "experiments/digits.toml",
+            "--set",
+            "train.epochs=1000",
+            "--set",
+            "slurm.signal_seconds=50",
+            "--backend",
+            "cpu",
+            "--sbatch=--time=1",
+        ],
+        &runs,
+    );
+    let table = wait_for_states(&conf, &runs, "the time-limited run", |s| {
+        !s.starts_with("pending") && !s.starts_with("starting") && !s.starts_with("running")
+    });
+    let row = &rows(&conf, &runs)[0];
+    assert_eq!(row.state, "timed out", "{table}");
+    let dir = runs.join(row.run_id.as_ref().unwrap());
+    let events = kiln::runs::read_events(&dir.join("events.jsonl"))
+        .unwrap()
+        .events;
+    let Some(EventKind::Finished(end)) = events.last().map(|e| &e.kind) else {
+        panic!("no final event: {:?}", events.last());
+    };
+    assert_eq!(end.outcome, kiln::protocol::Outcome::TimeLimit);
+    assert!(end.epochs_completed < 1000);
+    let job = record.slurm.unwrap();
+    let output = std::fs::read_to_string(job.output_of(0)).unwrap();
+    assert!(output.contains("interrupted: time limit"), "{output}");
+    // Its last checkpoint is there to resume from.
+    let listing = kiln::runs::list_runs(&runs).unwrap();
+    assert_eq!(listing.runs[0].state, kiln::runs::RunState::TimedOut);
+    assert!(dir.join("checkpoints").read_dir().unwrap().next().is_some());
+
+    // `resume --slurm` carries on from it in a new job (which meets its own time limit).
+    let id = row.run_id.clone().unwrap();
+    let output = kiln(
+        &conf,
+        &["resume", &id, "--slurm", "--force", "--sbatch=--time=1"],
+        &runs,
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    let newest = kiln::sweep::list(&runs).pop().unwrap();
+    let resumed = SweepRecord::load(&runs, &newest).unwrap();
+    assert_ne!(resumed.id, record.id);
+    let _guard = JobGuard {
+        conf: conf.clone(),
+        job: resumed.slurm.as_ref().unwrap().job_id.clone(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let events = loop {
+        let events = kiln::runs::read_events(&dir.join("events.jsonl"))
+            .unwrap()
+            .events;
+        let resumed_at = events
+            .iter()
+            .position(|e| matches!(e.kind, EventKind::FromCheckpoint(_)));
+        if resumed_at.is_some_and(|at| {
+            events[at..]
+                .iter()
+                .any(|e| matches!(e.kind, EventKind::Finished(_)))
+        }) {
+            break events;
+        }
+        assert!(Instant::now() < deadline, "the resumed run did not end");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let Some(EventKind::Finished(again)) = events.last().map(|e| &e.kind) else {
+        panic!("{:?}", events.last());
+    };
+    assert_eq!(again.outcome, kiln::protocol::Outcome::TimeLimit);
+    assert!(
+        again.epochs_completed >= end.epochs_completed,
+        "{again:?} after {end:?}"
+    );
+    let resumes = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::FromCheckpoint(_)))
+        .count();
+    assert_eq!(resumes, 1);
+}
+
+#[test]
+fn cancelling_a_slurm_sweep_stops_its_running_task_and_drops_the_pending_ones() {
+    let Some(conf) = cluster() else { return };
+    let _lock = training_lock();
+    let runs = scratch("slurm-cancel");
+    // Two CPUs each on a two-CPU node: one task runs, the others wait for it.
+    let (_, record, _guard) = submit(
+        &conf,
+        &[
+            "sweep",
+            "experiments/digits.toml",
+            "--grid",
+            "model.dropout=0.0,0.1,0.2",
+            "--set",
+            "train.epochs=1000",
+            "--backend",
+            "cpu",
+            "--sbatch=--cpus-per-task=2",
+        ],
+        &runs,
+    );
+    let table = wait_for_all(&conf, &runs, "one task training", |states| {
+        states.iter().filter(|s| s.starts_with("running")).count() == 1
+            && states.iter().filter(|s| s.starts_with("pending")).count() == 2
+    });
+    assert!(
+        table.contains("running (") && table.contains("pending"),
+        "{table}"
+    );
+    // Wait for the running one to have trained an epoch (a checkpoint to resume from).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let running = loop {
+        let found = rows(&conf, &runs).into_iter().find_map(|r| {
+            let id = r.run_id?;
+            let dir = runs.join(id);
+            kiln::runs::read_events(&dir.join("events.jsonl"))
+                .ok()?
+                .events
+                .iter()
+                .any(|e| matches!(e.kind, EventKind::Epoch(_)))
+                .then_some(dir)
+        });
+        if let Some(dir) = found {
+            break dir;
+        }
+        assert!(Instant::now() < deadline, "no epoch trained");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+
+    let output = kiln(&conf, &["cancel", &record.id], &runs);
+    assert!(output.status.success(), "{}", text(&output));
+    let said = text(&output);
+    assert!(said.contains(": stopped"), "{said}");
+    assert_eq!(said.matches("cancelled (scancel)").count(), 2, "{said}");
+
+    let table = wait_for_states(&conf, &runs, "the cancelled sweep", |s| s == "cancelled");
+    assert_eq!(table.matches("cancelled").count(), 3, "{table}");
+    // The running run stopped gracefully: a final event and a checkpoint.
+    let events = kiln::runs::read_events(&running.join("events.jsonl"))
+        .unwrap()
+        .events;
+    assert!(
+        matches!(events.last().map(|e| &e.kind), Some(EventKind::Finished(end)) if end.outcome == kiln::protocol::Outcome::Stopped),
+        "{:?}",
+        events.last()
+    );
+    // Slurm no longer holds anything of it.
+    let job = record.slurm.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let queued = || {
+        let output = Command::new("squeue")
+            .args(["-h", "-r", "-j", &job.job_id, "-o", "%K|%T|%R"])
+            .env("SLURM_CONF", &conf)
+            .output()
+            .unwrap();
+        !parse_squeue(&String::from_utf8_lossy(&output.stdout)).is_empty()
+    };
+    while queued() {
+        assert!(Instant::now() < deadline, "tasks still queued");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
