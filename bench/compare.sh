@@ -3,7 +3,7 @@
 # kiln / PyTorch ratio per workload (above 1: kiln is faster), then one per operation of the
 # models (the same shapes timed alone: where a gap comes from). --no-ops skips the second.
 #
-#   bench/compare.sh [--backend cpu|gpu|torch] [--warmup N] [--steps N] [--workload NAME]...
+#   bench/compare.sh [--backend cpu|gpu|torch] [--warmup N] [--steps N] [--repeat N] [--workload NAME]...
 #                    [--no-ops]
 #
 # KILN=/path/to/kiln uses that binary; otherwise it is built with cargo (with the torch feature,
@@ -17,12 +17,10 @@ here="$(cd "$(dirname "$0")" && pwd)"
 backend=cpu
 ops=1
 shared=()
-kiln_only=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --backend) backend="$2"; shift 2 ;;
-    --warmup|--steps|--workload) shared+=("$1" "$2"); shift 2 ;;
-    --repeat) kiln_only+=("$1" "$2"); shift 2 ;;
+    --warmup|--steps|--workload|--repeat) shared+=("$1" "$2"); shift 2 ;;
     --no-ops) ops=0; shift ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
@@ -53,7 +51,7 @@ fi
 # Same thread count for both on the CPU (kiln's LibTorch backend leaves one core to its loader).
 threads=$(nproc)
 out=$(mktemp -d)
-"$KILN" bench --backend "$backend" --json "$out/kiln.json" "${shared[@]}" "${kiln_only[@]}"
+"$KILN" bench --backend "$backend" --json "$out/kiln.json" "${shared[@]}"
 python3 "$here/torch_reference.py" --device "$device" --threads "$threads" \
   --json "$out/torch.json" "${shared[@]}"
 

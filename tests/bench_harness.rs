@@ -20,6 +20,7 @@ fn bench_measures_kiln_and_the_bare_loop_side_by_side() {
         m.train_images_per_second,
         m.bare_train_images_per_second,
         m.eval_images_per_second,
+        m.bare_eval_images_per_second,
         m.seconds_per_epoch,
     ] {
         assert!(value.is_finite() && value > 0.0, "{m:?}");
@@ -94,4 +95,49 @@ fn the_per_operation_bench_times_every_layer_of_the_model_on_its_shape() {
             .all(|t| t.milliseconds.is_finite() && t.milliseconds > 0.0),
         "{timings:?}"
     );
+}
+
+#[test]
+fn kiln_bench_runs_without_warm_up_and_writes_every_field_to_json() {
+    let _guard = training_lock();
+    let dir = scratch("bench-command");
+    let json = dir.join("bench.json");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["bench", "--backend", "cpu", "--workload", "digits"])
+        .args(["--warmup", "0", "--steps", "3", "--repeat", "2", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("kiln eval") && stdout.contains("bare eval"),
+        "{stdout}"
+    );
+    assert!(stdout.lines().any(|l| l.starts_with("digits ")), "{stdout}");
+    assert!(stdout.contains("monitoring:"), "{stdout}");
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(row["workload"], "digits");
+    assert_eq!(row["framework"], "kiln");
+    assert_eq!(row["backend"], "flex");
+    assert_eq!(row["batch_size"], 32);
+    assert_eq!(row["repeat"], 2);
+    for field in [
+        "train_images_per_second",
+        "eval_images_per_second",
+        "bare_train_images_per_second",
+        "bare_eval_images_per_second",
+        "seconds_per_epoch",
+        "peak_memory_mb",
+        "ratio_vs_bare",
+    ] {
+        let value = row[field].as_f64().unwrap_or(f64::NAN);
+        assert!(value.is_finite() && value > 0.0, "{field}: {row}");
+    }
+    let ratio = row["train_images_per_second"].as_f64().unwrap()
+        / row["bare_train_images_per_second"].as_f64().unwrap();
+    assert!((row["ratio_vs_bare"].as_f64().unwrap() - ratio).abs() < 1e-9);
 }

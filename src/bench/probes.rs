@@ -15,8 +15,8 @@ use crate::protocol::EventKind;
 use crate::train;
 
 /// What kiln's monitoring adds to one training step, in seconds: one batch event serialised,
-/// appended and flushed to a real event log, published to the control socket's viewers and sent
-/// to a front end that applies it (the median over `events`). Timed apart from training, so
+/// appended and flushed to a real event log, published to one attached viewer and sent to a
+/// front end that applies it (the median over `events`). Timed apart from training, so
 /// the figure is stable where the two loops' ratio is noisy.
 pub fn monitoring_seconds_per_batch(dir: &Path, events: usize) -> Result<f64, String> {
     use crate::protocol::{BatchProgress, EventKind};
@@ -24,7 +24,12 @@ pub fn monitoring_seconds_per_batch(dir: &Path, events: usize) -> Result<f64, St
     let log =
         crate::runs::EventLog::create(&dir.join("monitoring.jsonl")).map_err(|e| e.to_string())?;
     let (sender, receiver) = crossbeam_channel::unbounded();
-    let mut sink = train::EventSink::new(log, sender, crate::control::server::Hub::new(0));
+    let hub = crate::control::server::Hub::new(0);
+    // One attached viewer, as `kiln attach` would be: each line is queued for it, and a
+    // thread takes them off as the socket's writer would.
+    let (_, lines) = hub.subscribe();
+    let viewer = std::thread::spawn(move || lines.iter().map(|line| line.len()).sum::<usize>());
+    let mut sink = train::EventSink::new(log, sender, hub);
     // The front end's share runs on its own thread; it is timed there and added.
     let front_end = std::thread::spawn(move || {
         let mut view = RunView::default();
@@ -55,6 +60,12 @@ pub fn monitoring_seconds_per_batch(dir: &Path, events: usize) -> Result<f64, St
     let applied = front_end
         .join()
         .map_err(|_| "the front-end thread panicked".to_string())?;
+    let viewed = viewer
+        .join()
+        .map_err(|_| "the viewer thread panicked".to_string())?;
+    if viewed == 0 {
+        return Err("the viewer received no events".into());
+    }
     Ok(median(samples) + median(applied))
 }
 
@@ -150,14 +161,23 @@ pub fn frame_milliseconds(epochs: usize, width: u16, height: u16, frames: usize)
     started.elapsed().as_secs_f64() * 1e3 / frames.max(1) as f64
 }
 
-/// Images per second the loader sustains (shuffle, augmentation, normalisation) on an image
-/// folder of `side`-pixel RGB JPEGs decoded into memory, with batches of `batch`.
+/// What the data path sustains on an image folder of `side`-pixel RGB JPEG files.
+#[derive(Debug, Clone, Copy)]
+pub struct LoaderRates {
+    /// Reading and decoding the folder (kiln does it once, before the first epoch), img/s.
+    pub decode: f64,
+    /// The loader thread's batches from the decoded images (shuffle, augmentation,
+    /// normalisation), every epoch, img/s.
+    pub batches: f64,
+}
+
+/// The data path's rates on a folder of `images` `side`-pixel RGB JPEGs, batches of `batch`.
 pub fn loader_images_per_second(
     side: usize,
     images: usize,
     batch: usize,
     dir: &Path,
-) -> Result<f64, String> {
+) -> Result<LoaderRates, String> {
     use crate::data::{Augmenter, Loader, LoaderPlan};
     use crate::experiment::{AugmentConfig, DataConfig};
     let root = dir.join("jpegs");
@@ -173,6 +193,7 @@ pub fn loader_images_per_second(
                 .map_err(|e| e.to_string())?;
         }
     }
+    let decoding = Instant::now();
     let dataset = Arc::new(
         crate::data::load(&DataConfig {
             dataset: root.display().to_string(),
@@ -182,6 +203,7 @@ pub fn loader_images_per_second(
         })
         .map_err(|e| e.to_string())?,
     );
+    let decode = dataset.len() as f64 / decoding.elapsed().as_secs_f64().max(1e-9);
     let train: Vec<usize> = (0..dataset.len()).collect();
     let plan = LoaderPlan {
         normalizer: Normalizer::fit(&dataset, &train),
@@ -207,5 +229,8 @@ pub fn loader_images_per_second(
     let started = Instant::now();
     let loader = Loader::spawn(dataset, plan).map_err(|e| e.to_string())?;
     let produced: usize = loader.batches.iter().map(|b| b.len()).sum();
-    Ok(produced as f64 / started.elapsed().as_secs_f64().max(1e-9))
+    Ok(LoaderRates {
+        decode,
+        batches: produced as f64 / started.elapsed().as_secs_f64().max(1e-9),
+    })
 }

@@ -57,7 +57,8 @@ impl Hub {
             });
     }
 
-    fn subscribe(&self) -> (u64, Receiver<Arc<str>>) {
+    /// A new viewer: the log's length so far (its history) and the lines that follow.
+    pub fn subscribe(&self) -> (u64, Receiver<Arc<str>>) {
         let (sender, receiver) = bounded(VIEWER_BACKLOG);
         let mut state = self.lock();
         state.viewers.push(sender);
