@@ -376,6 +376,14 @@ fn a_run_on_another_host_is_neither_judged_stale_nor_touched_and_the_bridge_is_n
         stderr.contains("srun --jobid=77 --overlap kiln attach --stdio"),
         "{stderr}"
     );
+    // Where Slurm's srun is here, kiln runs that bridge itself; job 77 is not one Slurm
+    // knows, and srun's own words say so.
+    let has_srun = Process::new("srun").arg("--version").output().is_ok();
+    assert_eq!(
+        stderr.contains("the bridge to it (srun --jobid=77") && stderr.contains("failed"),
+        has_srun,
+        "{stderr}"
+    );
     assert!(
         run.path.join(SOCKET_FILE).exists(),
         "a live node's socket is left alone"

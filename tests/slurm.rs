@@ -497,3 +497,151 @@ fn cancelling_a_slurm_sweep_stops_its_running_task_and_drops_the_pending_ones() 
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+#[test]
+fn a_viewer_steers_a_slurm_run_through_the_srun_bridge() {
+    use kiln::protocol::{Command as RunCommand, HyperParameter, Outcome};
+    let Some(conf) = cluster() else { return };
+    let _lock = training_lock();
+    let runs = scratch("slurm-bridge");
+    let (_, record, _guard) = submit(
+        &conf,
+        &[
+            "train",
+            "experiments/digits.toml",
+            "--set",
+            "train.epochs=1000",
+            "--backend",
+            "cpu",
+        ],
+        &runs,
+    );
+    let job = record.slurm.clone().unwrap();
+    // Training, with its socket answering inside the job.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let dir = loop {
+        let row = rows(&conf, &runs).remove(0);
+        if let Some(id) = &row.run_id
+            && row.state.starts_with("running")
+            && kiln::runs::probe(&runs.join(id)) == kiln::runs::Endpoint::Alive
+        {
+            break runs.join(id);
+        }
+        assert!(Instant::now() < deadline, "the run did not start: {row:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+
+    // The bridge `kiln attach` uses for a run on another node: a step of the run's own job.
+    let mut bridge = kiln::control::client::srun_bridge(
+        Path::new(env!("CARGO_BIN_EXE_kiln")),
+        &job.task(0),
+        &dir,
+    );
+    bridge.env("SLURM_CONF", &conf);
+    let attached = kiln::control::client::attach_via(&dir, bridge).unwrap();
+    assert!(
+        matches!(
+            attached.history.first().map(|e| &e.kind),
+            Some(EventKind::RunStarted(_))
+        ),
+        "the history comes from the log"
+    );
+    // Each command and the event that shows the run applied it.
+    type Answer = fn(&EventKind) -> bool;
+    let steps: [(RunCommand, Answer); 4] = [
+        (RunCommand::Pause, |k| matches!(k, EventKind::Paused { .. })),
+        (RunCommand::SetDropout { value: 0.3 }, |k| {
+            matches!(
+                k,
+                EventKind::HyperParameterChanged {
+                    parameter: HyperParameter::Dropout,
+                    ..
+                }
+            )
+        }),
+        (RunCommand::Resume, |k| matches!(k, EventKind::Resumed)),
+        (RunCommand::Stop, |k| matches!(k, EventKind::Finished(_))),
+    ];
+    for (command, answered) in steps {
+        attached.commands.send(command.clone()).unwrap();
+        crate::common::wait_for(&attached.events, &format!("{command:?}"), answered);
+    }
+    // Each is in the log, in order; the run ends stopped and the job completes.
+    let events = kiln::runs::read_events(&dir.join("events.jsonl"))
+        .unwrap()
+        .events;
+    let position = |what: &dyn Fn(&EventKind) -> bool| {
+        events.iter().position(|e| what(&e.kind)).expect("logged")
+    };
+    let paused = position(&|k| matches!(k, EventKind::Paused { .. }));
+    let changed = position(
+        &|k| matches!(k, EventKind::HyperParameterChanged { to, .. } if (*to - 0.3).abs() < 1e-12),
+    );
+    let resumed = position(&|k| matches!(k, EventKind::Resumed));
+    assert!(
+        paused < changed && changed < resumed,
+        "{paused} {changed} {resumed}"
+    );
+    assert!(matches!(
+        events.last().map(|e| &e.kind),
+        Some(EventKind::Finished(end)) if end.outcome == Outcome::Stopped
+    ));
+    let table = wait_for_states(&conf, &runs, "the stopped run", |s| s == "stopped");
+    assert!(table.contains(&job.task(0)), "{table}");
+}
+
+#[test]
+fn the_ladder_on_slurm_gives_the_local_ladders_table() {
+    let Some(conf) = cluster() else { return };
+    let _lock = training_lock();
+    let common = [
+        "experiments/digits.toml",
+        "--set",
+        "train.epochs=2",
+        "--backend",
+        "cpu",
+    ];
+    let local_runs = scratch("ladder-local");
+    let local = kiln(
+        &conf,
+        &[&["ladder", "--plain"][..], &common[..]].concat(),
+        &local_runs,
+    );
+    assert!(local.status.success(), "{}", text(&local));
+    let local = String::from_utf8_lossy(&local.stdout).into_owned();
+
+    let runs = scratch("ladder-slurm");
+    let (_, record, _guard) = submit(
+        &conf,
+        &[
+            &["ladder"][..],
+            &common[..],
+            &["--sbatch=--cpus-per-task=1"][..],
+        ]
+        .concat(),
+        &runs,
+    );
+    assert_eq!(record.ladder_target, Some(0.9));
+    assert_eq!(record.runs.len(), 6);
+    wait_for_states(&conf, &runs, "the ladder's rungs", |s| s == "finished");
+    let status = kiln(&conf, &["sweep", "status", "--plain"], &runs);
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    // Everything but the timing and the run ids: same seeds, same data, same table.
+    let results = |table: &str| -> Vec<Vec<String>> {
+        table
+            .lines()
+            .take_while(|l| !l.trim().is_empty())
+            .map(|l| {
+                let cells: Vec<String> = l.split_whitespace().map(str::to_string).collect();
+                [&cells[..5], &cells[6..7]].concat()
+            })
+            .collect()
+    };
+    let local_rows = results(&local);
+    assert_eq!(local_rows.len(), 7, "{local}");
+    assert_eq!(
+        results(&status),
+        local_rows,
+        "local:\n{local}\nslurm:\n{status}"
+    );
+}

@@ -184,6 +184,8 @@ pub(crate) struct LadderArgs {
     /// Only the final table (no per-epoch progress).
     #[arg(long)]
     pub(crate) plain: bool,
+    #[command(flatten)]
+    pub(crate) slurm: SlurmArgs,
 }
 
 /// Where past runs are and how to show them; shared by `runs`, `show` and `compare`.

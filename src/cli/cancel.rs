@@ -61,8 +61,9 @@ fn is_waiting(state: &str) -> bool {
     state.starts_with("pending") || state.starts_with("starting")
 }
 
-/// A graceful stop through the run's control socket; for a run Slurm trains where this host
-/// cannot reach it, `scancel`, whose SIGTERM kiln takes as the same graceful stop.
+/// A graceful stop through the run's control socket (through the srun bridge for a run on
+/// another node); where neither reaches it, `scancel`, whose SIGTERM kiln takes as the same
+/// graceful stop.
 fn stop_or_scancel(run: &Path, task: Option<&str>) -> String {
     let id = run
         .file_name()
@@ -74,7 +75,10 @@ fn stop_or_scancel(run: &Path, task: Option<&str>) -> String {
         Err(AttachError::NotRunning { .. } | AttachError::Stale { .. }) => {
             format!("{id}: not running")
         }
-        Err(AttachError::Elsewhere { slurm_job, .. }) if slurm_job.is_some() || task.is_some() => {
+        // Another node's run, and no bridge to it (no srun here, or it failed).
+        Err(AttachError::Elsewhere { slurm_job, .. } | AttachError::Bridge { slurm_job, .. })
+            if slurm_job.is_some() || task.is_some() =>
+        {
             let job = task.map(str::to_string).or(slurm_job).unwrap_or_default();
             format!("{id}: {}", scancel(&job))
         }

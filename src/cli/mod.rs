@@ -133,6 +133,9 @@ fn ladder(args: LadderArgs) -> anyhow::Result<ExitCode> {
         target: args.target,
         progress: !args.plain,
     };
+    if args.slurm.slurm {
+        return sweep::ladder_on_slurm(&options, &args.slurm);
+    }
     let (stop_tx, stop_rx) = crossbeam_channel::unbounded();
     follow::stop_on_interrupt(stop_tx);
     let failed = crate::ladder::run(

@@ -119,6 +119,79 @@ pub(super) fn submit_to_slurm(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `kiln ladder --slurm`: the rungs as one array job (a task per rung, each `kiln train` of
+/// the base experiment with the rung's settings), recorded as a sweep over `rung`; its status
+/// prints the ladder's table.
+pub(super) fn ladder_on_slurm(
+    options: &crate::ladder::LadderOptions,
+    slurm_args: &SlurmArgs,
+) -> anyhow::Result<ExitCode> {
+    // Every rung must make a valid experiment before anything is submitted.
+    let planned = crate::ladder::experiments(options)?;
+    refuse_node_local(&options.runs_dir, slurm_args)?;
+    std::fs::create_dir_all(&options.runs_dir)?;
+    let kiln = std::env::current_exe()?;
+    let experiment = std::path::absolute(&options.base)?;
+    let runs_dir = std::path::absolute(&options.runs_dir)?;
+    let command = RunCommand {
+        kiln: &kiln,
+        experiment: &experiment,
+        runs_dir: &runs_dir,
+        backend: options.backend.map(|b| b.name()),
+        overrides: &options.overrides,
+    };
+    let base_name = planned
+        .first()
+        .map_or_else(|| "ladder".to_string(), |(_, e)| e.name.clone());
+    let grid = Grid {
+        axes: vec![(
+            "rung".into(),
+            planned.iter().map(|(r, _)| r.name.to_string()).collect(),
+        )],
+    };
+    let mut record = SweepRecord::new(&format!("{base_name}-ladder"), &experiment, &grid);
+    record.ladder_target = Some(options.target);
+    let mut tasks = Vec::new();
+    for ((rung, rung_experiment), run) in planned.iter().zip(&mut record.runs) {
+        run.name = rung_experiment.name.clone();
+        let settings: Vec<(String, String)> = rung
+            .overrides
+            .iter()
+            .filter_map(|o| o.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        tasks.push(command.arguments(&run.name, &settings));
+    }
+    let first = planned.first().map(|(_, e)| e);
+    let options_for_slurm = slurm::options(
+        &first.map(|e| e.slurm.clone()).unwrap_or_default(),
+        &slurm_args.sbatch,
+    );
+    let record =
+        sweep::submit_tasks(record, tasks, &options_for_slurm, &runs_dir).map_err(submit_error)?;
+    report_submission(&record, &options.runs_dir);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The ladder's table of a ladder submitted to Slurm, from the rungs that have trained.
+fn ladder_table(record: &SweepRecord, target: f64, runs_dir: &std::path::Path) -> String {
+    let mut table = crate::ladder::header(target);
+    let mut rows = sweep::rows(record, runs_dir);
+    // The article's order, as the local ladder prints it.
+    rows.sort_by_key(|row| row.task);
+    for row in rows {
+        let Some(id) = row.run_id else { continue };
+        let rung = row.settings.first().map_or("", |(_, name)| name.as_str());
+        let events = crate::runs::read_events(&runs_dir.join(&id).join(crate::runs::EVENTS_FILE))
+            .map(|contents| contents.events)
+            .unwrap_or_default();
+        if let Some(result) = crate::ladder::RungResult::from_events(rung, &id, &events, target) {
+            table.push_str(&result.row());
+        }
+    }
+    table
+}
+
 /// A stopped, cancelled or timed-out run to carry on from its checkpoint on Slurm.
 pub(super) struct Resubmit<'a> {
     pub(super) run: &'a std::path::Path,
@@ -226,11 +299,11 @@ fn show_status(args: SweepStatusArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let _ = write!(
-        std::io::stdout().lock(),
-        "{}",
-        table(&record, &args.runs_dir)
-    );
+    let mut out = std::io::stdout().lock();
+    if let Some(target) = record.ladder_target {
+        let _ = writeln!(out, "{}", ladder_table(&record, target, &args.runs_dir));
+    }
+    let _ = write!(out, "{}", table(&record, &args.runs_dir));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -39,6 +39,19 @@ pub enum AttachError {
         slurm_job: Option<String>,
         bridge: String,
     },
+    #[error(
+        "{run} trains on {host}{}; the bridge to it ({bridge}) failed: {message}",
+        slurm_job.as_ref().map(|j| format!(" (Slurm job {j})")).unwrap_or_default()
+    )]
+    Bridge {
+        run: String,
+        host: String,
+        slurm_job: Option<String>,
+        bridge: String,
+        message: String,
+    },
+    #[error("the bridge said: {said}")]
+    BridgeSaid { said: String },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -146,13 +159,32 @@ pub struct Attached {
     pub commands: Sender<Command>,
 }
 
-/// Connects to the run in `run`, reads its history and starts the two socket threads.
+/// Connects to the run in `run`, reads its history and starts the two socket threads. A run
+/// a Slurm job trains on another node is reached through the bridge its job allows
+/// (`srun --jobid=J --overlap kiln attach --stdio RUN`), when `srun` is here to run it.
 pub fn attach(run: &Path) -> Result<Attached, AttachError> {
-    let name = run
-        .file_name()
-        .map_or_else(|| run.display().to_string(), |n| n.to_string_lossy().into());
     let socket = run.join(SOCKET_FILE);
-    let stream = connect(run)?;
+    let stream = match connect(run) {
+        Ok(stream) => stream,
+        Err(AttachError::Elsewhere {
+            run: name,
+            host,
+            slurm_job: Some(job),
+            bridge,
+        }) if on_path("srun") => {
+            let kiln = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("kiln"));
+            return attach_via(run, srun_bridge(&kiln, &job, run)).map_err(|err| {
+                AttachError::Bridge {
+                    run: name,
+                    host,
+                    slurm_job: Some(job),
+                    bridge,
+                    message: err.to_string(),
+                }
+            });
+        }
+        Err(err) => return Err(err),
+    };
     let io_error = |source| AttachError::Io {
         path: socket.clone(),
         source,
@@ -160,50 +192,156 @@ pub fn attach(run: &Path) -> Result<Attached, AttachError> {
     stream
         .set_read_timeout(Some(HELLO_TIMEOUT))
         .map_err(io_error)?;
-    let mut reader = BufReader::new(stream.try_clone().map_err(io_error)?);
-    let hello = match read_line(&mut reader, MAX_EVENT_LINE).map_err(io_error)? {
+    let reader = BufReader::new(stream.try_clone().map_err(io_error)?);
+    let (reader, hello) = read_hello(reader, run)?;
+    stream.set_read_timeout(None).map_err(io_error)?;
+    start(run, reader, stream, hello)
+}
+
+/// The bridge to a run in Slurm job `job` (`JOB` or `JOB_TASK`): a step of that job that
+/// shares its allocation and relays the run's socket over stdin/stdout.
+pub fn srun_bridge(kiln: &Path, job: &str, run: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new("srun");
+    command
+        .arg(format!("--jobid={}", job.split('_').next().unwrap_or(job)))
+        .args(["--overlap", "--quiet"])
+        .arg(kiln)
+        .args(["attach", "--stdio"])
+        .arg(run);
+    command
+}
+
+/// Attaches through a bridge: `bridge` runs `kiln attach --stdio RUN` where the run's socket
+/// is reachable and speaks its protocol on its standard input and output.
+pub fn attach_via(run: &Path, mut bridge: std::process::Command) -> Result<Attached, AttachError> {
+    use std::process::Stdio;
+    let program = PathBuf::from(bridge.get_program());
+    let io_error = |source| AttachError::Io {
+        path: program.clone(),
+        source,
+    };
+    let mut child = bridge
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(io_error)?;
+    let (Some(input), Some(output), Some(mut errors)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return Err(io_error(io::Error::other("the bridge has no pipes")));
+    };
+    match read_hello(BufReader::new(output), run) {
+        Ok((reader, hello)) => {
+            // Reaped when it ends (the run ended, or the viewer closed its input).
+            std::thread::spawn(move || child.wait());
+            start(run, reader, input, hello)
+        }
+        Err(err) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let mut said = String::new();
+            let _ = io::Read::read_to_string(&mut errors, &mut said);
+            // What the bridge printed says more than its silence on the protocol.
+            Err(match said.trim() {
+                "" => err,
+                said => AttachError::BridgeSaid {
+                    said: said.to_string(),
+                },
+            })
+        }
+    }
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+/// What a run's hello says: its id, process and how much of its log precedes the live lines.
+struct Hello {
+    run_id: String,
+    pid: u32,
+    log_bytes: u64,
+}
+
+/// Reads the hello line a run greets a viewer with, refusing another protocol version.
+fn read_hello<R: io::Read>(
+    mut reader: BufReader<R>,
+    run: &Path,
+) -> Result<(BufReader<R>, Hello), AttachError> {
+    let name = run
+        .file_name()
+        .map_or_else(|| run.display().to_string(), |n| n.to_string_lossy().into());
+    let socket = run.join(SOCKET_FILE);
+    let hello = match read_line(&mut reader, MAX_EVENT_LINE).map_err(|source| AttachError::Io {
+        path: socket.clone(),
+        source,
+    })? {
         Some(Line::Text(text)) => serde_json::from_slice::<Reply>(&text)
             .map_err(|_| String::from_utf8_lossy(&text).into_owned()),
         Some(Line::TooLong) => Err("an over-long line".into()),
         None => Err("nothing".into()),
     };
-    let (run_id, pid, log_bytes) = match hello {
+    match hello {
         // Another version may frame its events differently: refuse rather than misread them.
         Ok(Reply::Hello { protocol, .. }) if protocol != PROTOCOL_VERSION => {
-            return Err(AttachError::Version {
+            Err(AttachError::Version {
                 run: name,
                 path: socket,
                 theirs: protocol,
                 ours: PROTOCOL_VERSION,
-            });
+            })
         }
         Ok(Reply::Hello {
             run_id,
             pid,
             log_bytes,
             ..
-        }) => (run_id, pid, log_bytes),
-        Ok(other) => {
-            return Err(AttachError::Protocol {
-                path: socket,
-                line: other.line().trim_end().to_string(),
-            });
-        }
-        Err(line) => return Err(AttachError::Protocol { path: socket, line }),
-    };
-    stream.set_read_timeout(None).map_err(io_error)?;
-    let log = run.join(EVENTS_FILE);
-    let history = read_events_prefix(&log, log_bytes)
-        .map_err(|source| AttachError::Io { path: log, source })?
-        .events;
+        }) => Ok((
+            reader,
+            Hello {
+                run_id,
+                pid,
+                log_bytes,
+            },
+        )),
+        Ok(other) => Err(AttachError::Protocol {
+            path: socket,
+            line: other.line().trim_end().to_string(),
+        }),
+        Err(line) => Err(AttachError::Protocol { path: socket, line }),
+    }
+}
 
+/// The history up to the hello from the log, then the two threads: events in, commands out.
+fn start<R, W>(
+    run: &Path,
+    reader: BufReader<R>,
+    mut writer: W,
+    hello: Hello,
+) -> Result<Attached, AttachError>
+where
+    R: io::Read + Send + 'static,
+    W: Write + Send + 'static,
+{
+    let log = run.join(EVENTS_FILE);
+    let history = read_events_prefix(&log, hello.log_bytes)
+        .map_err(|source| AttachError::Io {
+            path: log.clone(),
+            source,
+        })?
+        .events;
+    let thread_error = |source| AttachError::Io {
+        path: run.join(SOCKET_FILE),
+        source,
+    };
     let (event_tx, events) = unbounded();
     std::thread::Builder::new()
         .name("kiln-attach-in".into())
         .spawn(move || receive(reader, event_tx))
-        .map_err(io_error)?;
+        .map_err(thread_error)?;
     let (commands, command_rx) = unbounded::<Command>();
-    let mut writer = stream;
     std::thread::Builder::new()
         .name("kiln-attach-out".into())
         .spawn(move || {
@@ -212,15 +350,19 @@ pub fn attach(run: &Path) -> Result<Attached, AttachError> {
                     continue;
                 };
                 line.push('\n');
-                if writer.write_all(line.as_bytes()).is_err() {
+                if writer
+                    .write_all(line.as_bytes())
+                    .and_then(|()| writer.flush())
+                    .is_err()
+                {
                     break;
                 }
             }
         })
-        .map_err(io_error)?;
+        .map_err(thread_error)?;
     Ok(Attached {
-        run_id,
-        pid,
+        run_id: hello.run_id,
+        pid: hello.pid,
         history,
         events,
         commands,
@@ -228,7 +370,7 @@ pub fn attach(run: &Path) -> Result<Attached, AttachError> {
 }
 
 /// Events become events; a refused command becomes a warning the screen shows.
-fn receive(mut reader: BufReader<UnixStream>, events: Sender<Event>) {
+fn receive(mut reader: BufReader<impl io::Read>, events: Sender<Event>) {
     while let Ok(Some(line)) = read_line(&mut reader, MAX_EVENT_LINE) {
         let Line::Text(text) = line else { continue };
         let event = if let Ok(event) = serde_json::from_slice::<Event>(&text) {

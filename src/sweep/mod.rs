@@ -27,6 +27,10 @@ pub struct SweepRecord {
     /// The Slurm array job when the sweep went to a cluster (task `i` trains `runs[i]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slurm: Option<SlurmJob>,
+    /// Set when the runs are the tricks ladder's rungs (`kiln ladder --slurm`): the validation
+    /// accuracy its table counts epochs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ladder_target: Option<f64>,
 }
 
 /// The array job a sweep was submitted as.
@@ -91,6 +95,7 @@ impl SweepRecord {
                 })
                 .collect(),
             slurm: None,
+            ladder_target: None,
         }
     }
 
