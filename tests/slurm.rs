@@ -645,3 +645,30 @@ fn the_ladder_on_slurm_gives_the_local_ladders_table() {
         "local:\n{local}\nslurm:\n{status}"
     );
 }
+
+#[test]
+fn a_task_that_fails_before_training_shows_the_end_of_its_output() {
+    let Some(conf) = cluster() else { return };
+    let _lock = training_lock();
+    let runs = scratch("slurm-failed-task");
+    // An experiment file that is gone by the time the task starts (it may not begin for 3 s).
+    let experiment = runs.join("vanishing.toml");
+    std::fs::copy(repo_path("experiments/digits.toml"), &experiment).unwrap();
+    let (_, record, _guard) = submit(
+        &conf,
+        &[
+            "train",
+            experiment.to_str().unwrap(),
+            "--sbatch=--begin=now+3",
+        ],
+        &runs,
+    );
+    std::fs::remove_file(&experiment).unwrap();
+    let table = wait_for_states(&conf, &runs, "the failed task", |s| s == "failed");
+    let job = record.slurm.unwrap();
+    assert!(
+        table.contains(&format!("task {} failed before training", job.task(0))),
+        "{table}"
+    );
+    assert!(table.contains("vanishing.toml"), "{table}");
+}

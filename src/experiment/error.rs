@@ -23,11 +23,11 @@ impl fmt::Display for Origin {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{}: cannot read experiment file: {source}", path.display())]
+    // The I/O error is part of the message, not a source: `kiln: {err:#}` would say it twice.
+    #[error("{}: cannot read experiment file: {problem}", path.display())]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        problem: std::io::Error,
     },
     #[error("{origin}: invalid TOML: {message}")]
     Syntax { origin: Origin, message: String },

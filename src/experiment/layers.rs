@@ -81,9 +81,9 @@ fn read_chain(path: &Path, chain: &mut Vec<PathBuf>) -> Result<Layer, ConfigErro
 
 /// Reads one file: TOML syntax, known keys and their types, each problem with its line.
 pub fn read_file(path: &Path) -> Result<Layer, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|problem| ConfigError::Read {
         path: path.to_path_buf(),
-        source,
+        problem,
     })?;
     let at = |offset: usize| Origin::File {
         path: path.to_path_buf(),
