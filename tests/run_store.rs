@@ -544,3 +544,99 @@ fn the_browser_shows_the_selected_runs_disk_use_and_the_total() {
     );
     assert!(screen.contains(&expected), "{expected}\n{screen}");
 }
+
+/// A finished run of `epochs` epochs named `name` (the synthetic history: more epochs end with
+/// a better validation accuracy).
+fn finished_run(runs: &Path, name: &str, epochs: usize) -> String {
+    let run = kiln::runs::RunDir::create(runs, name).unwrap();
+    let mut log = kiln::runs::EventLog::create(&run.events_path()).unwrap();
+    for event in kiln::bench::synthetic_run(epochs, 2) {
+        log.append(&event).unwrap();
+    }
+    log.append(&kiln::protocol::Event::now(
+        Some(epochs),
+        None,
+        EventKind::Finished(kiln::protocol::RunFinished {
+            outcome: kiln::protocol::Outcome::Completed,
+            epochs_completed: epochs,
+            best_epoch: Some(epochs),
+            best_validation_accuracy: None,
+            seconds: 1.0,
+        }),
+    ))
+    .unwrap();
+    run.id
+}
+
+#[test]
+fn the_browser_opens_the_selected_runs_sweep_as_a_sortable_table() {
+    use kiln::sweep::{SweepRecord, SweepRun};
+    use kiln::tui::browser::{self, BrowserAction, Opened};
+    let runs = scratch("browser-sweep");
+    let low = finished_run(&runs, "s-dropout0.3", 2);
+    let high = finished_run(&runs, "s-dropout0.0", 6);
+    let run = |value: &str, id: Option<&String>| SweepRun {
+        name: format!("s-dropout{value}"),
+        run_id: id.cloned(),
+        settings: vec![("model.dropout".into(), value.into())],
+        exit_code: id.map(|_| 0),
+        cancelled: false,
+    };
+    SweepRecord {
+        id: "20261201-120000-s".into(),
+        experiment: "s.toml".into(),
+        keys: vec!["model.dropout".into()],
+        runs: vec![
+            run("0.3", Some(&low)),
+            run("0.0", Some(&high)),
+            run("0.6", None),
+        ],
+        slurm: None,
+        ladder_target: None,
+    }
+    .save(&runs)
+    .unwrap();
+
+    let mut b = browser::Browser::new(runs.clone());
+    browser::execute(&mut b, browser::Effect::Refresh);
+    let (effects, _) = browser::update(&mut b, BrowserAction::Sweep);
+    assert_eq!(effects.len(), 1, "{effects:?}");
+    for effect in effects {
+        browser::execute(&mut b, effect);
+    }
+    let order = |b: &browser::Browser| -> Vec<String> {
+        match &b.opened {
+            Some(Opened::Sweep(table)) => {
+                table.rows.iter().map(|r| r.settings[0].1.clone()).collect()
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    // Best validation accuracy first, the run that never started last.
+    assert_eq!(order(&b), ["0.0", "0.3", "0.6"]);
+    let ui = Ui::browsing(b);
+    let screen = render(&ui, 110, 20);
+    assert!(
+        screen.contains("sweep 20261201-120000-s · 3 runs"),
+        "{screen}"
+    );
+    assert!(screen.contains("sorted by best val ↓"), "{screen}");
+    let header = screen.lines().nth(1).unwrap();
+    for column in ["model.dropout", "best val", "gap", "state", "run"] {
+        assert!(header.contains(column), "{column}: {screen}");
+    }
+    assert!(screen.contains("pending"), "{screen}");
+    assert!(screen.contains(&high), "{screen}");
+    assert!(screen.contains("s/S sort · q back"), "{screen}");
+
+    // s cycles the column: gap, then state, then the swept key (ascending); S reverses.
+    let mut b = *ui.browser.unwrap();
+    browser::update(&mut b, BrowserAction::Sort);
+    browser::update(&mut b, BrowserAction::Sort);
+    browser::update(&mut b, BrowserAction::Sort);
+    assert_eq!(order(&b), ["0.0", "0.3", "0.6"]);
+    browser::update(&mut b, BrowserAction::ReverseSort);
+    assert_eq!(order(&b), ["0.6", "0.3", "0.0"]);
+    browser::update(&mut b, BrowserAction::Back);
+    assert!(b.opened.is_none());
+}

@@ -5,7 +5,7 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::app::{Action, Mode};
-use super::browser::{Browser, BrowserAction, BrowserMode};
+use super::browser::{Browser, BrowserAction, BrowserMode, Opened};
 
 /// The key list for the footer and the help screen: (keys, what they do).
 pub const KEYS: &[(&str, &str)] = &[
@@ -91,6 +91,16 @@ pub fn browser_action_for(browser: &Browser, key: KeyEvent) -> Option<BrowserAct
     if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
         return Some(BrowserAction::Back);
     }
+    if matches!(browser.opened, Some(Opened::Sweep(_))) {
+        return match key.code {
+            KeyCode::Esc | KeyCode::Char('q' | 'w') | KeyCode::Backspace => {
+                Some(BrowserAction::Back)
+            }
+            KeyCode::Char('s') => Some(BrowserAction::Sort),
+            KeyCode::Char('S') => Some(BrowserAction::ReverseSort),
+            _ => None,
+        };
+    }
     if browser.opened.is_some() {
         return match key.code {
             KeyCode::Esc | KeyCode::Char('q') | KeyCode::Backspace => Some(BrowserAction::Back),
@@ -131,6 +141,7 @@ pub fn browser_action_for(browser: &Browser, key: KeyEvent) -> Option<BrowserAct
             KeyCode::Char('S') => Some(BrowserAction::ReverseSort),
             KeyCode::Char('d') | KeyCode::Delete => Some(BrowserAction::Delete),
             KeyCode::Char('R') => Some(BrowserAction::Rename),
+            KeyCode::Char('w') => Some(BrowserAction::Sweep),
             KeyCode::Esc | KeyCode::Char('q' | 'r') => Some(BrowserAction::Back),
             _ => None,
         },

@@ -97,11 +97,16 @@ pub fn run(
             }),
             recv(ticker) -> _ => {
                 if let Some(browser) = ui.browser.as_deref_mut()
-                    && browser.opened.is_none()
-                    && browser.has_running()
+                    && ((browser.opened.is_none() && browser.has_running())
+                        || browser.sweep_is_live())
                     && refreshed.elapsed() >= REFRESH
                 {
-                    browser::execute(browser, browser::Effect::Refresh);
+                    let effect = if browser.opened.is_none() {
+                        browser::Effect::Refresh
+                    } else {
+                        browser::Effect::RefreshSweep
+                    };
+                    browser::execute(browser, effect);
                     refreshed = Instant::now();
                     dirty = true;
                 }

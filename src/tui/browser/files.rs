@@ -3,9 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use super::{Browser, ComparedRun, Effect, Opened};
+use super::{Browser, ComparedRun, Effect, Opened, SweepTable};
 use crate::monitor::RunView;
 use crate::runs;
+use crate::sweep::{self, SweepRecord};
 use crate::tui::app::{self, App};
 
 /// Does the file work an update asked for, and records the result in the browser.
@@ -52,6 +53,14 @@ pub fn execute(browser: &mut Browser, effect: Effect) {
             }
             refresh(browser);
         }
+        Effect::Sweep(run) => open_sweep(browser, run.as_deref()),
+        Effect::RefreshSweep => {
+            if let Some(Opened::Sweep(table)) = browser.opened.as_mut()
+                && let Ok(record) = SweepRecord::load(&browser.runs_dir, &table.id)
+            {
+                table.replace_rows(sweep::rows(&record, &browser.runs_dir));
+            }
+        }
         Effect::Rename(path, name) => {
             match runs::rename_run(&path, &name) {
                 Ok(new) => browser.message = Some(format!("renamed to {}", new.display())),
@@ -60,6 +69,35 @@ pub fn execute(browser: &mut Browser, effect: Effect) {
             refresh(browser);
         }
     }
+}
+
+/// The sweep that holds `run`, else the newest; a message when there is none.
+fn open_sweep(browser: &mut Browser, run: Option<&str>) {
+    let records: Vec<SweepRecord> = sweep::list(&browser.runs_dir)
+        .iter()
+        .filter_map(|id| SweepRecord::load(&browser.runs_dir, id).ok())
+        .collect();
+    let holding = run.and_then(|run| {
+        records.iter().rev().find(|record| {
+            sweep::rows(record, &browser.runs_dir)
+                .iter()
+                .any(|row| row.run_id.as_deref() == Some(run))
+        })
+    });
+    let Some(record) = holding.or(records.last()) else {
+        browser.message = Some(format!(
+            "no sweeps in {} (kiln sweep starts one)",
+            browser.runs_dir.display()
+        ));
+        return;
+    };
+    let rows = sweep::rows(record, &browser.runs_dir);
+    browser.opened = Some(Opened::Sweep(SweepTable::new(
+        record.id.clone(),
+        record.keys.clone(),
+        rows,
+        record.slurm.as_ref().map(|job| job.job_id.clone()),
+    )));
 }
 
 fn refresh(browser: &mut Browser) {

@@ -4,6 +4,7 @@
 //! free of I/O (the file work is in `files`).
 
 mod files;
+mod sweep;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use crate::monitor::RunView;
 use crate::runs::{Listing, RunState, RunSummary};
 
 pub use files::execute;
+pub use sweep::SweepTable;
 
 /// Columns the table can be sorted by, in the order `s` cycles through them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +80,8 @@ pub enum Opened {
     /// One past run, shown with the live screen's views.
     Review(Box<App>),
     Compare(Vec<ComparedRun>),
+    /// A sweep's runs against their results, live while any trains or waits.
+    Sweep(SweepTable),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -118,6 +122,8 @@ pub enum BrowserAction {
     ReverseSort,
     Delete,
     Rename,
+    /// The selected run's sweep (or the newest sweep) as a table.
+    Sweep,
     Yes,
     No,
     /// Back from an opened run, or out of the browser.
@@ -134,6 +140,10 @@ pub enum Effect {
     Compare(Vec<PathBuf>),
     Delete(PathBuf),
     Rename(PathBuf, String),
+    /// Open the sweep that holds this run (the newest sweep when none does, or without a run).
+    Sweep(Option<String>),
+    /// Read the opened sweep's states and results again.
+    RefreshSweep,
     /// Pictures for the opened run's image view (built at once: nothing trains meanwhile).
     Gallery {
         run: PathBuf,
@@ -210,6 +220,11 @@ impl Browser {
         self.selected = self.selected.min(count.saturating_sub(1));
     }
 
+    /// Whether the opened sweep has runs waiting or training (its table then refreshes itself).
+    pub fn sweep_is_live(&self) -> bool {
+        matches!(&self.opened, Some(Opened::Sweep(table)) if table.is_live())
+    }
+
     /// Whether any listed run is still being trained (the list then refreshes itself).
     pub fn has_running(&self) -> bool {
         self.listing
@@ -226,6 +241,11 @@ pub fn update(browser: &mut Browser, action: BrowserAction) -> (Vec<Effect>, Out
     if let Some(opened) = &mut browser.opened {
         match action {
             BrowserAction::Back => browser.opened = None,
+            BrowserAction::Sort | BrowserAction::ReverseSort
+                if let Opened::Sweep(table) = opened =>
+            {
+                table.sort_by(action == BrowserAction::Sort);
+            }
             BrowserAction::InRun(action) => {
                 if let Opened::Review(app) = opened {
                     // A past run takes view actions only; of the effects, only pictures.
@@ -371,6 +391,9 @@ fn list_action(browser: &mut Browser, action: BrowserAction) -> (Vec<Effect>, Ou
                     input: run.id.clone(),
                 };
             }
+        }
+        BrowserAction::Sweep => {
+            effects.push(Effect::Sweep(browser.selected_run().map(|r| r.id.clone())));
         }
         BrowserAction::Back => return (effects, Outcome::Close),
         _ => {}

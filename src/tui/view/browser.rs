@@ -6,7 +6,7 @@
 //! │   run                     experiment  state     ep     best val  gap   …  │
 //! │ ● 20261127-192621-baseline baseline   finished  20/20  0.943@16  +0.06    │
 //! └────────────────────────────────────────────────────────────────────────────┘
-//!  Enter open · space mark · c compare · / filter · s sort · d delete · R rename · q back
+//!  Enter open · space mark · c compare · / filter · s sort · d delete · R rename · w sweep · q back
 //! ```
 
 use ratatui::Frame;
@@ -25,6 +25,7 @@ pub fn draw(frame: &mut Frame, browser: &Browser, theme: &Theme) {
     match &browser.opened {
         Some(Opened::Review(app)) => super::draw_screen(frame, app, theme),
         Some(Opened::Compare(runs)) => compare::draw(frame, frame.area(), runs, theme),
+        Some(Opened::Sweep(table)) => super::sweep::draw(frame, table, theme),
         None => draw_list(frame, browser, theme),
     }
 }
@@ -204,15 +205,7 @@ fn row<'a>(run: &'a RunSummary, browser: &Browser, theme: &Theme, extras: usize)
 }
 
 fn footer(browser: &Browser, theme: &Theme) -> Line<'static> {
-    let keys = |pairs: &[(&str, &str)]| {
-        let mut spans = Vec::new();
-        for (i, (key, what)) in pairs.iter().enumerate() {
-            spans.push(Span::raw(if i == 0 { " " } else { " · " }));
-            spans.push(Span::styled(key.to_string(), theme.accent()));
-            spans.push(Span::raw(format!(" {what}")));
-        }
-        spans
-    };
+    let keys = |pairs: &[(&str, &str)]| super::footer::hints(None, pairs, theme);
     let mut spans = match &browser.mode {
         BrowserMode::Filter => vec![
             Span::styled(" filter: ", theme.strong()),
@@ -236,6 +229,7 @@ fn footer(browser: &Browser, theme: &Theme) -> Line<'static> {
             ("s/S", "sort"),
             ("d", "delete"),
             ("R", "rename"),
+            ("w", "sweep"),
             ("q", "back"),
         ]),
     };

@@ -94,7 +94,11 @@ fn keys_line(width: usize, attached: bool, theme: &Theme) -> Line<'static> {
 }
 
 /// ` key what · key what …`, keys highlighted, after `lead` when there is one.
-fn hints(lead: Option<Span<'static>>, keys: &[(&str, &str)], theme: &Theme) -> Vec<Span<'static>> {
+pub(super) fn hints(
+    lead: Option<Span<'static>>,
+    keys: &[(&str, &str)],
+    theme: &Theme,
+) -> Vec<Span<'static>> {
     let mut spans: Vec<Span<'static>> = lead.into_iter().collect();
     for (key, what) in keys {
         spans.push(Span::raw(if spans.is_empty() { " " } else { " · " }));

@@ -31,6 +31,7 @@ mod dashboard;
 mod footer;
 mod header;
 mod images;
+mod sweep;
 
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
