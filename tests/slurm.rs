@@ -672,3 +672,109 @@ fn a_task_that_fails_before_training_shows_the_end_of_its_output() {
     );
     assert!(table.contains("vanishing.toml"), "{table}");
 }
+
+#[test]
+fn scancel_shows_a_pending_and_a_running_task_cancelled_and_resume_finishes_the_run() {
+    let Some(conf) = cluster() else { return };
+    let _lock = training_lock();
+    let runs = scratch("slurm-scancel");
+    let (_, record, _guard) = submit(
+        &conf,
+        &[
+            "sweep",
+            "experiments/digits.toml",
+            "--grid",
+            "model.dropout=0.0,0.1,0.2",
+            "--set",
+            "train.epochs=120",
+            "--backend",
+            "cpu",
+            "--sbatch=--cpus-per-task=2",
+        ],
+        &runs,
+    );
+    let job = record.slurm.clone().unwrap();
+    // Task 0 trains (an epoch done, so a checkpoint exists); 1 and 2 wait for the node.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let running = loop {
+        let rows = rows(&conf, &runs);
+        let trained = rows.iter().find_map(|r| {
+            let dir = runs.join(r.run_id.as_ref()?);
+            let events = kiln::runs::read_events(&dir.join("events.jsonl"))
+                .ok()?
+                .events;
+            events
+                .iter()
+                .any(|e| matches!(e.kind, EventKind::Epoch(_)))
+                .then_some((r.task?, dir))
+        });
+        if let Some(found) = trained
+            && rows
+                .iter()
+                .filter(|r| r.state.starts_with("pending"))
+                .count()
+                == 2
+        {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "no task trained: {rows:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let (running_task, running_dir) = running;
+    let pending_task = (0..3).find(|t| *t != running_task).unwrap();
+    for task in [running_task, pending_task] {
+        let done = Command::new("scancel")
+            .arg(job.task(task))
+            .env("SLURM_CONF", &conf)
+            .output()
+            .unwrap();
+        assert!(done.status.success(), "{done:?}");
+    }
+    let table = wait_for_all(&conf, &runs, "the cancelled tasks", |states| {
+        states.iter().filter(|s| *s == "cancelled").count() == 2
+    });
+    let by_task = |task: usize| {
+        rows(&conf, &runs)
+            .into_iter()
+            .find(|r| r.task == Some(task))
+            .unwrap()
+    };
+    assert_eq!(by_task(running_task).state, "cancelled", "{table}");
+    assert_eq!(by_task(pending_task).state, "cancelled", "{table}");
+    // The running one took scancel's SIGTERM as a graceful stop: a final event and a
+    // checkpoint, from which a new job finishes it.
+    let events = kiln::runs::read_events(&running_dir.join("events.jsonl"))
+        .unwrap()
+        .events;
+    assert!(
+        matches!(events.last().map(|e| &e.kind), Some(EventKind::Finished(end)) if end.outcome == kiln::protocol::Outcome::Stopped),
+        "{:?}",
+        events.last()
+    );
+    let id = running_dir
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let output = kiln(&conf, &["resume", &id, "--slurm", "--force"], &runs);
+    assert!(output.status.success(), "{}", text(&output));
+    let newest = kiln::sweep::list(&runs).pop().unwrap();
+    let _resumed = JobGuard {
+        conf: conf.clone(),
+        job: SweepRecord::load(&runs, &newest)
+            .unwrap()
+            .slurm
+            .unwrap()
+            .job_id,
+    };
+    wait_for_states(&conf, &runs, "the resumed run", |s| s == "finished");
+    let events = kiln::runs::read_events(&running_dir.join("events.jsonl"))
+        .unwrap()
+        .events;
+    let Some(EventKind::Finished(end)) = events.last().map(|e| &e.kind) else {
+        panic!("{:?}", events.last());
+    };
+    assert_eq!(end.outcome, kiln::protocol::Outcome::Completed);
+    assert_eq!(end.epochs_completed, 120);
+}
