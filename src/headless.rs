@@ -61,7 +61,8 @@ impl LineFormatter {
                     .sentence(),
                 )
             }
-            EventKind::Batch(_) => return None,
+            // Too frequent for a line each; the log keeps them.
+            EventKind::Batch(_) | EventKind::Machine(_) => return None,
             EventKind::FromCheckpoint(from) => format!(
                 "continuing from {} of {} after {} epoch(s){}: val loss {:.4} acc {:.4} · lr {} · dropout {}",
                 from.checkpoint,

@@ -17,6 +17,7 @@ pub mod gallery;
 pub mod headless;
 pub mod infer;
 pub mod ladder;
+pub mod machine;
 pub mod metrics;
 pub mod model;
 pub mod monitor;

@@ -111,6 +111,34 @@ pub enum EventKind {
     /// the parent's epochs it inherits). Epochs after `epochs_completed` logged earlier are
     /// superseded by the ones that follow.
     FromCheckpoint(Box<FromCheckpoint>),
+    /// What the machine is doing while the run trains: sampled every few seconds and at each
+    /// epoch's end.
+    Machine(MachineSample),
+}
+
+/// The training process and its GPU over the last few seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineSample {
+    /// CPU time of the training process per second of wall time (100 = one core busy).
+    pub cpu_percent: f64,
+    /// Resident memory of the training process, MB.
+    pub memory_mb: f64,
+    /// Share of the interval the trainer waited for the loader's next batch (0–1): near 1, the
+    /// data path is what limits training.
+    pub loader_wait: f64,
+    /// The first NVIDIA GPU, where a driver answers (NVML); absent elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GpuSample>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuSample {
+    pub name: String,
+    /// Share of the last sample period the GPU ran a kernel, in percent.
+    pub utilization_percent: u32,
+    pub memory_used_mb: f64,
+    pub memory_total_mb: f64,
+    pub temperature_c: u32,
 }
 
 /// Where a resumed or forked run picked up, with the restored weights' validation metrics.

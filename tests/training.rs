@@ -106,6 +106,19 @@ fn digits_on_cpu_reaches_90_percent_within_5_epochs_and_logs_everything() {
     assert_eq!(end.outcome, Outcome::Completed);
     assert_eq!(end.epochs_completed, 5);
     assert_eq!(end.best_validation_accuracy, Some(best));
+    // Each epoch event is followed by a sample of the machine: this process's memory, its CPU
+    // and the share of time spent waiting for the loader (no GPU on the CPU backend's runs
+    // where no NVIDIA driver is installed).
+    for (i, event) in events.iter().enumerate() {
+        if matches!(event.kind, EventKind::Epoch(_)) {
+            let Some(EventKind::Machine(sample)) = events.get(i + 1).map(|e| &e.kind) else {
+                panic!("no machine sample after {event:?}");
+            };
+            assert!(sample.memory_mb > 1.0, "{sample:?}");
+            assert!(sample.cpu_percent.is_finite() && sample.cpu_percent >= 0.0);
+            assert!((0.0..=1.0).contains(&sample.loader_wait), "{sample:?}");
+        }
+    }
 
     // The log holds exactly what the channel delivered, byte for byte, and reads back whole.
     let text = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
@@ -398,4 +411,29 @@ fn unusable_dataset_ends_in_a_failed_event() {
         error.contains("class \"only\" has no readable images"),
         "{error}"
     );
+}
+
+#[test]
+fn the_machine_sampler_measures_this_process_and_the_loader_wait() {
+    let mut sampler = kiln::machine::Sampler::new();
+    // Burn some CPU time (the kernel counts it in 10 ms ticks).
+    let started = std::time::Instant::now();
+    let mut x = 0u64;
+    while started.elapsed() < std::time::Duration::from_millis(200) {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+    let busy = sampler.sample();
+    assert!(busy.cpu_percent > 0.0, "{busy:?}");
+    assert!(busy.memory_mb > 1.0, "{busy:?}");
+    assert_eq!(busy.loader_wait, 0.0, "nothing waited");
+    // A wait longer than the interval counts as the whole of it.
+    sampler.waited_for_loader(std::time::Duration::from_secs(3600));
+    assert_eq!(sampler.sample().loader_wait, 1.0);
+    // NVML is loaded only where an NVIDIA driver is installed; without one, no GPU and no error.
+    let driver = ["/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"]
+        .iter()
+        .any(|dir| std::path::Path::new(dir).join("libnvidia-ml.so.1").exists());
+    if !driver {
+        assert_eq!(kiln::machine::gpu_sample(), None);
+    }
 }

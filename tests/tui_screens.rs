@@ -418,3 +418,54 @@ fn the_image_view_pages_and_ignores_a_stale_gallery() {
     assert_eq!(app.gallery.as_ref().unwrap().content, None);
     assert!(render(&app, 80, 24).contains("drawing augmented samples"));
 }
+
+#[test]
+fn the_header_shows_the_machine_gpu_first_and_a_starved_trainer() {
+    use kiln::protocol::{Event, EventKind, GpuSample, MachineSample};
+    let mut app = app_after(early());
+    let before = render(&app, 140, 30);
+    assert!(!before.contains("CPU "), "no sample yet: {before}");
+    let sample = MachineSample {
+        cpu_percent: 185.4,
+        memory_mb: 310.2,
+        loader_wait: 0.35,
+        gpu: Some(GpuSample {
+            name: "NVIDIA H200".into(),
+            utilization_percent: 97,
+            memory_used_mb: 12.3 * 1024.0,
+            memory_total_mb: 140.0 * 1024.0,
+            temperature_c: 61,
+        }),
+    };
+    update(
+        &mut app,
+        Message::Trainer(Event::now(
+            Some(1),
+            Some(3),
+            EventKind::Machine(sample.clone()),
+        )),
+    );
+    let screen = render(&app, 140, 30);
+    let about = screen.lines().nth(2).unwrap();
+    assert!(
+        about.contains("GPU 97% 12.3/140.0 GB 61°C · CPU 185% 310 MB · loader-bound 35%"),
+        "{screen}"
+    );
+    // A trainer that rarely waits is not called loader-bound; without a GPU none is shown.
+    let calm = MachineSample {
+        loader_wait: 0.02,
+        gpu: None,
+        ..sample
+    };
+    update(
+        &mut app,
+        Message::Trainer(Event::now(Some(1), Some(4), EventKind::Machine(calm))),
+    );
+    let screen = render(&app, 140, 30);
+    let about = screen.lines().nth(2).unwrap();
+    assert!(about.contains("CPU 185% 310 MB"), "{screen}");
+    assert!(
+        !about.contains("GPU") && !about.contains("loader-bound"),
+        "{screen}"
+    );
+}

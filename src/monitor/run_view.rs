@@ -4,8 +4,8 @@
 use crate::diagnose;
 use crate::format::lr;
 use crate::protocol::{
-    EpochMetrics, Event, EventKind, Finding, HyperParameter, Outcome, PauseReason, RunFinished,
-    RunStarted,
+    EpochMetrics, Event, EventKind, Finding, HyperParameter, MachineSample, Outcome, PauseReason,
+    RunFinished, RunStarted,
 };
 
 /// Weight of the newest batch in the smoothed loss and throughput.
@@ -102,6 +102,8 @@ pub struct RunView {
     pub diagnosis: Vec<Finding>,
     /// The epoch of the newest checkpoint written.
     pub last_checkpoint: Option<usize>,
+    /// The machine's latest sample (CPU, memory, loader wait, GPU).
+    pub machine: Option<MachineSample>,
 }
 
 impl Default for RunView {
@@ -124,6 +126,7 @@ impl Default for RunView {
             divergence: None,
             diagnosis: Vec::new(),
             last_checkpoint: None,
+            machine: None,
         }
     }
 }
@@ -216,6 +219,7 @@ impl RunView {
                     note(self, "paused".into(), Level::Info);
                 }
             }
+            EventKind::Machine(sample) => self.machine = Some(sample.clone()),
             EventKind::Resumed => {
                 self.status = RunStatus::Running;
                 self.divergence = None;

@@ -30,6 +30,9 @@ enum BatchOutcome {
     Diverged { loss: f64 },
 }
 
+/// How often a training run reports the machine's state (CPU, memory, loader, GPU).
+const MACHINE_SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
 /// Whether the loop goes on after the commands at a batch boundary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
@@ -104,6 +107,8 @@ pub(super) struct Session {
     pub context: diagnose::Context,
     /// The findings last reported, so only changes become events.
     pub findings: Vec<Finding>,
+    /// Samples the machine between batches.
+    pub machine: crate::machine::Sampler,
 }
 
 impl Session {
@@ -169,7 +174,9 @@ impl Session {
             if let stop @ Flow::Stop(_) = self.poll_commands(sink, epoch) {
                 return Ok(stop);
             }
+            let waiting = Instant::now();
             let batch = loader.batches.recv().map_err(|_| TrainError::LoaderEnded)?;
+            self.machine.waited_for_loader(waiting.elapsed());
             let batch_start = Instant::now();
             let n = batch.len();
             match self.train_batch(loss_fn, batch)? {
@@ -193,6 +200,14 @@ impl Session {
                             images_per_second: n as f64 / seconds,
                         }),
                     );
+                    if self.machine.since_last() >= MACHINE_SAMPLE_EVERY {
+                        let sample = self.machine.sample();
+                        sink.emit(
+                            Some(epoch),
+                            Some(self.position.step),
+                            EventKind::Machine(sample),
+                        );
+                    }
                 }
                 BatchOutcome::Diverged { loss } => self.diverged(sink, epoch, loss),
             }
@@ -218,6 +233,13 @@ impl Session {
             Some(epoch),
             Some(self.position.step),
             EventKind::Epoch(metrics),
+        );
+        // One sample per epoch at least, so the log keeps what the machine did throughout.
+        let sample = self.machine.sample();
+        sink.emit(
+            Some(epoch),
+            Some(self.position.step),
+            EventKind::Machine(sample),
         );
         self.report_findings(sink, epoch);
         self.keep_if_best(sink, epoch);

@@ -195,6 +195,7 @@ pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError
         history,
         context,
         findings: Vec::new(),
+        machine: crate::machine::Sampler::new(),
     })
 }
 

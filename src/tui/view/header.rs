@@ -93,8 +93,13 @@ fn about_line(app: &App, width: usize) -> Line<'static> {
         return Line::from("loading the dataset and choosing a backend…");
     };
     let d = &s.dataset;
+    // The machine right after the backend: live figures first, facts of the run after.
+    let (gpu, process, loader) = machine_pieces(app.run.machine.as_ref());
     let pieces = [
         format!("{}: {}", s.backend.name, s.backend.device),
+        gpu,
+        process,
+        loader,
         format!("{} train / {} val", d.train_images, d.validation_images),
         format!("{} classes", d.classes.len()),
         format!("{}×{}×{}", d.channels, d.height, d.width),
@@ -116,4 +121,28 @@ fn about_line(app: &App, width: usize) -> Line<'static> {
         text = joined;
     }
     Line::from(text)
+}
+
+/// `GPU 97% 12.3/140.0 GB 61°C`, `CPU 185% 310 MB` and, when the trainer waits on its loader
+/// for a tenth of the time or more, `loader-bound 35%`; empty without a sample.
+fn machine_pieces(sample: Option<&crate::protocol::MachineSample>) -> (String, String, String) {
+    let Some(m) = sample else {
+        return Default::default();
+    };
+    let gpu = m.gpu.as_ref().map_or_else(String::new, |g| {
+        format!(
+            "GPU {}% {:.1}/{:.1} GB {}°C",
+            g.utilization_percent,
+            g.memory_used_mb / 1024.0,
+            g.memory_total_mb / 1024.0,
+            g.temperature_c
+        )
+    });
+    let process = format!("CPU {:.0}% {:.0} MB", m.cpu_percent, m.memory_mb);
+    let loader = if m.loader_wait >= 0.1 {
+        format!("loader-bound {:.0}%", m.loader_wait * 100.0)
+    } else {
+        String::new()
+    };
+    (gpu, process, loader)
 }
