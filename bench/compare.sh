@@ -54,21 +54,43 @@ out=$(mktemp -d)
 "$KILN" bench --backend "$backend" --json "$out/kiln.json" "${shared[@]}"
 python3 "$here/torch_reference.py" --device "$device" --threads "$threads" \
   --json "$out/torch.json" "${shared[@]}"
+# On CUDA, PyTorch's defaults use TF32 tensor cores for convolutions: also f32 against f32
+# (TF32 off) and half against half (autocast bf16), each its own table below.
+if [ "$device" = cuda ]; then
+  for precision in fp32 bf16; do
+    python3 "$here/torch_reference.py" --device cuda --precision "$precision" \
+      --json "$out/torch-$precision.json" "${shared[@]}"
+  done
+fi
 
-python3 - "$out/kiln.json" "$out/torch.json" <<'PY'
-import json, sys
-kiln = {r["workload"]: r for r in json.load(open(sys.argv[1]))}
-torch = {r["workload"]: r for r in json.load(open(sys.argv[2]))}
-print(f"{'workload':<11} {'kiln img/s':>11} {'torch img/s':>12} {'kiln/torch':>10}"
-      f" {'kiln eval':>10} {'torch eval':>11} {'kiln/bare':>9}  where")
-for name, k in kiln.items():
-    t = torch.get(name)
-    if not t:
+python3 - "$out" <<'PY'
+import json, os, sys
+out = sys.argv[1]
+load = lambda name: {r["workload"]: r for r in json.load(open(os.path.join(out, name)))}
+kiln = load("kiln.json")
+references = [("PyTorch defaults", "torch.json"), ("PyTorch TF32 off (f32)", "torch-fp32.json"),
+              ("PyTorch autocast bf16", "torch-bf16.json")]
+for title, file in references:
+    if not os.path.exists(os.path.join(out, file)):
         continue
-    print(f"{name:<11} {k['train_images_per_second']:>11.0f} {t['train_images_per_second']:>12.0f}"
-          f" {k['train_images_per_second'] / t['train_images_per_second']:>10.2f}"
-          f" {k['eval_images_per_second']:>10.0f} {t['eval_images_per_second']:>11.0f}"
-          f" {k['ratio_vs_bare']:>9.3f}  {k['device']} / {t['device']}")
+    torch = load(file)
+    print(f"kiln (f32) against {title}:")
+    print(f"{'workload':<11} {'kiln img/s':>11} {'torch img/s':>12} {'kiln/torch':>10}"
+          f" {'kiln eval':>10} {'torch eval':>11} {'kiln/bare':>9} {'loader':>7}"
+          f" {'kiln MB':>8} {'torch MB':>9}  where")
+    for name, k in kiln.items():
+        t = torch.get(name)
+        if not t:
+            continue
+        # On a GPU both memory columns are device memory (kiln: NVML, the whole device;
+        # PyTorch: its allocator's peak); on the CPU, each process's peak resident memory.
+        kiln_mb = k.get("device_memory_mb") or k["peak_memory_mb"]
+        print(f"{name:<11} {k['train_images_per_second']:>11.0f} {t['train_images_per_second']:>12.0f}"
+              f" {k['train_images_per_second'] / t['train_images_per_second']:>10.2f}"
+              f" {k['eval_images_per_second']:>10.0f} {t['eval_images_per_second']:>11.0f}"
+              f" {k['ratio_vs_bare']:>9.3f} {100 * k.get('loader_wait', 0):>6.0f}%"
+              f" {kiln_mb:>8.0f} {t['peak_memory_mb']:>9.0f}  {k['device']} / {t['device']}")
+    print()
 PY
 
 if [ "$ops" = 1 ]; then

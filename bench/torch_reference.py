@@ -4,12 +4,18 @@ learning rate 1e-3, synthetic data, warm-up then timed steps) printing the same 
 bench/compare.sh can put kiln and PyTorch side by side.
 
     python3 bench/torch_reference.py [--device cpu|cuda] [--threads N] [--warmup N] [--steps N]
+                                     [--repeat N] [--precision default|fp32|bf16]
                                      [--workload NAME]... [--json FILE] [--ops]
+
+--precision: `default` is PyTorch as users run it (on CUDA, cuDNN convolutions in TF32);
+`fp32` turns TF32 off for convolutions and matrix products (f32 against f32); `bf16` trains
+under torch.autocast in bfloat16 (half against half).
 
 With --ops, each operation of the models is timed on its own (kiln bench --ops's list, names and
 method: warm-up, then the median of --steps runs, each ended by a device sync).
 """
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -60,7 +66,22 @@ def peak_memory_mb(device):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def measure(workload, device, warmup, steps):
+def set_precision(precision):
+    """`fp32`: TF32 off for cuDNN convolutions (on by default) and matrix products (off by
+    default); the other modes keep PyTorch's defaults (autocast is applied per step)."""
+    if precision == "fp32":
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def autocast(device, precision):
+    """bf16 autocast for `bf16`, nothing otherwise."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def measure(workload, device, warmup, steps, precision="default"):
     name, channels, side, classes, conv, dense, bn, batch, epoch_images = workload
     torch.manual_seed(7)
     if device == "cuda":
@@ -82,7 +103,8 @@ def measure(workload, device, warmup, steps):
         started = time.perf_counter()
         images, labels = images.to(device), labels.to(device)
         optimizer.zero_grad()
-        loss = loss_fn(model(images), labels)
+        with autocast(device, precision):
+            loss = loss_fn(model(images), labels)
         loss.backward()
         optimizer.step()
         loss.item()  # read the loss each step, as kiln does
@@ -92,7 +114,7 @@ def measure(workload, device, warmup, steps):
 
     model.eval()
     images = torch.rand(4 * batch, channels, side, side, generator=generator).to(device)
-    with torch.no_grad():
+    with torch.no_grad(), autocast(device, precision):
         model(images).argmax(1).sum().item()
         started = time.perf_counter()
         model(images).argmax(1).sum().item()
@@ -100,6 +122,7 @@ def measure(workload, device, warmup, steps):
     return {
         "workload": name,
         "framework": "pytorch",
+        "precision": precision,
         "backend": device,
         "device": torch.cuda.get_device_name(0) if device == "cuda" else f"CPU, {torch.get_num_threads()} threads",
         "train_images_per_second": train,
@@ -109,9 +132,9 @@ def measure(workload, device, warmup, steps):
     }
 
 
-def measure_repeated(workload, device, warmup, steps, repeat):
+def measure_repeated(workload, device, warmup, steps, repeat, precision="default"):
     """`measure` run `repeat` times; the medians, as kiln's bench reports (peak memory: the most)."""
-    runs = [measure(workload, device, warmup, steps) for _ in range(max(repeat, 1))]
+    runs = [measure(workload, device, warmup, steps, precision) for _ in range(max(repeat, 1))]
     result = dict(runs[0])
     for key in ("train_images_per_second", "eval_images_per_second"):
         result[key] = sorted(r[key] for r in runs)[len(runs) // 2]
@@ -288,6 +311,7 @@ def main():
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--precision", default="default", choices=["default", "fp32", "bf16"])
     parser.add_argument("--repeat", type=int, default=3,
                         help="repetitions of each workload (medians), as kiln bench --repeat")
     parser.add_argument("--workload", action="append", default=[])
@@ -296,6 +320,7 @@ def main():
     parser.add_argument("--inference", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    set_precision(args.precision)
     if args.inference:
         result = measure_inference(args.device)
         print(f"evaluate  {result['evaluate_images']} images of 28x28: "
@@ -318,7 +343,8 @@ def main():
                       f"{row['milliseconds']:>10.3f}", file=sys.stderr)
     else:
         for workload in chosen:
-            result = measure_repeated(workload, args.device, args.warmup, args.steps, args.repeat)
+            result = measure_repeated(workload, args.device, args.warmup, args.steps, args.repeat,
+                                      args.precision)
             results.append(result)
             print(f"{result['workload']:<11} {result['train_images_per_second']:>10.0f} img/s"
                   f" train  {result['eval_images_per_second']:>10.0f} img/s eval",

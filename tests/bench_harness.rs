@@ -137,6 +137,12 @@ fn kiln_bench_runs_without_warm_up_and_writes_every_field_to_json() {
         let value = row[field].as_f64().unwrap_or(f64::NAN);
         assert!(value.is_finite() && value > 0.0, "{field}: {row}");
     }
+    let waited = row["loader_wait"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&waited), "{row}");
+    // Device memory comes from NVML: only where an NVIDIA driver answers.
+    if kiln::machine::gpu_sample().is_none() {
+        assert!(row.get("device_memory_mb").is_none(), "{row}");
+    }
     let ratio = row["train_images_per_second"].as_f64().unwrap()
         / row["bare_train_images_per_second"].as_f64().unwrap();
     assert!((row["ratio_vs_bare"].as_f64().unwrap() - ratio).abs() < 1e-9);

@@ -108,6 +108,13 @@ pub struct Measurement {
     /// Repetitions of each loop; the figures are their medians.
     #[serde(default)]
     pub repeat: usize,
+    /// Share of kiln's training time spent waiting for its loader's next batch (0–1).
+    #[serde(default)]
+    pub loader_wait: f64,
+    /// GPU memory in use during kiln's loop, the most sampled (NVML, the whole device); absent
+    /// without an NVIDIA driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_memory_mb: Option<f64>,
 }
 
 /// Random images (seeded) standing in for a data set of the workload's shape.
@@ -185,6 +192,7 @@ pub fn measure(
     let dataset = Arc::new(synthetic_dataset(workload, images, 11));
     let (mut bare_train, mut bare_eval) = (Vec::new(), Vec::new());
     let (mut kiln_train, mut kiln_eval) = (Vec::new(), Vec::new());
+    let (mut loader_wait, mut device_memory) = (Vec::new(), None::<f64>);
     let mut names = (String::new(), String::new());
     for repetition in 0..repeat.max(1) {
         // Whichever loop runs first pays for cold caches (autotune, compiled kernels, the
@@ -194,6 +202,11 @@ pub fn measure(
             let kiln = kiln_loop(workload, &dataset, backend, warmup, steps, runs_dir)?;
             kiln_train.push(kiln.train);
             kiln_eval.push(kiln.eval);
+            loader_wait.push(kiln.loader_wait);
+            device_memory = match (device_memory, kiln.device_memory_mb) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
             names = (kiln.backend, kiln.device);
             Ok(())
         };
@@ -224,6 +237,8 @@ pub fn measure(
         ratio_vs_bare: kiln / bare.0,
         batch_size: workload.batch_size,
         repeat: repeat.max(1),
+        loader_wait: median(loader_wait),
+        device_memory_mb: device_memory,
     })
 }
 
@@ -234,6 +249,10 @@ struct KilnTiming {
     eval: f64,
     backend: String,
     device: String,
+    /// Mean share of the time the trainer waited for its loader (the run's machine samples).
+    loader_wait: f64,
+    /// The GPU's memory in use at the run's samples, at most (NVML; the whole device).
+    device_memory_mb: Option<f64>,
 }
 
 /// kiln's own training thread, timed from the consumer's side: from the batch event that ends
@@ -261,6 +280,7 @@ fn kiln_loop(
     .map_err(|e| e.to_string())?;
     let mut view = RunView::default();
     let (mut started, mut finished, mut evaluated) = (None, None, None);
+    let mut samples = Vec::new();
     let (mut backend_name, mut validation_images) = ((String::new(), String::new()), 0);
     for event in handle.events.iter() {
         view.apply(&event);
@@ -281,6 +301,7 @@ fn kiln_loop(
             EventKind::Epoch(_) if evaluated.is_none() => {
                 evaluated = Some(Instant::now());
             }
+            EventKind::Machine(sample) => samples.push(sample.clone()),
             EventKind::Failed { error } => return Err(error.clone()),
             _ => {}
         }
@@ -299,6 +320,12 @@ fn kiln_loop(
         eval: validation_images as f64 / eval_seconds,
         backend: backend_name.0,
         device: backend_name.1,
+        loader_wait: samples.iter().map(|s| s.loader_wait).sum::<f64>()
+            / samples.len().max(1) as f64,
+        device_memory_mb: samples
+            .iter()
+            .filter_map(|s| s.gpu.as_ref().map(|g| g.memory_used_mb))
+            .reduce(f64::max),
     })
 }
 

@@ -92,7 +92,7 @@ pub fn run(options: &BenchOptions, out: &mut impl Write) -> anyhow::Result<Vec<M
     let runs_dir = std::env::temp_dir().join(format!("kiln-bench-{}", std::process::id()));
     let _ = writeln!(
         out,
-        "{:<11} {:<6} {:>12} {:>12} {:>9} {:>11} {:>11} {:>8} {:>8}",
+        "{:<11} {:<6} {:>12} {:>12} {:>9} {:>11} {:>11} {:>8} {:>8} {:>7} {:>9}",
         "workload",
         "where",
         "kiln img/s",
@@ -101,7 +101,9 @@ pub fn run(options: &BenchOptions, out: &mut impl Write) -> anyhow::Result<Vec<M
         "kiln eval",
         "bare eval",
         "s/epoch",
-        "peak MB"
+        "peak MB",
+        "loader",
+        "device MB"
     );
     let mut results = Vec::new();
     for workload in &chosen {
@@ -116,7 +118,7 @@ pub fn run(options: &BenchOptions, out: &mut impl Write) -> anyhow::Result<Vec<M
         .map_err(|e| anyhow::anyhow!("{}: {e}", workload.name))?;
         let _ = writeln!(
             out,
-            "{:<11} {:<6} {:>12.0} {:>12.0} {:>9.3} {:>11.0} {:>11.0} {:>8.2} {:>8.0}",
+            "{:<11} {:<6} {:>12.0} {:>12.0} {:>9.3} {:>11.0} {:>11.0} {:>8.2} {:>8.0} {:>6.0}% {:>9}",
             m.workload,
             m.backend,
             m.train_images_per_second,
@@ -125,7 +127,10 @@ pub fn run(options: &BenchOptions, out: &mut impl Write) -> anyhow::Result<Vec<M
             m.eval_images_per_second,
             m.bare_eval_images_per_second,
             m.seconds_per_epoch,
-            m.peak_memory_mb
+            m.peak_memory_mb,
+            m.loader_wait * 100.0,
+            m.device_memory_mb
+                .map_or_else(|| "-".to_string(), |mb| format!("{mb:.0}"))
         );
         results.push(m);
     }
