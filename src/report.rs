@@ -25,6 +25,7 @@ pub fn runs_table(listing: &Listing) -> String {
             "tricks",
             "seconds",
             "disk_mb",
+            "slurm",
             "note",
         ]
         .map(String::from)
@@ -45,6 +46,8 @@ pub fn runs_table(listing: &Listing) -> String {
             format!("{:.1}", run.seconds),
             // Measured here, not in every listing: the browser re-lists every 2 s.
             format!("{:.1}", disk_bytes(&run.path) as f64 / 1e6),
+            // The array task that trains (or trained) it, for squeue, scancel and srun.
+            or_dash(run.placement.as_ref().and_then(|p| p.slurm_job.clone())),
             token(
                 &[run.lineage(), run.problem.clone().or(run.error.clone())]
                     .into_iter()

@@ -140,6 +140,7 @@ fn runs_plain_lists_states_and_numbers() {
             "tricks",
             "seconds",
             "disk_mb",
+            "slurm",
             "note"
         ]
     );

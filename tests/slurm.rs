@@ -321,6 +321,19 @@ fn a_sweep_on_slurm_trains_every_combination_as_an_array_task_and_ranks_them() {
         assert_eq!(experiment.model.dropout, dropout.parse::<f64>().unwrap());
         assert_eq!(experiment.train.epochs, 2);
     }
+    // `kiln runs --plain` names each run's array task.
+    let listing = kiln(&conf, &["runs", "--plain"], &runs);
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    assert!(
+        listing.lines().next().unwrap().contains("slurm"),
+        "{listing}"
+    );
+    for index in 0..4 {
+        assert!(
+            listing.contains(&format!(" {} ", job.task(index))),
+            "{listing}"
+        );
+    }
 }
 
 #[test]

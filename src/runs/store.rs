@@ -69,10 +69,16 @@ pub struct Listing {
 /// What `summary.json` holds: a summary and the log size and time it was made from.
 #[derive(Serialize, Deserialize)]
 struct CachedSummary {
+    /// [`SUMMARY_FORMAT`] when written; a cache of another format is rebuilt from the log.
+    #[serde(default)]
+    format: u32,
     log_bytes: u64,
     log_modified_ns: u128,
     summary: RunSummary,
 }
+
+/// Bumped whenever [`RunSummary`] gains what older caches lack (2: the run's placement).
+const SUMMARY_FORMAT: u32 = 2;
 
 /// Lists the runs under `runs_dir`. A missing folder is an empty listing; a directory without an
 /// event log is counted in `not_runs`; an unreadable log becomes a row that says so.
@@ -152,7 +158,11 @@ pub fn summary_of(path: &Path, id: &str) -> RunSummary {
     let cached = std::fs::read(&cache_path)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<CachedSummary>(&bytes).ok())
-        .filter(|c| c.log_bytes == log_bytes && c.log_modified_ns == log_modified_ns);
+        .filter(|c| {
+            c.format == SUMMARY_FORMAT
+                && c.log_bytes == log_bytes
+                && c.log_modified_ns == log_modified_ns
+        });
     let mut summary = match cached {
         Some(cached) => cached.summary,
         None => match read_events_without_batches(&log) {
@@ -165,6 +175,7 @@ pub fn summary_of(path: &Path, id: &str) -> RunSummary {
                     ));
                 }
                 let cache = CachedSummary {
+                    format: SUMMARY_FORMAT,
                     log_bytes,
                     log_modified_ns,
                     summary: summary.clone(),

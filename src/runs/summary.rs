@@ -70,6 +70,9 @@ pub struct RunSummary {
     /// How many times the run was resumed from a checkpoint.
     #[serde(default)]
     pub resumes: usize,
+    /// Where it trained last: host, process, Slurm job.
+    #[serde(default)]
+    pub placement: Option<crate::protocol::Placement>,
 }
 
 impl RunSummary {
@@ -97,6 +100,7 @@ impl RunSummary {
             problem: Some(problem),
             parent: None,
             resumes: 0,
+            placement: None,
         }
     }
 
@@ -140,6 +144,7 @@ pub fn summarise(id: &str, events: &[Event]) -> RunSummary {
                 summary.augmentation = start.augmentation;
                 summary.parameters = start.parameters;
                 summary.parent = start.parent.clone();
+                summary.placement = start.placement.clone();
             }
             EventKind::FromCheckpoint(from) => {
                 // Training went on after whatever ended the log before.
