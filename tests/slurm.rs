@@ -235,6 +235,28 @@ fn a_slurm_submission_refuses_a_runs_dir_under_tmp_and_a_refused_job_leaves_noth
         text(&output)
     );
     assert!(kiln::sweep::list(&runs).is_empty());
+    // No Slurm client tools here (a laptop, not the login node): said plainly, nothing made.
+    let no_tools = scratch("no-slurm-tools");
+    let output = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args([
+            "train",
+            "experiments/digits.toml",
+            "--slurm",
+            "--force",
+            "--runs-dir",
+        ])
+        .arg(&runs)
+        .env("PATH", &no_tools)
+        .current_dir(repo_path(""))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("`sbatch` is not on PATH"),
+        "{}",
+        text(&output)
+    );
+    assert!(kiln::sweep::list(&runs).is_empty());
 
     let Some(conf) = cluster() else { return };
     let output = kiln(
