@@ -336,7 +336,7 @@ fn attach_stdio_relays_the_protocol_both_ways() {
 }
 
 /// A run interrupted on `gpu-node-7` (its log says so), in a fresh runs folder.
-fn run_placed_elsewhere(name: &str, slurm_job: Option<&str>) -> RunDir {
+pub(crate) fn run_placed_elsewhere(name: &str, slurm_job: Option<&str>) -> RunDir {
     let runs_dir = scratch(name);
     let run = RunDir::create(&runs_dir, "on-a-node").unwrap();
     let mut log = runs::EventLog::create(&run.events_path()).unwrap();

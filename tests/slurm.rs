@@ -813,3 +813,66 @@ fn scancel_shows_a_pending_and_a_running_task_cancelled_and_resume_finishes_the_
     assert_eq!(end.outcome, kiln::protocol::Outcome::Completed);
     assert_eq!(end.epochs_completed, 120);
 }
+
+#[test]
+fn a_run_interrupted_on_another_node_resumes_here_once_slurm_says_its_job_ended() {
+    let Some(conf) = cluster() else { return };
+    // Its jobs take a CPU of the one node: not while other tests need the node.
+    let _lock = training_lock();
+    let sbatch = |wrap: &str| {
+        let output = Command::new("sbatch")
+            .args(["--parsable", "--output=/dev/null", "--wrap", wrap])
+            .env("SLURM_CONF", &conf)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    let resume = |run: &Path| {
+        let output = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(["resume", "--headless"])
+            .arg(run)
+            .env("SLURM_CONF", &conf)
+            .output()
+            .unwrap();
+        text(&output)
+    };
+    // Still running there, by Slurm's word: it counts as training, and two trainers must not
+    // share the run.
+    let running = sbatch("sleep 60");
+    let _guard = JobGuard {
+        conf: conf.clone(),
+        job: running.clone(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while slurm_state(&conf, &running) != "RUNNING" {
+        assert!(Instant::now() < deadline, "job {running} did not start");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let run = crate::control::run_placed_elsewhere("slurm-elsewhere-running", Some(&running));
+    let said = resume(&run.path);
+    assert!(said.contains("is still training"), "{said}");
+
+    // Its job has ended by Slurm's word: resuming here goes on (this crafted run then lacks the
+    // experiment file a real one has, which is the next thing resume reads).
+    let ended = sbatch("true");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while slurm_state(&conf, &ended) != "COMPLETED" {
+        assert!(Instant::now() < deadline, "job {ended} did not end");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let run = crate::control::run_placed_elsewhere("slurm-elsewhere-ended", Some(&ended));
+    let said = resume(&run.path);
+    assert!(!said.contains("was started on gpu-node-7"), "{said}");
+    assert!(said.contains("experiment.toml"), "{said}");
+}
+
+/// Slurm's state of a job, as `squeue` reports it (ended jobs included).
+fn slurm_state(conf: &Path, job: &str) -> String {
+    let output = Command::new("squeue")
+        .args(["-h", "-t", "all", "-j", job, "-o", "%T"])
+        .env("SLURM_CONF", conf)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}

@@ -7,7 +7,7 @@ mod state;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub use state::{TaskState, is_running, parse_squeue, task_states};
+pub use state::{TaskState, has_ended, is_running, parse_squeue, task_states};
 
 use crate::experiment::SlurmConfig;
 

@@ -82,3 +82,23 @@ pub fn is_running(job: &str) -> bool {
         task.is_running()
     })
 }
+
+/// Whether Slurm says job (or array task) `job` has ended (completed, failed, cancelled, timed
+/// out, its node failed). `false` when Slurm cannot be asked (its tools are not here), no longer
+/// knows the job, or it still waits or runs: then nobody can say it is safe to train it here.
+pub fn has_ended(job: &str) -> bool {
+    let Ok(state) = run(
+        "squeue",
+        Command::new("squeue").args(["-h", "-t", "all", "-j", job, "-o", "%T"]),
+    ) else {
+        return false;
+    };
+    let state = state.lines().next().unwrap_or("").trim().to_string();
+    !state.is_empty() && {
+        let task = TaskState {
+            state,
+            detail: String::new(),
+        };
+        !task.is_pending() && !task.is_running() && task.state != "SUSPENDED"
+    }
+}

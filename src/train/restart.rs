@@ -107,8 +107,15 @@ pub fn plan_resume(
             });
         }
         // No final event, on another host: it may still train there, and two trainers on one
-        // run directory would interleave its log and checkpoints.
-        RunState::Interrupted if let Some(placement) = runs::trains_elsewhere(&path) => {
+        // run directory would interleave its log and checkpoints — unless its Slurm job has
+        // ended by Slurm's own word (a node that died, a job killed past its limit).
+        RunState::Interrupted
+            if let Some(placement) = runs::trains_elsewhere(&path)
+                && !placement
+                    .slurm_job
+                    .as_deref()
+                    .is_some_and(crate::slurm::has_ended) =>
+        {
             return Err(RestartError::Elsewhere {
                 id,
                 host: placement.host,
