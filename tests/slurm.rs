@@ -143,9 +143,24 @@ fn wait_for_all(conf: &Path, runs: &Path, what: &str, done: impl Fn(&[String]) -
     }
 }
 
+/// A run's log as it stands (another process may still append to it).
+fn events_of(run: &Path) -> Vec<kiln::protocol::Event> {
+    kiln::runs::read_events(&run.join("events.jsonl"))
+        .unwrap()
+        .events
+}
+
+/// The final event a run's log ends with; the test fails when it has none.
+fn ended_as(run: &Path) -> kiln::protocol::RunFinished {
+    let events = events_of(run);
+    match events.last().map(|e| &e.kind) {
+        Some(EventKind::Finished(end)) => end.clone(),
+        other => panic!("{} has no final event: {other:?}", run.display()),
+    }
+}
+
 fn run_started(run: &Path) -> Box<kiln::protocol::RunStarted> {
-    let events = kiln::runs::read_events(&run.join("events.jsonl")).unwrap();
-    match &events.events[0].kind {
+    match &events_of(run)[0].kind {
         EventKind::RunStarted(start) => start.clone(),
         other => panic!("{other:?}"),
     }
@@ -386,12 +401,7 @@ fn a_slurm_run_warned_of_its_time_limit_checkpoints_and_ends_timed_out() {
     let row = &rows(&conf, &runs)[0];
     assert_eq!(row.state, "timed out", "{table}");
     let dir = runs.join(row.run_id.as_ref().unwrap());
-    let events = kiln::runs::read_events(&dir.join("events.jsonl"))
-        .unwrap()
-        .events;
-    let Some(EventKind::Finished(end)) = events.last().map(|e| &e.kind) else {
-        panic!("no final event: {:?}", events.last());
-    };
+    let end = ended_as(&dir);
     assert_eq!(end.outcome, kiln::protocol::Outcome::TimeLimit);
     assert!(end.epochs_completed < 1000);
     let job = record.slurm.unwrap();
@@ -419,9 +429,7 @@ fn a_slurm_run_warned_of_its_time_limit_checkpoints_and_ends_timed_out() {
     };
     let deadline = Instant::now() + Duration::from_secs(240);
     let events = loop {
-        let events = kiln::runs::read_events(&dir.join("events.jsonl"))
-            .unwrap()
-            .events;
+        let events = events_of(&dir);
         let resumed_at = events
             .iter()
             .position(|e| matches!(e.kind, EventKind::FromCheckpoint(_)));
@@ -508,14 +516,7 @@ fn cancelling_a_slurm_sweep_stops_its_running_task_and_drops_the_pending_ones() 
     let table = wait_for_states(&conf, &runs, "the cancelled sweep", |s| s == "cancelled");
     assert_eq!(table.matches("cancelled").count(), 3, "{table}");
     // The running run stopped gracefully: a final event and a checkpoint.
-    let events = kiln::runs::read_events(&running.join("events.jsonl"))
-        .unwrap()
-        .events;
-    assert!(
-        matches!(events.last().map(|e| &e.kind), Some(EventKind::Finished(end)) if end.outcome == kiln::protocol::Outcome::Stopped),
-        "{:?}",
-        events.last()
-    );
+    assert_eq!(ended_as(&running).outcome, kiln::protocol::Outcome::Stopped);
     // Slurm no longer holds anything of it.
     let job = record.slurm.unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -602,9 +603,7 @@ fn a_viewer_steers_a_slurm_run_through_the_srun_bridge() {
         crate::common::wait_for(&attached.events, &format!("{command:?}"), answered);
     }
     // Each is in the log, in order; the run ends stopped and the job completes.
-    let events = kiln::runs::read_events(&dir.join("events.jsonl"))
-        .unwrap()
-        .events;
+    let events = events_of(&dir);
     let position = |what: &dyn Fn(&EventKind) -> bool| {
         events.iter().position(|e| what(&e.kind)).expect("logged")
     };
@@ -617,10 +616,7 @@ fn a_viewer_steers_a_slurm_run_through_the_srun_bridge() {
         paused < changed && changed < resumed,
         "{paused} {changed} {resumed}"
     );
-    assert!(matches!(
-        events.last().map(|e| &e.kind),
-        Some(EventKind::Finished(end)) if end.outcome == Outcome::Stopped
-    ));
+    assert_eq!(ended_as(&dir).outcome, Outcome::Stopped);
     let table = wait_for_states(&conf, &runs, "the stopped run", |s| s == "stopped");
     assert!(table.contains(&job.task(0)), "{table}");
 }
@@ -778,13 +774,9 @@ fn scancel_shows_a_pending_and_a_running_task_cancelled_and_resume_finishes_the_
     assert_eq!(by_task(pending_task).state, "cancelled", "{table}");
     // The running one took scancel's SIGTERM as a graceful stop: a final event and a
     // checkpoint, from which a new job finishes it.
-    let events = kiln::runs::read_events(&running_dir.join("events.jsonl"))
-        .unwrap()
-        .events;
-    assert!(
-        matches!(events.last().map(|e| &e.kind), Some(EventKind::Finished(end)) if end.outcome == kiln::protocol::Outcome::Stopped),
-        "{:?}",
-        events.last()
+    assert_eq!(
+        ended_as(&running_dir).outcome,
+        kiln::protocol::Outcome::Stopped
     );
     let id = running_dir
         .file_name()
@@ -804,12 +796,7 @@ fn scancel_shows_a_pending_and_a_running_task_cancelled_and_resume_finishes_the_
             .job_id,
     };
     wait_for_states(&conf, &runs, "the resumed run", |s| s == "finished");
-    let events = kiln::runs::read_events(&running_dir.join("events.jsonl"))
-        .unwrap()
-        .events;
-    let Some(EventKind::Finished(end)) = events.last().map(|e| &e.kind) else {
-        panic!("{:?}", events.last());
-    };
+    let end = ended_as(&running_dir);
     assert_eq!(end.outcome, kiln::protocol::Outcome::Completed);
     assert_eq!(end.epochs_completed, 120);
 }
