@@ -1,4 +1,5 @@
-//! `kiln sweep` and `kiln sweep status`: a grid of settings trained locally, and its table.
+//! `kiln sweep` and `kiln sweep status`: a grid of settings trained locally or submitted to
+//! Slurm (as are `train`, `ladder` and `resume` with `--slurm`), and the sweep's table.
 
 use std::io::Write;
 use std::path::PathBuf;
