@@ -68,7 +68,7 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let _ = write!(
         std::io::stdout().lock(),
         "{}",
-        table(&record, &args.runs_dir)
+        table(&record, sweep::rows(&record, &args.runs_dir))
     );
     let failed = record
         .runs
@@ -97,12 +97,8 @@ pub(super) fn submit_to_slurm(
     grid: &Grid,
     options: &SlurmArgs,
 ) -> anyhow::Result<ExitCode> {
-    refuse_node_local(target.runs_dir, options)?;
-    std::fs::create_dir_all(target.runs_dir)?;
-    // Tasks start on other machines, in other folders: every path they get is absolute.
-    let kiln = std::env::current_exe()?;
+    let (kiln, runs_dir) = prepare(target.runs_dir, options)?;
     let experiment = std::path::absolute(target.file)?;
-    let runs_dir = std::path::absolute(target.runs_dir)?;
     let submission = SlurmSweep {
         command: RunCommand {
             kiln: &kiln,
@@ -129,11 +125,8 @@ pub(super) fn ladder_on_slurm(
 ) -> anyhow::Result<ExitCode> {
     // Every rung must make a valid experiment before anything is submitted.
     let planned = crate::ladder::experiments(options)?;
-    refuse_node_local(&options.runs_dir, slurm_args)?;
-    std::fs::create_dir_all(&options.runs_dir)?;
-    let kiln = std::env::current_exe()?;
+    let (kiln, runs_dir) = prepare(&options.runs_dir, slurm_args)?;
     let experiment = std::path::absolute(&options.base)?;
-    let runs_dir = std::path::absolute(&options.runs_dir)?;
     let command = RunCommand {
         kiln: &kiln,
         experiment: &experiment,
@@ -175,18 +168,18 @@ pub(super) fn ladder_on_slurm(
 }
 
 /// The ladder's table of a ladder submitted to Slurm, from the rungs that have trained.
-fn ladder_table(record: &SweepRecord, target: f64, runs_dir: &std::path::Path) -> String {
+fn ladder_table(rows: &[sweep::SweepRow], target: f64, runs_dir: &std::path::Path) -> String {
     let mut table = crate::ladder::header(target);
-    let mut rows = sweep::rows(record, runs_dir);
+    let mut rows: Vec<&sweep::SweepRow> = rows.iter().collect();
     // The article's order, as the local ladder prints it.
     rows.sort_by_key(|row| row.task);
     for row in rows {
-        let Some(id) = row.run_id else { continue };
+        let Some(id) = &row.run_id else { continue };
         let rung = row.settings.first().map_or("", |(_, name)| name.as_str());
-        let events = crate::runs::read_events(&runs_dir.join(&id).join(crate::runs::EVENTS_FILE))
+        let events = crate::runs::read_events(&runs_dir.join(id).join(crate::runs::EVENTS_FILE))
             .map(|contents| contents.events)
             .unwrap_or_default();
-        if let Some(result) = crate::ladder::RungResult::from_events(rung, &id, &events, target) {
+        if let Some(result) = crate::ladder::RungResult::from_events(rung, id, &events, target) {
             table.push_str(&result.row());
         }
     }
@@ -209,10 +202,8 @@ pub(super) fn resume_on_slurm(
     resubmit: &Resubmit,
     options: &SlurmArgs,
 ) -> anyhow::Result<ExitCode> {
-    refuse_node_local(resubmit.runs_dir, options)?;
-    let kiln = std::env::current_exe()?;
+    let (kiln, runs_dir) = prepare(resubmit.runs_dir, options)?;
     let run = std::path::absolute(resubmit.run)?;
-    let runs_dir = std::path::absolute(resubmit.runs_dir)?;
     let mut argv: Vec<String> = [
         kiln.display().to_string(),
         "resume".into(),
@@ -243,16 +234,21 @@ pub(super) fn resume_on_slurm(
     Ok(ExitCode::SUCCESS)
 }
 
-fn refuse_node_local(runs_dir: &std::path::Path, options: &SlurmArgs) -> Result<(), BadInput> {
+/// What every submission needs first: a runs dir the compute nodes share (made if missing),
+/// and the absolute paths of kiln and that dir (tasks start on other machines, in other
+/// folders).
+fn prepare(runs_dir: &std::path::Path, options: &SlurmArgs) -> anyhow::Result<(PathBuf, PathBuf)> {
     if slurm::is_node_local(runs_dir) && !options.force {
         return Err(BadInput(format!(
             "--slurm: the runs dir {} is under /tmp, which compute nodes do not share; give \
              --runs-dir on a shared filesystem (home, project or scratch space), or --force on a \
              one-node cluster",
             runs_dir.display()
-        )));
+        ))
+        .into());
     }
-    Ok(())
+    std::fs::create_dir_all(runs_dir)?;
+    Ok((std::env::current_exe()?, std::path::absolute(runs_dir)?))
 }
 
 /// sbatch's refusal (or its absence) is the user's to fix; a failed write is not.
@@ -300,18 +296,19 @@ fn show_status(args: SweepStatusArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    let rows = sweep::rows(&record, &args.runs_dir);
     let mut out = std::io::stdout().lock();
     if let Some(target) = record.ladder_target {
-        let _ = writeln!(out, "{}", ladder_table(&record, target, &args.runs_dir));
+        let _ = writeln!(out, "{}", ladder_table(&rows, target, &args.runs_dir));
     }
-    let _ = write!(out, "{}", table(&record, &args.runs_dir));
+    let _ = write!(out, "{}", table(&record, rows));
     Ok(ExitCode::SUCCESS)
 }
 
 /// `sweep ID` then one row per run, best validation accuracy first: the swept keys as columns
 /// (and each run's Slurm task). A Slurm task that failed before its run could log anything
 /// gets the end of its output file below the table.
-fn table(record: &SweepRecord, runs_dir: &std::path::Path) -> String {
+fn table(record: &SweepRecord, sweep_rows: Vec<sweep::SweepRow>) -> String {
     let extra: &[&str] = match record.slurm {
         Some(_) => &["best_val", "final_gap", "state", "task", "run"],
         None => &["best_val", "final_gap", "state", "run"],
@@ -325,7 +322,7 @@ fn table(record: &SweepRecord, runs_dir: &std::path::Path) -> String {
             .collect::<Vec<_>>(),
     ];
     let mut tails = String::new();
-    for row in sweep::rows(record, runs_dir) {
+    for row in sweep_rows {
         let task = record.slurm.as_ref().zip(row.task);
         if let Some((job, index)) = task
             && row.state == "failed"

@@ -68,37 +68,30 @@ pub fn parse_squeue(text: &str) -> BTreeMap<usize, TaskState> {
         .collect()
 }
 
+/// What Slurm says of one job (or array task) `job`, ended ones included; `None` when it cannot
+/// be asked (its tools are not here) or no longer knows the job.
+fn state_of(job: &str) -> Option<TaskState> {
+    let text = run(
+        "squeue",
+        Command::new("squeue").args(["-h", "-t", "all", "-j", job, "-o", "%T"]),
+    )
+    .ok()?;
+    let state = text.lines().next()?.trim().to_string();
+    (!state.is_empty()).then(|| TaskState {
+        state,
+        detail: String::new(),
+    })
+}
+
 /// Whether Slurm says job (or array task) `job` is running; `false` when it cannot be asked.
 pub fn is_running(job: &str) -> bool {
-    run(
-        "squeue",
-        Command::new("squeue").args(["-h", "-j", job, "-o", "%T"]),
-    )
-    .is_ok_and(|state| {
-        let task = TaskState {
-            state: state.trim().to_string(),
-            detail: String::new(),
-        };
-        task.is_running()
-    })
+    state_of(job).is_some_and(|task| task.is_running())
 }
 
 /// Whether Slurm says job (or array task) `job` has ended (completed, failed, cancelled, timed
 /// out, its node failed). `false` when Slurm cannot be asked (its tools are not here), no longer
 /// knows the job, or it still waits or runs: then nobody can say it is safe to train it here.
 pub fn has_ended(job: &str) -> bool {
-    let Ok(state) = run(
-        "squeue",
-        Command::new("squeue").args(["-h", "-t", "all", "-j", job, "-o", "%T"]),
-    ) else {
-        return false;
-    };
-    let state = state.lines().next().unwrap_or("").trim().to_string();
-    !state.is_empty() && {
-        let task = TaskState {
-            state,
-            detail: String::new(),
-        };
-        !task.is_pending() && !task.is_running() && task.state != "SUSPENDED"
-    }
+    state_of(job)
+        .is_some_and(|task| !task.is_pending() && !task.is_running() && task.state != "SUSPENDED")
 }

@@ -297,6 +297,21 @@ fn find_run(runs_dir: &Path, sweep_id: &str, name: &str) -> Option<String> {
     found.pop()
 }
 
+/// The id of one of the sweep's runs: recorded when its process ended, else found by name.
+fn run_id(record: &SweepRecord, run: &SweepRun, runs_dir: &Path) -> Option<String> {
+    run.run_id
+        .clone()
+        .or_else(|| find_run(runs_dir, &record.id, &run.name))
+}
+
+/// Whether run `id` is one of the sweep's (from the store alone: Slurm is not asked).
+pub fn holds(record: &SweepRecord, id: &str, runs_dir: &Path) -> bool {
+    record
+        .runs
+        .iter()
+        .any(|run| run_id(record, run, runs_dir).as_deref() == Some(id))
+}
+
 /// One row of a sweep's table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SweepRow {
@@ -321,10 +336,7 @@ pub fn rows(record: &SweepRecord, runs_dir: &Path) -> Vec<SweepRow> {
         .iter()
         .enumerate()
         .map(|(index, run)| {
-            let id = run
-                .run_id
-                .clone()
-                .or_else(|| find_run(runs_dir, &record.id, &run.name));
+            let id = run_id(record, run, runs_dir);
             let summary = id
                 .as_ref()
                 .map(|id| runs::summary_of(&runs_dir.join(id), id));

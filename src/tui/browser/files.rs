@@ -78,11 +78,10 @@ fn open_sweep(browser: &mut Browser, run: Option<&str>) {
         .filter_map(|id| SweepRecord::load(&browser.runs_dir, id).ok())
         .collect();
     let holding = run.and_then(|run| {
-        records.iter().rev().find(|record| {
-            sweep::rows(record, &browser.runs_dir)
-                .iter()
-                .any(|row| row.run_id.as_deref() == Some(run))
-        })
+        records
+            .iter()
+            .rev()
+            .find(|record| sweep::holds(record, run, &browser.runs_dir))
     });
     let Some(record) = holding.or(records.last()) else {
         browser.message = Some(format!(
