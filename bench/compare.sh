@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kiln against PyTorch on the same machine and workloads, in one run: prints one table with the
 # kiln / PyTorch ratio per workload (above 1: kiln is faster), then one per operation of the
-# models (the same shapes timed alone: where a gap comes from). --no-ops skips the second.
+# models (the same shapes timed alone: where a gap comes from; where kiln runs its own CPU kernel,
+# burn's is timed beside it: `burn ms`, `kiln/burn`). --no-ops skips the second.
 #
 #   bench/compare.sh [--backend cpu|gpu|torch] [--warmup N] [--steps N] [--repeat N] [--workload NAME]...
 #                    [--no-ops]
@@ -102,13 +103,18 @@ if [ "$ops" = 1 ]; then
 import json, sys
 kiln = json.load(open(sys.argv[1]))
 torch = {(r["workload"], r["op"]): r for r in json.load(open(sys.argv[2]))}
-print(f"{'workload':<11} {'op':<24} {'input':>16} {'kiln ms':>9} {'torch ms':>9} {'kiln/torch':>10}")
+print(f"{'workload':<11} {'op':<24} {'input':>16} {'kiln ms':>9} {'burn ms':>9} {'torch ms':>9}"
+      f" {'kiln/torch':>10} {'kiln/burn':>9}")
 for k in kiln:
     t = torch.get((k["workload"], k["op"]))
     if not t:
         continue
-    print(f"{k['workload']:<11} {k['op']:<24} {k['shape']:>16} {k['milliseconds']:>9.3f}"
-          f" {t['milliseconds']:>9.3f} {t['milliseconds'] / max(k['milliseconds'], 1e-9):>10.2f}")
+    # burn ms: the same op through burn's own kernel in the same run, where kiln runs its own.
+    burn = k.get("burn_milliseconds")
+    burn_ms = f"{burn:>9.3f}" if burn is not None else f"{'-':>9}"
+    speedup = f"{burn / max(k['milliseconds'], 1e-9):>9.2f}" if burn is not None else f"{'-':>9}"
+    print(f"{k['workload']:<11} {k['op']:<24} {k['shape']:>16} {k['milliseconds']:>9.3f} {burn_ms}"
+          f" {t['milliseconds']:>9.3f} {t['milliseconds'] / max(k['milliseconds'], 1e-9):>10.2f} {speedup}")
 PY
 fi
 rm -rf "$out"

@@ -11,6 +11,7 @@ pub mod data;
 pub mod diagnose;
 pub mod experiment;
 pub mod fixes;
+pub mod flex_ops;
 pub mod fonts;
 pub mod format;
 pub mod gallery;

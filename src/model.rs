@@ -10,6 +10,7 @@ use burn::nn::{
 use burn::tensor::{Device, Tensor};
 
 use crate::experiment::ModelConfig;
+use crate::flex_ops;
 
 /// Input and output sizes that come from the data rather than the experiment's `[model]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,13 +52,13 @@ impl ConvBlock {
 
     /// `[batch, in, h, w]` → `[batch, out, h / 2, w / 2]`
     fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        let x = self.conv.forward(input);
+        let x = flex_ops::conv2d(&self.conv, input);
         let x = match (&self.norm, self.norm_after_activation) {
-            (Some(norm), false) => self.activation.forward(norm.forward(x)),
-            (Some(norm), true) => norm.forward(self.activation.forward(x)),
+            (Some(norm), false) => self.activation.forward(flex_ops::batch_norm(norm, x)),
+            (Some(norm), true) => flex_ops::batch_norm(norm, self.activation.forward(x)),
             (None, _) => self.activation.forward(x),
         };
-        self.pool.forward(x)
+        flex_ops::max_pool2d(&self.pool, x)
     }
 }
 

@@ -4,6 +4,7 @@ mod bench_harness;
 mod checkpoints;
 mod common;
 mod control;
+mod cpu_kernels;
 mod datasets;
 mod diagnosis;
 mod diagnosis_labelled;

@@ -1,23 +1,27 @@
 //! `kiln bench --ops`: each operation of the workloads' models timed on its own, on the shapes
 //! it has there (convolution forward and its input and weight gradients, ReLU, max pooling,
 //! batch norm in training, linear layers, cross-entropy, the Adam step), so that a gap to
-//! PyTorch can be traced to the operation that makes it. `bench/torch_reference.py --ops` times
+//! PyTorch can be traced to the operation that makes it. Where kiln runs its own CPU kernel
+//! (`flex_ops`), burn's is timed beside it in the same run. `bench/torch_reference.py --ops` times
 //! the same list the same way (warm-up, then the median of `repeat` runs, each ended by a
 //! device sync); `bench/compare.sh` prints the two side by side.
 
 use std::time::Instant;
 
 use burn::module::Module;
+use burn::nn::conv::Conv2dConfig;
 use burn::nn::loss::CrossEntropyLoss;
+use burn::nn::pool::MaxPool2dConfig;
+use burn::nn::{BatchNormConfig, PaddingConfig2d};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::relu;
-use burn::tensor::module::{batch_norm_train, conv2d, linear, max_pool2d};
-use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use burn::tensor::module::linear;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::{Workload, experiment_for, median};
 use crate::experiment::BackendChoice;
+use crate::flex_ops::{self, CpuKernels};
 use crate::model::{Classifier, ModelShape};
 use crate::train::choose_backend;
 
@@ -31,6 +35,42 @@ pub struct OpTiming {
     pub shape: String,
     /// Median milliseconds per run.
     pub milliseconds: f64,
+    /// The same operation through burn's own kernel, timed in the same run, where kiln runs its
+    /// own instead (the convolutions on flex); `None` where kiln uses burn's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burn_milliseconds: Option<f64>,
+}
+
+/// An operation's median time with the kernels kiln uses, and with burn's where they differ.
+struct Timing {
+    kiln: f64,
+    burn: Option<f64>,
+}
+
+impl From<f64> for Timing {
+    fn from(kiln: f64) -> Self {
+        Self { kiln, burn: None }
+    }
+}
+
+/// [`time`] with kiln's CPU kernels, then, where they replace burn's (`replaced`), with burn's,
+/// the same warm-up and repetitions each.
+fn time_both<T>(
+    device: &Device,
+    replaced: bool,
+    warmup: usize,
+    repeat: usize,
+    mut run: impl FnMut() -> T,
+) -> Timing {
+    let chosen = CpuKernels::current();
+    CpuKernels::Kiln.select();
+    let kiln = time(device, warmup, repeat, &mut run);
+    let burn = replaced.then(|| {
+        CpuKernels::Burn.select();
+        time(device, warmup, repeat, &mut run)
+    });
+    chosen.select();
+    Timing { kiln, burn }
 }
 
 fn shape(dims: &[usize]) -> String {
@@ -72,12 +112,14 @@ pub fn measure_ops(
     grad_device.seed(7);
     let b = workload.batch_size;
     let mut timings = Vec::new();
-    let mut record = |op: String, dims: &[usize], milliseconds: f64| {
+    let mut record = |op: String, dims: &[usize], times: Timing| {
+        let Timing { kiln, burn } = times;
         timings.push(OpTiming {
             workload: workload.name.clone(),
             op,
             shape: shape(dims),
-            milliseconds,
+            milliseconds: kiln,
+            burn_milliseconds: burn,
         });
     };
     let normal = Distribution::Normal(0.0, 1.0);
@@ -86,62 +128,57 @@ pub fn measure_ops(
     for (i, &out) in workload.conv_channels.iter().enumerate() {
         let n = i + 1;
         let x_dims = [b, channels, side, side];
-        let options = || ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+        let conv = Conv2dConfig::new([channels, out], [3, 3]).with_padding(PaddingConfig2d::Same);
+        let plain_conv = conv.init(&device);
         let x = Tensor::<4>::random(x_dims, normal, &device);
-        let w = Tensor::<4>::random([out, channels, 3, 3], normal, &device);
-        let bias = Tensor::<1>::random([out], normal, &device);
-        let fwd = time(&device, warmup, repeat, || {
-            conv2d(x.clone(), w.clone(), Some(bias.clone()), options())
+        let replaced = flex_ops::runs_on_kiln_conv(&plain_conv, &x);
+        let conv_fwd = time_both(&device, replaced, warmup, repeat, || {
+            flex_ops::conv2d(&plain_conv, x.clone())
         });
-        record(format!("conv{n} fwd"), &x_dims, fwd);
+        record(format!("conv{n} fwd"), &x_dims, conv_fwd);
         // Only one of input and weight tracked: the backward computes that gradient alone.
+        let weight_tracked = conv.init(&grad_device);
+        let input_tracked = conv.init(&grad_device).no_grad();
         let xg = Tensor::<4>::random(x_dims, normal, &grad_device);
-        let wg = Tensor::<4>::random([out, channels, 3, 3], normal, &grad_device);
-        let bg = Tensor::<1>::random([out], normal, &grad_device);
-        let input_grad = time(&device, warmup, repeat, || {
+        let input_grad = time_both(&device, replaced, warmup, repeat, || {
             let x = xg.clone().require_grad();
-            conv2d(x, wg.clone(), Some(bg.clone()), options()).backward()
+            flex_ops::conv2d(&input_tracked, x).backward()
         });
         record(format!("conv{n} fwd+bwd-input"), &x_dims, input_grad);
-        let weight_grad = time(&device, warmup, repeat, || {
-            let w = wg.clone().require_grad();
-            let bias = bg.clone().require_grad();
-            conv2d(xg.clone(), w, Some(bias), options()).backward()
+        let weight_grad = time_both(&device, replaced, warmup, repeat, || {
+            flex_ops::conv2d(&weight_tracked, xg.clone()).backward()
         });
         record(format!("conv{n} fwd+bwd-weight"), &x_dims, weight_grad);
 
         let y_dims = [b, out, side, side];
         if workload.batch_norm {
             let y = Tensor::<4>::random(y_dims, normal, &grad_device);
-            let gamma = Tensor::<1>::ones([out], &grad_device);
-            let beta = Tensor::<1>::zeros([out], &grad_device);
-            let fwd = time(&device, warmup, repeat, || {
-                batch_norm_train(y.clone(), gamma.clone(), beta.clone(), 1e-5).output
+            let norm = BatchNormConfig::new(out).init(&grad_device);
+            let replaced = flex_ops::runs_on_kiln_batch_norm(&norm, &y);
+            let fwd = time_both(&device, replaced, warmup, repeat, || {
+                flex_ops::batch_norm(&norm, y.clone())
             });
             record(format!("bn{n} fwd"), &y_dims, fwd);
-            let both = time(&device, warmup, repeat, || {
-                let out = batch_norm_train(
-                    y.clone().require_grad(),
-                    gamma.clone().require_grad(),
-                    beta.clone().require_grad(),
-                    1e-5,
-                );
-                out.output.backward()
+            let both = time_both(&device, replaced, warmup, repeat, || {
+                flex_ops::batch_norm(&norm, y.clone().require_grad()).backward()
             });
             record(format!("bn{n} fwd+bwd"), &y_dims, both);
         }
         let y = Tensor::<4>::random(y_dims, normal, &grad_device);
         let fwd = time(&device, warmup, repeat, || relu(y.clone()));
-        record(format!("relu{n} fwd"), &y_dims, fwd);
+        record(format!("relu{n} fwd"), &y_dims, fwd.into());
         let both = time(&device, warmup, repeat, || {
             relu(y.clone().require_grad()).backward()
         });
-        record(format!("relu{n} fwd+bwd"), &y_dims, both);
-        let pool = || MaxPoolOptions::new([2, 2]);
-        let fwd = time(&device, warmup, repeat, || max_pool2d(y.clone(), pool()));
+        record(format!("relu{n} fwd+bwd"), &y_dims, both.into());
+        let pool = MaxPool2dConfig::new([2, 2]).init();
+        let replaced = flex_ops::runs_on_kiln_pool(&pool, &y);
+        let fwd = time_both(&device, replaced, warmup, repeat, || {
+            flex_ops::max_pool2d(&pool, y.clone())
+        });
         record(format!("pool{n} fwd"), &y_dims, fwd);
-        let both = time(&device, warmup, repeat, || {
-            max_pool2d(y.clone().require_grad(), pool()).backward()
+        let both = time_both(&device, replaced, warmup, repeat, || {
+            flex_ops::max_pool2d(&pool, y.clone().require_grad()).backward()
         });
         record(format!("pool{n} fwd+bwd"), &y_dims, both);
         (channels, side) = (out, side / 2);
@@ -161,7 +198,7 @@ pub fn measure_ops(
         let fwd = time(&device, warmup, repeat, || {
             linear(x.clone(), w.clone(), Some(bias.clone()))
         });
-        record(format!("linear{n} fwd"), &[b, features], fwd);
+        record(format!("linear{n} fwd"), &[b, features], fwd.into());
         let both = time(&device, warmup, repeat, || {
             linear(
                 x.clone().require_grad(),
@@ -170,7 +207,7 @@ pub fn measure_ops(
             )
             .backward()
         });
-        record(format!("linear{n} fwd+bwd"), &[b, features], both);
+        record(format!("linear{n} fwd+bwd"), &[b, features], both.into());
         features = units;
     }
 
@@ -183,7 +220,11 @@ pub fn measure_ops(
             .forward(logits.clone().require_grad(), targets.clone())
             .backward()
     });
-    record("cross-entropy fwd+bwd".into(), &[b, workload.classes], both);
+    record(
+        "cross-entropy fwd+bwd".into(),
+        &[b, workload.classes],
+        both.into(),
+    );
 
     // The optimiser step alone: the gradients come from a pass outside the clock.
     let experiment = experiment_for(workload, backend, 1);
@@ -216,6 +257,6 @@ pub fn measure_ops(
         model = Some(stepped);
     }
     let parameters = model.as_ref().map_or(0, Module::num_params);
-    record("adam step".into(), &[parameters], median(samples));
+    record("adam step".into(), &[parameters], median(samples).into());
     Ok(timings)
 }
