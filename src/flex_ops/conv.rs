@@ -73,6 +73,7 @@ pub fn forward(shape: ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>
                     k: patch,
                     dst: out.as_mut_ptr(),
                     dst_rs: plane as isize,
+                    dst_cs: 1,
                     accumulate: false,
                     lhs: weight.as_ptr(),
                     lhs_rs: patch as isize,
@@ -136,35 +137,42 @@ pub fn weight_and_bias_grad(shape: ConvShape, x: &[f32], grad_out: &[f32]) -> (V
         gemm::Parallelism::None
     };
     // Each thread sums its own images' products; the partial sums are added at the end.
+    // gemm runs near its peak only when its right operand is row-major, so each image's output
+    // gradient is transposed to [plane, out] (small) and the sum is built as
+    // weight_gradᵀ [patch, out] += cols [patch, plane] · gradᵀ [plane, out] (3–4× faster here
+    // than reading colsᵀ through swapped strides).
     let partials: Vec<(Vec<f32>, Vec<f32>)> = x
         .par_chunks(image_in * per_thread)
         .zip(grad_out.par_chunks(image_out * per_thread))
         .map(|(images, grads)| {
-            let mut weight_grad = vec![0.0; shape.weight_len()];
+            let mut transposed_sum = vec![0.0; shape.weight_len()];
             let mut bias_grad = vec![0.0; shape.out_channels];
             let mut cols = vec![0.0; patch * plane];
+            let mut grad_t = vec![0.0; plane * shape.out_channels];
             let pairs = images
                 .chunks_exact(image_in)
                 .zip(grads.chunks_exact(image_out));
             for (index, (image, grad)) in pairs.enumerate() {
                 im2col(shape, image, &mut cols);
-                // SAFETY: grad is [out, plane] row-major; colsᵀ is read from the
-                // [patch, plane] buffer with swapped strides; weight_grad is [out, patch].
+                transpose(grad, shape.out_channels, plane, &mut grad_t);
+                // SAFETY: cols is [patch, plane], grad_t [plane, out] and transposed_sum
+                // [patch, out], all row-major and of those lengths.
                 unsafe {
                     gemm(
                         Matrices {
-                            m: shape.out_channels,
-                            n: patch,
+                            m: patch,
+                            n: shape.out_channels,
                             k: plane,
-                            dst: weight_grad.as_mut_ptr(),
-                            dst_rs: patch as isize,
+                            dst: transposed_sum.as_mut_ptr(),
+                            dst_rs: shape.out_channels as isize,
+                            dst_cs: 1,
                             accumulate: index > 0,
-                            lhs: grad.as_ptr(),
+                            lhs: cols.as_ptr(),
                             lhs_rs: plane as isize,
                             lhs_cs: 1,
-                            rhs: cols.as_ptr(),
-                            rhs_rs: 1,
-                            rhs_cs: plane as isize,
+                            rhs: grad_t.as_ptr(),
+                            rhs_rs: shape.out_channels as isize,
+                            rhs_cs: 1,
                         },
                         parallelism,
                     )
@@ -173,18 +181,38 @@ pub fn weight_and_bias_grad(shape: ConvShape, x: &[f32], grad_out: &[f32]) -> (V
                     *sum += row.iter().sum::<f32>();
                 }
             }
-            (weight_grad, bias_grad)
+            (transposed_sum, bias_grad)
         })
         .collect();
     let mut partials = partials.into_iter();
-    let (mut weight_grad, mut bias_grad) = partials
+    let (mut transposed_sum, mut bias_grad) = partials
         .next()
         .unwrap_or_else(|| (vec![0.0; shape.weight_len()], vec![0.0; shape.out_channels]));
     for (w, b) in partials {
-        weight_grad.iter_mut().zip(w).for_each(|(sum, v)| *sum += v);
+        transposed_sum
+            .iter_mut()
+            .zip(w)
+            .for_each(|(sum, v)| *sum += v);
         bias_grad.iter_mut().zip(b).for_each(|(sum, v)| *sum += v);
     }
+    let mut weight_grad = vec![0.0; shape.weight_len()];
+    transpose(&transposed_sum, patch, shape.out_channels, &mut weight_grad);
     (weight_grad, bias_grad)
+}
+
+/// `dst [cols, rows] = srcᵀ` for a row-major `src [rows, cols]`, in tiles that keep both sides in
+/// cache.
+fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    const TILE: usize = 16;
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(cols) {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
+    }
 }
 
 /// `[out, in, k, k]` → `[in, out, k, k]` with each kernel turned 180°: the weights that carry an
@@ -240,13 +268,15 @@ fn im2col(shape: ConvShape, image: &[f32], cols: &mut [f32]) {
     }
 }
 
-/// One row-major product `dst[m×n] (+)= lhs[m×k] · rhs[k×n]`, each operand at its own strides.
+/// One product `dst[m×n] (+)= lhs[m×k] · rhs[k×n]`, each operand at its own row and column
+/// strides.
 struct Matrices {
     m: usize,
     n: usize,
     k: usize,
     dst: *mut f32,
     dst_rs: isize,
+    dst_cs: isize,
     accumulate: bool,
     lhs: *const f32,
     lhs_rs: isize,
@@ -266,7 +296,7 @@ unsafe fn gemm(p: Matrices, parallelism: gemm::Parallelism) {
             p.n,
             p.k,
             p.dst,
-            1,
+            p.dst_cs,
             p.dst_rs,
             p.accumulate,
             p.lhs,
