@@ -402,3 +402,51 @@ fn a_run_interrupted_on_another_host_is_not_resumed_from_here() {
         "{err}"
     );
 }
+
+#[test]
+fn a_bridge_that_closes_early_still_delivers_the_runs_last_events_from_its_log() {
+    // Slurm ends a job's steps when its main task exits: the srun bridge can close before the
+    // run's final events cross it. The viewer reads what the stream missed from the log.
+    let _guard = training_lock();
+    let runs_dir = scratch("bridge-tail");
+    let status = crate::common::train_digits("--headless", 2, &runs_dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = crate::common::only_run(&runs_dir);
+    let log = run.join(runs::EVENTS_FILE);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines.len() > 8,
+        "a two-epoch digits run logs more than 8 events"
+    );
+    // The viewer attached after 3 events; the bridge carried 3 more, then closed.
+    let log_bytes: usize = lines[..3].iter().map(|l| l.len() + 1).sum();
+    let hello = control::Reply::Hello {
+        protocol: control::PROTOCOL_VERSION,
+        run_id: "bridged".into(),
+        pid: std::process::id(),
+        log_bytes: log_bytes as u64,
+    };
+    let stream = scratch("bridge-tail-stream").join("stream.jsonl");
+    std::fs::write(
+        &stream,
+        format!("{}{}\n", hello.line(), lines[3..6].join("\n")),
+    )
+    .unwrap();
+    let mut bridge = Process::new("cat");
+    bridge.arg(&stream);
+
+    let attached = control::client::attach_via(&run, bridge).unwrap();
+    assert_eq!(attached.history.len(), 3);
+    let live: Vec<_> = attached.events.iter().collect();
+    let everything: Vec<_> = attached.history.into_iter().chain(live).collect();
+    let logged = runs::read_events(&log).unwrap().events;
+    assert_eq!(everything, logged, "each event once, in the log's order");
+    assert!(matches!(
+        everything.last().map(|e| &e.kind),
+        Some(EventKind::Finished(_))
+    ));
+}

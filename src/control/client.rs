@@ -13,7 +13,7 @@ use super::{
     Endpoint, Line, MAX_EVENT_LINE, PROTOCOL_VERSION, Reply, SOCKET_FILE, probe, read_line,
 };
 use crate::protocol::{Command, Event, EventKind};
-use crate::runs::{EVENTS_FILE, read_events_prefix};
+use crate::runs::{EVENTS_FILE, read_events_after, read_events_prefix};
 
 /// How long a live run has to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -339,7 +339,14 @@ where
     let (event_tx, events) = unbounded();
     std::thread::Builder::new()
         .name("kiln-attach-in".into())
-        .spawn(move || receive(reader, event_tx))
+        .spawn({
+            let (log, log_bytes) = (log.clone(), hello.log_bytes);
+            move || {
+                if let StreamEnd::Closed { last } = receive(reader, &event_tx) {
+                    forward_unsent_tail(&log, log_bytes, last.as_deref(), &event_tx);
+                }
+            }
+        })
         .map_err(thread_error)?;
     let (commands, command_rx) = unbounded::<Command>();
     std::thread::Builder::new()
@@ -369,11 +376,21 @@ where
     })
 }
 
+/// How the live stream of events stopped.
+enum StreamEnd {
+    /// The run's side closed it; `last` is the last event it carried.
+    Closed { last: Option<Box<Event>> },
+    /// The viewer stopped listening.
+    ViewerGone,
+}
+
 /// Events become events; a refused command becomes a warning the screen shows.
-fn receive(mut reader: BufReader<impl io::Read>, events: Sender<Event>) {
+fn receive(mut reader: BufReader<impl io::Read>, events: &Sender<Event>) -> StreamEnd {
+    let mut last = None;
     while let Ok(Some(line)) = read_line(&mut reader, MAX_EVENT_LINE) {
         let Line::Text(text) = line else { continue };
         let event = if let Ok(event) = serde_json::from_slice::<Event>(&text) {
+            last = Some(Box::new(event.clone()));
             event
         } else if let Ok(Reply::Error { message }) = serde_json::from_slice::<Reply>(&text) {
             Event::now(
@@ -387,7 +404,29 @@ fn receive(mut reader: BufReader<impl io::Read>, events: Sender<Event>) {
             continue;
         };
         if events.send(event).is_err() {
-            break;
+            return StreamEnd::ViewerGone;
+        }
+    }
+    StreamEnd::Closed { last }
+}
+
+/// A bridge can close before the run's last events cross it (Slurm ends a job's steps when its
+/// main task exits, final event and all): those events are in the log, which the viewer reads
+/// from where the live stream started. Forwards what the log holds after `last`.
+fn forward_unsent_tail(log: &Path, log_bytes: u64, last: Option<&Event>, events: &Sender<Event>) {
+    let Ok(tail) = read_events_after(log, log_bytes) else {
+        return;
+    };
+    let unsent = match last {
+        Some(last) => match tail.events.iter().rposition(|e| e == last) {
+            Some(at) => at + 1,
+            None => return,
+        },
+        None => 0,
+    };
+    for event in tail.events.into_iter().skip(unsent) {
+        if events.send(event).is_err() {
+            return;
         }
     }
 }

@@ -84,6 +84,15 @@ pub fn read_events_prefix(path: &Path, bytes: u64) -> io::Result<LogContents> {
     read_from(BufReader::new(File::open(path)?.take(bytes)), false)
 }
 
+/// The events after the first `bytes` bytes of a log: what a live run wrote once a viewer had
+/// attached.
+pub fn read_events_after(path: &Path, bytes: u64) -> io::Result<LogContents> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(bytes))?;
+    read_from(BufReader::new(file), false)
+}
+
 fn read(path: &Path, skip_batches: bool) -> io::Result<LogContents> {
     read_from(BufReader::new(File::open(path)?), skip_batches)
 }

@@ -18,7 +18,8 @@ pub use liveness::{
     Endpoint, SOCKET_FILE, claimed_by, is_alive, pid_is_running, probe, trains_elsewhere,
 };
 pub use log::{
-    EventLog, LogContents, read_events, read_events_prefix, read_events_without_batches,
+    EventLog, LogContents, read_events, read_events_after, read_events_prefix,
+    read_events_without_batches,
 };
 pub use store::{
     Listing, OpenedRun, StoreError, delete_run, disk_bytes, forked_epochs, list_runs, open_run,
