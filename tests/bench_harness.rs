@@ -95,6 +95,15 @@ fn the_per_operation_bench_times_every_layer_of_the_model_on_its_shape() {
             .all(|t| t.milliseconds.is_finite() && t.milliseconds > 0.0),
         "{timings:?}"
     );
+    // On flex, burn's own kernel is timed beside each of kiln's (convolutions, pooling) in the
+    // same run; the operations kiln leaves to burn have no second figure.
+    for timing in &timings {
+        let replaced = timing.op.starts_with("conv") || timing.op.starts_with("pool");
+        match timing.burn_milliseconds {
+            Some(burn) => assert!(replaced && burn.is_finite() && burn > 0.0, "{timing:?}"),
+            None => assert!(!replaced, "{timing:?} lacks burn's figure"),
+        }
+    }
 }
 
 #[test]
