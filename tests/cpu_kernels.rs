@@ -185,7 +185,10 @@ fn burn_keeps_the_convolutions_kiln_has_no_kernel_for() {
     let even = Conv2dConfig::new([3, 4], [2, 2]).with_padding(PaddingConfig2d::Same);
     let strided = Conv2dConfig::new([3, 4], [3, 3]).with_stride([2, 2]);
     let unpadded = Conv2dConfig::new([3, 4], [3, 3]);
-    for config in [even, strided, unpadded] {
+    let unbiased = Conv2dConfig::new([3, 4], [3, 3])
+        .with_padding(PaddingConfig2d::Same)
+        .with_bias(false);
+    for config in [even, strided, unpadded, unbiased] {
         let conv = config.init(&device);
         assert!(!flex_ops::runs_on_kiln_conv(&conv, &x), "{config:?}");
         assert_eq!(

@@ -16,7 +16,7 @@ use burn::tensor::{Device, Tensor};
 
 use extension::KilnCpuOps;
 
-/// Which implementation runs the model's convolutions and batch norms on the CPU.
+/// Which implementation runs the model's convolutions, batch norms and pooling on the CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CpuKernels {
     /// kiln's own kernels (the default on flex).
@@ -55,12 +55,14 @@ impl CpuKernels {
 /// `conv.forward(input)`, through kiln's convolution where it applies (flex, f32, stride 1,
 /// same padding with an odd square kernel, one group, a bias) and burn's everywhere else.
 pub fn conv2d(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
-    match (&conv.bias, runs_on_kiln_conv(conv, &input)) {
-        (Some(bias), true) => Tensor::from_dispatch(<Dispatch as KilnCpuOps>::same_conv2d(
-            input.into_dispatch(),
-            conv.weight.val().into_dispatch(),
-            bias.val().into_dispatch(),
-        )),
+    match &conv.bias {
+        Some(bias) if runs_on_kiln_conv(conv, &input) => {
+            Tensor::from_dispatch(<Dispatch as KilnCpuOps>::same_conv2d(
+                input.into_dispatch(),
+                conv.weight.val().into_dispatch(),
+                bias.val().into_dispatch(),
+            ))
+        }
         _ => conv.forward(input),
     }
 }
@@ -69,6 +71,7 @@ pub fn conv2d(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
 pub fn runs_on_kiln_conv(conv: &Conv2d, input: &Tensor<4>) -> bool {
     let [kh, kw] = conv.kernel_size;
     CpuKernels::current() == CpuKernels::Kiln
+        && conv.bias.is_some()
         && is_flex(&input.device())
         && input.dtype() == DType::F32
         && conv.weight.val().dtype() == DType::F32
