@@ -414,6 +414,10 @@ fn receive(mut reader: BufReader<impl io::Read>, events: &Sender<Event>) -> Stre
 /// main task exits, final event and all): those events are in the log, which the viewer reads
 /// from where the live stream started. Forwards what the log holds after `last`.
 fn forward_unsent_tail(log: &Path, log_bytes: u64, last: Option<&Event>, events: &Sender<Event>) {
+    // The stream carried the run's last word: nothing follows it, so the log need not be read.
+    if last.is_some_and(|e| matches!(e.kind, EventKind::Finished(_) | EventKind::Failed { .. })) {
+        return;
+    }
     let Ok(tail) = read_events_after(log, log_bytes) else {
         return;
     };
