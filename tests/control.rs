@@ -19,7 +19,7 @@ use crate::common::{repo_path, scratch, stop_run, training_lock, wait_for};
 fn long_run(runs_dir: &std::path::Path) -> TrainerHandle {
     let experiment = Experiment::load(
         &repo_path("experiments/digits.toml"),
-        &["train.backend=cpu".into(), "train.epochs=500".into()],
+        &["train.backend=cpu".into(), "train.epochs=100000".into()],
     )
     .unwrap();
     let handle = train::spawn(TrainOptions {

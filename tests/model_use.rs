@@ -420,7 +420,7 @@ fn building_a_gallery_while_a_run_trains_does_not_hold_it_up() {
     let experiment = Experiment::load(
         &crate::common::repo_path("experiments/digits.toml"),
         &[
-            "train.epochs=500".to_string(),
+            "train.epochs=100000".to_string(),
             "train.backend=\"cpu\"".to_string(),
         ],
     )
