@@ -117,7 +117,7 @@ fn the_run_outlives_its_terminal() {
     let runs = scratch("tmux-hangup");
     let binary = env!("CARGO_BIN_EXE_kiln");
     let command = format!(
-        "{binary} train experiments/digits.toml --backend cpu --runs-dir {} --set train.epochs=25",
+        "{binary} train experiments/digits.toml --backend cpu --runs-dir {} --set train.epochs=150",
         runs.display()
     );
     let tmux = Tmux::start("hangup", 80, 24, &repo_path(""), &command);
@@ -128,7 +128,7 @@ fn the_run_outlives_its_terminal() {
     let end = wait_until_finished(&run_dir);
     assert_eq!(end.outcome, kiln::protocol::Outcome::Completed);
     assert_eq!(
-        end.epochs_completed, 25,
+        end.epochs_completed, 150,
         "every epoch ran after the hang-up"
     );
     let deadline = Instant::now() + Duration::from_secs(120);
