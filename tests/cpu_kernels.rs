@@ -1,6 +1,6 @@
 //! kiln's CPU kernels give what burn's own ops give: the convolution's output and all three
 //! gradients on the shapes where it replaces burn's (odd kernels, images smaller than the kernel,
-//! one image and many), and batch norm's output, gradients and running statistics in training.
+//! one image and many, images unfolded in bands of rows), and batch norm's output, gradients and running statistics in training.
 
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -17,7 +17,11 @@ struct Case {
     kernel: usize,
 }
 
-const CASES: [Case; 5] = [
+/// The last two are large enough that kiln unfolds each image in bands of rows (it keeps a
+/// band's unfolded input under 64 Ki values): 12 channels of 5×5 taps on 30-wide rows give bands
+/// of 7 rows, 7/7/7/7/5 over 33 rows, in both directions; 64 channels of 5×5 taps on 48-wide rows
+/// exceed the budget in one row, so each band is a single row.
+const CASES: [Case; 7] = [
     Case {
         batch: 3,
         channels: [2, 4],
@@ -52,6 +56,20 @@ const CASES: [Case; 5] = [
         height: 4,
         width: 3,
         kernel: 1,
+    },
+    Case {
+        batch: 3,
+        channels: [12, 12],
+        height: 33,
+        width: 30,
+        kernel: 5,
+    },
+    Case {
+        batch: 1,
+        channels: [64, 3],
+        height: 4,
+        width: 48,
+        kernel: 5,
     },
 ];
 

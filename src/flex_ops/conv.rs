@@ -1,11 +1,14 @@
-//! Same-padded, stride-1 2-D convolution on f32 NCHW slices: each image unfolded once (im2col)
-//! and multiplied by the weights in one gemm, images spread over rayon's threads.
+//! Same-padded, stride-1 2-D convolution on f32 NCHW slices: each image unfolded (im2col) a band
+//! of rows at a time and multiplied by the weights in one gemm per band, the bands of the batch's
+//! images spread over rayon's threads.
 //!
 //! burn-flex runs a 2-D convolution as a 3-D one through NHWC copies and tiles of small gemm
 //! calls, and burn-backend computes the weight gradient as a convolution whose kernel is the
 //! whole output gradient (a gemm with a tiny M×N and a huge K). Here all three passes are one
-//! well-shaped gemm per image: forward `W · cols`, weight gradient `Σ dout · colsᵀ`, and the input
+//! well-shaped gemm per band: forward `W · cols`, weight gradient `Σ dout · colsᵀ`, and the input
 //! gradient as the forward pass of the output gradient through the flipped, transposed kernel.
+//! A band's unfolded input stays in a core's L2 cache between im2col writing it and gemm reading
+//! it; a whole image's does not once the image is large (7 MB for the case study's second layer).
 
 use rayon::prelude::*;
 
@@ -53,61 +56,148 @@ impl ConvShape {
     }
 }
 
+/// How much unfolded input one band may hold: 256 KiB of f32, a quarter of a typical L2 (gemm's
+/// packed operands need room there too).
+const BAND_BUDGET: usize = 64 * 1024;
+
+/// The split of each image into bands of whole rows, and of the batch into work items (one band
+/// of one image each).
+#[derive(Debug, Clone, Copy)]
+struct Bands {
+    /// Image rows per band (the last band may have fewer).
+    rows: usize,
+    /// Bands per image.
+    count: usize,
+    shape: ConvShape,
+}
+
+impl Bands {
+    fn of(shape: ConvShape) -> Self {
+        let per_row = (shape.patch() * shape.width).max(1);
+        let rows = (BAND_BUDGET / per_row).clamp(1, shape.height.max(1));
+        Self {
+            rows,
+            count: shape.height.div_ceil(rows),
+            shape,
+        }
+    }
+
+    fn items(&self) -> usize {
+        self.shape.batch * self.count
+    }
+
+    /// Output positions (row-major within the image's plane) that one band covers.
+    fn max_len(&self) -> usize {
+        self.rows * self.shape.width
+    }
+
+    /// Unfolds work item `item`'s band of the batch `x` into the front of `cols`.
+    fn unfold(&self, x: &[f32], item: usize, cols: &mut [f32]) -> Band {
+        let shape = self.shape;
+        let (image, band) = (item / self.count, item % self.count);
+        let first_row = band * self.rows;
+        let rows = self.rows.min(shape.height - first_row);
+        let image_len = shape.in_channels * shape.plane();
+        let len = rows * shape.width;
+        im2col(
+            shape,
+            &x[image * image_len..][..image_len],
+            first_row,
+            rows,
+            &mut cols[..shape.patch() * len],
+        );
+        Band {
+            image,
+            start: first_row * shape.width,
+            len,
+        }
+    }
+}
+
+/// Where one work item's band lies: its image, and the run of output positions (row-major within
+/// the image's plane) that it covers.
+struct Band {
+    image: usize,
+    start: usize,
+    len: usize,
+}
+
+/// The work items each thread takes, in order: the same split for the same thread count, so
+/// the gradients' sums are added in the same order on every run.
+fn per_thread_items(items: usize) -> Vec<std::ops::Range<usize>> {
+    let threads = rayon::current_num_threads().clamp(1, items.max(1));
+    let each = items.div_ceil(threads).max(1);
+    (0..threads)
+        .map(|t| (t * each).min(items)..((t + 1) * each).min(items))
+        .filter(|range| !range.is_empty())
+        .collect()
+}
+
+/// The output slice's base pointer, shared by threads that each write disjoint bands of it.
+#[derive(Clone, Copy)]
+struct SharedOutput(*mut f32);
+
+// SAFETY: threads write through it only at disjoint positions (one band of one image each).
+unsafe impl Send for SharedOutput {}
+unsafe impl Sync for SharedOutput {}
+
+impl SharedOutput {
+    fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: callers stay inside the slice the pointer was taken from.
+        unsafe { self.0.add(offset) }
+    }
+}
+
 /// `out = conv(x, weight) + bias`; `out` is overwritten.
 pub fn forward(shape: ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
     assert_eq!(x.len(), shape.input_len(), "conv input length");
     assert_eq!(weight.len(), shape.weight_len(), "conv weight length");
     assert_eq!(out.len(), shape.output_len(), "conv output length");
     let (plane, patch) = (shape.plane(), shape.patch());
-    let image_in = shape.in_channels * plane;
     let image_out = shape.out_channels * plane;
-    let one_image = |cols: &mut Vec<f32>, (image, out): (&[f32], &mut [f32]), parallelism| {
-        im2col(shape, image, cols);
-        // SAFETY: every pointer covers its matrix at the strides given: weight is
-        // [out, patch], cols [patch, plane] and out [out, plane], all row-major.
-        unsafe {
-            gemm(
-                Matrices {
-                    m: shape.out_channels,
-                    n: plane,
-                    k: patch,
-                    dst: out.as_mut_ptr(),
-                    dst_rs: plane as isize,
-                    dst_cs: 1,
-                    accumulate: false,
-                    lhs: weight.as_ptr(),
-                    lhs_rs: patch as isize,
-                    lhs_cs: 1,
-                    rhs: cols.as_ptr(),
-                    rhs_rs: plane as isize,
-                    rhs_cs: 1,
-                },
-                parallelism,
-            )
-        };
-        if let Some(bias) = bias {
-            for (row, &b) in out.chunks_exact_mut(plane).zip(bias) {
-                row.iter_mut().for_each(|v| *v += b);
+    let bands = Bands::of(shape);
+    let output = SharedOutput(out.as_mut_ptr());
+    per_thread_items(bands.items())
+        .into_par_iter()
+        .for_each(|items| {
+            let mut cols = vec![0.0; patch * bands.max_len()];
+            for item in items {
+                let Band { image, start, len } = bands.unfold(x, item, &mut cols);
+                let dst = output.at(image * image_out + start);
+                // SAFETY: weight is [out, patch] and cols [patch, len], row-major; dst is this
+                // band's [out, len] block of the image's [out, plane] output (row stride plane),
+                // which no other item writes.
+                unsafe {
+                    gemm(
+                        Matrices {
+                            m: shape.out_channels,
+                            n: len,
+                            k: patch,
+                            dst,
+                            dst_rs: plane as isize,
+                            dst_cs: 1,
+                            accumulate: false,
+                            lhs: weight.as_ptr(),
+                            lhs_rs: patch as isize,
+                            lhs_cs: 1,
+                            rhs: cols.as_ptr(),
+                            rhs_rs: len as isize,
+                            rhs_cs: 1,
+                        },
+                        gemm::Parallelism::None,
+                    )
+                };
+                if let Some(bias) = bias {
+                    for (channel, &b) in bias.iter().enumerate() {
+                        // SAFETY: one row of this item's block, as above.
+                        let row = unsafe {
+                            std::slice::from_raw_parts_mut(dst.add(channel * plane), len)
+                        };
+                        row.iter_mut().for_each(|v| *v += b);
+                    }
+                }
             }
-        }
-    };
-    if shape.batch >= rayon::current_num_threads() {
-        x.par_chunks_exact(image_in)
-            .zip(out.par_chunks_exact_mut(image_out))
-            .for_each_init(
-                || vec![0.0; patch * plane],
-                |cols, pair| one_image(cols, pair, gemm::Parallelism::None),
-            );
-    } else {
-        // Too few images to give every thread one: let gemm split each image's product instead.
-        let mut cols = vec![0.0; patch * plane];
-        for pair in x
-            .chunks_exact(image_in)
-            .zip(out.chunks_exact_mut(image_out))
-        {
-            one_image(&mut cols, pair, gemm::Parallelism::Rayon(0));
-        }
-    }
+        });
 }
 
 /// The gradient of the loss with respect to the convolution's input.
@@ -126,59 +216,51 @@ pub fn weight_and_bias_grad(shape: ConvShape, x: &[f32], grad_out: &[f32]) -> (V
         shape.output_len(),
         "conv output gradient length"
     );
-    let (plane, patch) = (shape.plane(), shape.patch());
-    let image_in = shape.in_channels * plane;
-    let image_out = shape.out_channels * plane;
-    let threads = rayon::current_num_threads().clamp(1, shape.batch.max(1));
-    let per_thread = shape.batch.div_ceil(threads).max(1);
-    let parallelism = if threads == 1 {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
-    // Each thread sums its own images' products; the partial sums are added at the end.
-    // gemm runs near its peak only when its right operand is row-major, so each image's output
-    // gradient is transposed to [plane, out] (small) and the sum is built as
-    // weight_gradᵀ [patch, out] += cols [patch, plane] · gradᵀ [plane, out] (3–4× faster here
+    let (plane, patch, out) = (shape.plane(), shape.patch(), shape.out_channels);
+    let image_out = out * plane;
+    let bands = Bands::of(shape);
+    // Each thread sums its own bands' products; the partial sums are added at the end.
+    // gemm runs near its peak only when its right operand is row-major, so each band's output
+    // gradient is transposed to [len, out] (small) and the sum is built as
+    // weight_gradᵀ [patch, out] += cols [patch, len] · gradᵀ [len, out] (3–4× faster here
     // than reading colsᵀ through swapped strides).
-    let partials: Vec<(Vec<f32>, Vec<f32>)> = x
-        .par_chunks(image_in * per_thread)
-        .zip(grad_out.par_chunks(image_out * per_thread))
-        .map(|(images, grads)| {
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = per_thread_items(bands.items())
+        .into_par_iter()
+        .map(|items| {
             let mut transposed_sum = vec![0.0; shape.weight_len()];
-            let mut bias_grad = vec![0.0; shape.out_channels];
-            let mut cols = vec![0.0; patch * plane];
-            let mut grad_t = vec![0.0; plane * shape.out_channels];
-            let pairs = images
-                .chunks_exact(image_in)
-                .zip(grads.chunks_exact(image_out));
-            for (index, (image, grad)) in pairs.enumerate() {
-                im2col(shape, image, &mut cols);
-                transpose(grad, shape.out_channels, plane, &mut grad_t);
-                // SAFETY: cols is [patch, plane], grad_t [plane, out] and transposed_sum
+            let mut bias_grad = vec![0.0; out];
+            let mut cols = vec![0.0; patch * bands.max_len()];
+            let mut grad_t = vec![0.0; bands.max_len() * out];
+            for (index, item) in items.enumerate() {
+                let Band { image, start, len } = bands.unfold(x, item, &mut cols);
+                let grad_t = &mut grad_t[..len * out];
+                // This band's [out, len] block of the image's [out, plane] gradient.
+                let grad = &grad_out[image * image_out + start..][..(out - 1) * plane + len];
+                transpose(grad, out, len, plane, grad_t);
+                // SAFETY: cols is [patch, len], grad_t [len, out] and transposed_sum
                 // [patch, out], all row-major and of those lengths.
                 unsafe {
                     gemm(
                         Matrices {
                             m: patch,
-                            n: shape.out_channels,
-                            k: plane,
+                            n: out,
+                            k: len,
                             dst: transposed_sum.as_mut_ptr(),
-                            dst_rs: shape.out_channels as isize,
+                            dst_rs: out as isize,
                             dst_cs: 1,
                             accumulate: index > 0,
                             lhs: cols.as_ptr(),
-                            lhs_rs: plane as isize,
+                            lhs_rs: len as isize,
                             lhs_cs: 1,
                             rhs: grad_t.as_ptr(),
-                            rhs_rs: shape.out_channels as isize,
+                            rhs_rs: out as isize,
                             rhs_cs: 1,
                         },
-                        parallelism,
+                        gemm::Parallelism::None,
                     )
                 };
-                for (sum, row) in bias_grad.iter_mut().zip(grad.chunks_exact(plane)) {
-                    *sum += row.iter().sum::<f32>();
+                for (channel, sum) in bias_grad.iter_mut().enumerate() {
+                    *sum += grad[channel * plane..][..len].iter().sum::<f32>();
                 }
             }
             (transposed_sum, bias_grad)
@@ -187,7 +269,7 @@ pub fn weight_and_bias_grad(shape: ConvShape, x: &[f32], grad_out: &[f32]) -> (V
     let mut partials = partials.into_iter();
     let (mut transposed_sum, mut bias_grad) = partials
         .next()
-        .unwrap_or_else(|| (vec![0.0; shape.weight_len()], vec![0.0; shape.out_channels]));
+        .unwrap_or_else(|| (vec![0.0; shape.weight_len()], vec![0.0; out]));
     for (w, b) in partials {
         transposed_sum
             .iter_mut()
@@ -196,20 +278,21 @@ pub fn weight_and_bias_grad(shape: ConvShape, x: &[f32], grad_out: &[f32]) -> (V
         bias_grad.iter_mut().zip(b).for_each(|(sum, v)| *sum += v);
     }
     let mut weight_grad = vec![0.0; shape.weight_len()];
-    transpose(&transposed_sum, patch, shape.out_channels, &mut weight_grad);
+    transpose(&transposed_sum, patch, out, out, &mut weight_grad);
     (weight_grad, bias_grad)
 }
 
-/// `dst [cols, rows] = srcᵀ` for a row-major `src [rows, cols]`, sixteen source columns at a
-/// time so the destination rows being written stay in cache (1.4–2× a square-tiled loop on the
-/// gradients' shapes here).
-fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+/// `dst [cols, rows] = srcᵀ` for a row-major `src [rows, cols]` whose rows start `stride` apart,
+/// sixteen source columns at a time so the destination rows being written stay in cache
+/// (1.4–2× a square-tiled loop on the gradients' shapes here).
+fn transpose(src: &[f32], rows: usize, cols: usize, stride: usize, dst: &mut [f32]) {
     const BLOCK: usize = 16;
     for c0 in (0..cols).step_by(BLOCK) {
         let width = BLOCK.min(cols - c0);
         let block = &mut dst[c0 * rows..(c0 + width) * rows];
-        for (r, row) in src.chunks_exact(cols).enumerate() {
-            for (i, &v) in row[c0..c0 + width].iter().enumerate() {
+        for r in 0..rows {
+            let row = &src[r * stride + c0..][..width];
+            for (i, &v) in row.iter().enumerate() {
                 block[i * rows + r] = v;
             }
         }
@@ -234,32 +317,34 @@ fn flip_kernel(shape: ConvShape, weight: &[f32]) -> Vec<f32> {
     flipped
 }
 
-/// Unfolds one `[in, h, w]` image into `[in·k·k, h·w]`: row `(c, ky, kx)` holds the input shifted
-/// by the tap's offset, zero where the shift leaves the image.
+/// Unfolds image rows `first_row..first_row + rows` of one `[in, h, w]` image into
+/// `[in·k·k, rows·w]`: row `(c, ky, kx)` holds, for each of the band's output positions, the input
+/// at the tap's offset from it, zero where that offset leaves the image.
 ///
 /// A shift by `(dy, dx)` is one offset `dy·w + dx` into the flattened plane: each row is one
 /// long copy, then the `|dx|` columns that wrapped around from the neighbouring image row are
 /// zeroed (copying row by row instead cost a short `memmove` per image row, a fifth of a
 /// training step here).
-fn im2col(shape: ConvShape, image: &[f32], cols: &mut [f32]) {
+fn im2col(shape: ConvShape, image: &[f32], first_row: usize, rows: usize, cols: &mut [f32]) {
     let (h, w, k) = (shape.height, shape.width, shape.kernel);
     let pad = (k / 2) as isize;
-    let plane = h * w;
-    let mut rows = cols.chunks_exact_mut(plane);
-    for channel in image.chunks_exact(plane) {
+    let plane = (h * w) as isize;
+    let (start, len) = ((first_row * w) as isize, rows * w);
+    let mut unfolded = cols.chunks_exact_mut(len);
+    for channel in image.chunks_exact(h * w) {
         for ky in 0..k {
             let dy = ky as isize - pad;
             for kx in 0..k {
                 let dx = kx as isize - pad;
-                let row = rows.next().expect("cols holds in·k·k rows");
+                let row = unfolded.next().expect("cols holds in·k·k rows of the band");
                 let shift = dy * w as isize + dx;
-                // Output positions whose source position lies inside the flattened plane.
-                let lo = (-shift).clamp(0, plane as isize) as usize;
-                let hi = (plane as isize - shift).clamp(lo as isize, plane as isize) as usize;
+                // Band positions whose source position lies inside the flattened plane.
+                let lo = (-shift - start).clamp(0, len as isize) as usize;
+                let hi = (plane - shift - start).clamp(lo as isize, len as isize) as usize;
                 row[..lo].fill(0.0);
                 row[hi..].fill(0.0);
                 if hi > lo {
-                    let from = (lo as isize + shift) as usize;
+                    let from = (start + lo as isize + shift) as usize;
                     row[lo..hi].copy_from_slice(&channel[from..from + (hi - lo)]);
                 }
                 // Output columns whose source column x + dx lies outside the image.
