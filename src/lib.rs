@@ -3,6 +3,7 @@
 //! The training thread ([`train`]) and any front end talk only through [`protocol`] messages;
 //! every event also lands in the run's log ([`runs`]), so live and past runs share one format.
 
+pub mod allocator;
 pub mod augment_preview;
 pub mod bench;
 pub mod cli;

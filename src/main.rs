@@ -3,6 +3,9 @@
 
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: kiln::allocator::KilnAllocator = kiln::allocator::KilnAllocator;
+
 fn main() -> ExitCode {
     keep_freed_memory();
     match kiln::cli::run() {
@@ -27,7 +30,8 @@ fn main() -> ExitCode {
 fn keep_freed_memory() {
     // SAFETY: mallopt only sets allocator parameters, and it runs before any other thread exists.
     unsafe {
-        // 32 MiB is the largest threshold glibc accepts; larger buffers are still mapped.
+        // 32 MiB is the largest threshold glibc accepts; larger buffers go to mimalloc instead
+        // (`kiln::allocator`).
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }

@@ -1,5 +1,6 @@
 //! kiln's integration tests, in one binary so burn links once.
 
+mod allocator;
 mod bench_harness;
 mod checkpoints;
 mod common;
