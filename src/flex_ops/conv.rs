@@ -148,8 +148,9 @@ unsafe impl Send for SharedOutput {}
 unsafe impl Sync for SharedOutput {}
 
 impl SharedOutput {
-    fn at(self, offset: usize) -> *mut f32 {
-        // SAFETY: callers stay inside the slice the pointer was taken from.
+    /// # Safety
+    /// `offset` must lie within the slice the pointer was taken from.
+    unsafe fn at(self, offset: usize) -> *mut f32 {
         unsafe { self.0.add(offset) }
     }
 }
@@ -169,7 +170,8 @@ pub fn forward(shape: ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>
             let mut cols = vec![0.0; patch * bands.max_len()];
             for item in items {
                 let Band { image, start, len } = bands.unfold(x, item, &mut cols);
-                let dst = output.at(image * image_out + start);
+                // SAFETY: the band starts inside this image's output.
+                let dst = unsafe { output.at(image * image_out + start) };
                 // SAFETY: weight is [out, patch] and cols [patch, len], row-major; dst is this
                 // band's [out, len] block of the image's [out, plane] output (row stride plane),
                 // which no other item writes.
