@@ -30,9 +30,12 @@ fn main() -> ExitCode {
 fn keep_freed_memory() {
     // SAFETY: mallopt only sets allocator parameters, and it runs before any other thread exists.
     unsafe {
-        // 32 MiB is the largest threshold glibc accepts; larger buffers go to mimalloc instead
-        // (`kiln::allocator`).
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        // 32 MiB is the largest threshold glibc accepts; buffers from there on go to mimalloc
+        // instead (`kiln::allocator`), so the two limits are one constant.
+        libc::mallopt(
+            libc::M_MMAP_THRESHOLD,
+            kiln::allocator::LARGE_BUFFER as libc::c_int,
+        );
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
 }
