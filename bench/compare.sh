@@ -5,7 +5,7 @@
 # models (the same shapes timed alone: where a gap comes from; where kiln runs its own CPU kernel,
 # burn's is timed beside it: `burn ms`, `kiln/burn`). --no-ops skips the second.
 #
-#   bench/compare.sh [--backend cpu|gpu|torch] [--warmup N] [--steps N] [--repeat N] [--workload NAME]...
+#   bench/compare.sh [--backend cpu|gpu|cuda|wgpu|torch] [--warmup N] [--steps N] [--repeat N] [--workload NAME]...
 #                    [--no-ops]
 #
 # KILN=/path/to/kiln uses that binary; otherwise it is built with cargo (with the torch feature,
@@ -28,14 +28,14 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$backend" in
-  cpu|gpu|torch) ;;
-  *) echo "--backend must be cpu, gpu or torch" >&2; exit 2 ;;
+  cpu|gpu|cuda|wgpu|torch) ;;
+  *) echo "--backend must be cpu, gpu, cuda, wgpu or torch" >&2; exit 2 ;;
 esac
 
 python3 -c "import torch" 2>/dev/null || python3 -m pip install --quiet torch
 case "$backend" in
   cpu) device=cpu ;;
-  gpu) device=cuda ;;
+  gpu|cuda|wgpu) device=cuda ;;
   torch) device=$(python3 -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')") ;;
 esac
 

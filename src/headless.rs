@@ -37,7 +37,7 @@ impl LineFormatter {
                 self.epochs = start.epochs;
                 let d = &start.dataset;
                 format!(
-                    "kiln · {} · {} ({} train / {} validation, {} classes, {}x{}x{}) · {} on {}: {}\n\
+                    "kiln · {} · {} ({} train / {} validation, {} classes, {}x{}x{}) · {} on {}{}: {}\n\
                      model: {} parameters · batch {} · lr {} · {}",
                     start.experiment,
                     d.name,
@@ -49,7 +49,8 @@ impl LineFormatter {
                     d.width,
                     start.backend.name,
                     start.backend.device,
-                    start.backend.reason,
+                    precision_note(&start.backend.precision),
+                    start.backend.reason_in_full(),
                     start.parameters,
                     start.batch_size,
                     start.learning_rate,
@@ -171,4 +172,13 @@ pub fn follow(
         }
     }
     RunEnd::Lost
+}
+
+/// `, in f32 (…)` after the device, or nothing for a log that did not record the precision.
+fn precision_note(precision: &str) -> String {
+    if precision.is_empty() {
+        String::new()
+    } else {
+        format!(", in {precision}")
+    }
 }

@@ -8,6 +8,8 @@ static ALLOCATOR: kiln::allocator::KilnAllocator = kiln::allocator::KilnAllocato
 
 fn main() -> ExitCode {
     keep_freed_memory();
+    // SAFETY: no other thread exists yet.
+    unsafe { kiln::train::pin_burn_default_device() };
     match kiln::cli::run() {
         Ok(code) => code,
         Err(err) => {

@@ -1,15 +1,15 @@
 //! The CNN an experiment describes: conv blocks (conv → [batch norm] → ReLU → max pool), then a
 //! dense head with dropout, whose probability can change while a run trains.
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d, Relu,
 };
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{DType, Device, FloatDType, Tensor};
 
-use crate::experiment::ModelConfig;
+use crate::experiment::{ModelConfig, Precision};
 use crate::flex_ops;
 
 /// Input and output sizes that come from the data rather than the experiment's `[model]`.
@@ -54,11 +54,21 @@ impl ConvBlock {
     fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let x = flex_ops::conv2d(&self.conv, input);
         let x = match (&self.norm, self.norm_after_activation) {
-            (Some(norm), false) => self.activation.forward(flex_ops::batch_norm(norm, x)),
-            (Some(norm), true) => flex_ops::batch_norm(norm, self.activation.forward(x)),
+            (Some(norm), false) => self.activation.forward(normalize(norm, x)),
+            (Some(norm), true) => normalize(norm, self.activation.forward(x)),
             (None, _) => self.activation.forward(x),
         };
         flex_ops::max_pool2d(&self.pool, x)
+    }
+}
+
+/// Batch norm in f32 whatever the input's precision: its statistics need f32's range, and its
+/// running mean and variance are shared f32 state (as PyTorch's autocast keeps them).
+fn normalize(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    if x.dtype() == DType::BF16 {
+        flex_ops::batch_norm(norm, x.cast(FloatDType::F32)).cast(FloatDType::BF16)
+    } else {
+        flex_ops::batch_norm(norm, x)
     }
 }
 
@@ -126,6 +136,20 @@ impl Classifier {
         self.output.forward(x)
     }
 
+    /// [`Classifier::forward`] computing in `precision`; the logits are f32 either way. In bf16
+    /// the layers run on bf16 copies of the f32 weights, made by a cast that autodiff tracks,
+    /// so the gradients arrive in f32 on the f32 weights the optimiser keeps (mixed precision).
+    pub fn forward_in(&self, images: Tensor<4>, precision: Precision) -> Tensor<2> {
+        match precision {
+            Precision::F32 => self.forward(images),
+            Precision::Bf16 => {
+                let half = self.clone().map(&mut CastWeights::to(FloatDType::BF16));
+                half.forward(images.cast(FloatDType::BF16))
+                    .cast(FloatDType::F32)
+            }
+        }
+    }
+
     pub fn dropout(&self) -> f64 {
         self.dropout.prob
     }
@@ -133,5 +157,44 @@ impl Classifier {
     /// Changes the dropout probability from the next forward pass on; `prob` must be in [0, 1).
     pub fn set_dropout(&mut self, prob: f64) {
         self.dropout.prob = prob;
+    }
+}
+
+/// Casts every float weight to one precision, except batch norm's (kept f32, see [`normalize`];
+/// mapping its running statistics would also change the f32 model's, which share them).
+struct CastWeights {
+    dtype: FloatDType,
+    /// How deep inside a batch norm layer the walk is.
+    in_batch_norm: usize,
+}
+
+impl CastWeights {
+    fn to(dtype: FloatDType) -> Self {
+        Self {
+            dtype,
+            in_batch_norm: 0,
+        }
+    }
+}
+
+impl ModuleMapper for CastWeights {
+    fn enter_module(&mut self, _name: &str, container_type: &str) {
+        if container_type == "Struct:BatchNorm" {
+            self.in_batch_norm += 1;
+        }
+    }
+
+    fn exit_module(&mut self, _name: &str, container_type: &str) {
+        if container_type == "Struct:BatchNorm" {
+            self.in_batch_norm -= 1;
+        }
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if self.in_batch_norm > 0 {
+            return param;
+        }
+        let dtype = self.dtype;
+        param.map(|weight| weight.cast(dtype))
     }
 }

@@ -357,13 +357,31 @@ pub struct DatasetSummary {
     pub skipped: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BackendSummary {
-    /// `wgpu` or `flex` (burn's CPU backend).
+    /// `cuda`, `wgpu`, `flex` (burn's CPU backend) or `libtorch`.
     pub name: String,
     pub device: String,
     /// Why this backend was chosen, in plain words.
     pub reason: String,
+    /// The number format training computes in, and how (`f32 (TF32 tensor cores …)`, `bf16
+    /// mixed …`); empty in logs written before kiln recorded it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub precision: String,
+    /// Each faster backend passed over, with why (`cuda: no libcuda.so.1`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+}
+
+impl BackendSummary {
+    /// Why this backend, and why not each one passed over: the reason, then `(skipped …)`.
+    pub fn reason_in_full(&self) -> String {
+        if self.skipped.is_empty() {
+            self.reason.clone()
+        } else {
+            format!("{} (skipped {})", self.reason, self.skipped.join("; "))
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

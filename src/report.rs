@@ -84,6 +84,20 @@ pub fn run_report(summary: &RunSummary, view: &RunView) -> String {
             _ => "-".into(),
         },
     );
+    if let Some(started) = &view.started {
+        let b = &started.backend;
+        let precision = if b.precision.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", b.precision)
+        };
+        out.push_str(&format!(
+            "backend     {} on {}{precision}: {}\n",
+            b.name,
+            b.device,
+            b.reason_in_full()
+        ));
+    }
     if let Some(error) = &summary.error {
         out.push_str(&format!("error       {error}\n"));
     }

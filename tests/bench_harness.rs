@@ -13,7 +13,16 @@ fn bench_measures_kiln_and_the_bare_loop_side_by_side() {
         .into_iter()
         .find(|w| w.name == "digits")
         .unwrap();
-    let m = measure(&digits, BackendChoice::Cpu, 1, 4, 2, &scratch("bench")).unwrap();
+    let m = measure(
+        &digits,
+        BackendChoice::Cpu,
+        kiln::experiment::Precision::F32,
+        1,
+        4,
+        2,
+        &scratch("bench"),
+    )
+    .unwrap();
     assert_eq!(m.workload, "digits");
     assert_eq!(m.backend, "flex");
     for value in [

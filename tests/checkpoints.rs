@@ -4,7 +4,7 @@
 
 use burn::optim::AdamConfig;
 use kiln::experiment::ModelConfig;
-use kiln::model::{Classifier, ModelShape};
+use kiln::model::Classifier;
 use kiln::train::checkpoint::{self, CheckpointState, WriteStep};
 
 use crate::common::scratch;
@@ -34,12 +34,7 @@ fn folders(dir: &std::path::Path) -> Vec<String> {
 #[test]
 fn a_crash_at_any_step_of_a_replace_leaves_one_complete_checkpoint() {
     let config = ModelConfig::default();
-    let shape = ModelShape {
-        channels: 1,
-        height: 8,
-        width: 8,
-        classes: 10,
-    };
+    let shape = crate::common::digits_shape();
     let device = burn::tensor::Device::flex();
     let model = Classifier::new(&config, shape, &device);
     let optimizer = AdamConfig::new().init();
@@ -253,12 +248,7 @@ fn a_process_killed_while_replacing_a_checkpoint_leaves_one_complete_checkpoint(
         .unwrap();
         let model = Classifier::new(
             &digits.model,
-            ModelShape {
-                channels: 1,
-                height: 8,
-                width: 8,
-                classes: 10,
-            },
+            crate::common::digits_shape(),
             &burn::tensor::Device::flex(),
         );
         assert!(

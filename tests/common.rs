@@ -156,3 +156,13 @@ pub fn kiln_ok<S: AsRef<std::ffi::OsStr>>(args: &[S], runs: &Path) -> std::proce
     );
     output
 }
+
+/// The bundled digits' shape: 1×8×8 images, 10 classes.
+pub fn digits_shape() -> kiln::model::ModelShape {
+    kiln::model::ModelShape {
+        channels: 1,
+        height: 8,
+        width: 8,
+        classes: 10,
+    }
+}

@@ -70,6 +70,7 @@ fn sample_events() -> Vec<Event> {
                     name: "flex".into(),
                     device: "CPU".into(),
                     reason: "asked for".into(),
+                    ..Default::default()
                 },
             })),
         ),

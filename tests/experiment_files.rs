@@ -179,10 +179,11 @@ fn torch_backend_in_a_build_without_it_says_how_to_get_it() {
         &[
             "exp.toml:3: `train.backend` = \"torch\"",
             "--features torch",
-            "\"auto\", \"gpu\" or \"cpu\"",
+            "\"auto\", \"gpu\", \"cuda\", \"wgpu\" or \"cpu\"",
         ],
     );
-    let err = kiln::train::choose_backend(BackendChoice::Torch).unwrap_err();
+    let err = kiln::train::choose_backend(BackendChoice::Torch, kiln::experiment::Precision::F32)
+        .unwrap_err();
     assert!(err.to_string().contains("--features torch"), "{err}");
 
     // On the command line it is bad input, refused before a run directory exists.

@@ -1,6 +1,20 @@
 //! kiln's integration tests, in one binary so burn links once.
 
+/// Runs before `main` (and so before the test harness starts its threads), as kiln's binary
+/// does first thing: burn's default device is the CPU backend (see
+/// `kiln::train::pin_burn_default_device`).
+#[used]
+#[unsafe(link_section = ".init_array")]
+static PIN_BURN_DEFAULT_DEVICE: extern "C" fn() = {
+    extern "C" fn pin() {
+        // SAFETY: `.init_array` functions run before `main`, on the only thread.
+        unsafe { kiln::train::pin_burn_default_device() };
+    }
+    pin
+};
+
 mod allocator;
+mod backends;
 mod bench_harness;
 mod checkpoints;
 mod common;
@@ -12,6 +26,7 @@ mod diagnosis_labelled;
 mod event_log;
 mod experiment_files;
 mod headless_output;
+mod mixed_precision;
 mod model_use;
 mod module_graph;
 mod previews;

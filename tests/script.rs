@@ -102,6 +102,7 @@ impl Script {
                     name: "flex".into(),
                     device: "CPU, 2 threads".into(),
                     reason: "no GPU adapter was found".into(),
+                    ..Default::default()
                 },
                 epochs: self.total_epochs,
                 batches_per_epoch: self.batches,

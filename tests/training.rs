@@ -437,3 +437,128 @@ fn the_machine_sampler_measures_this_process_and_the_loader_wait() {
         assert_eq!(kiln::machine::gpu_sample(), None);
     }
 }
+
+/// The trainer reads a batch's loss after the next batch's step is queued. A non-finite loss
+/// found that late still puts back the model and the optimiser from before its step: with one
+/// batch an epoch, the checkpoint after the diverging epoch holds exactly the first epoch's
+/// weights and optimiser state.
+#[test]
+fn a_late_non_finite_loss_puts_back_the_model_and_optimiser() {
+    let _guard = training_lock();
+    let experiment = digits(&[
+        "train.epochs=50",
+        "train.learning_rate=1e30",
+        "data.train_images=32",
+    ]);
+    let handle = start(experiment.clone());
+    let seen = wait_for(
+        &handle.events,
+        "the diverging epoch's checkpoint",
+        |k| matches!(k, EventKind::CheckpointWritten { path } if path.contains("epoch-0002")),
+    );
+    let batches: Vec<_> = seen
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Batch(_)))
+        .collect();
+    assert_eq!(batches.len(), 1, "only the first batch trained: {seen:#?}");
+    let diverged = seen
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::Diverged { .. }))
+        .expect("the second batch diverged");
+    assert_eq!(diverged.step, Some(1));
+    let run = handle.run.path.clone();
+    crate::common::stop_run(handle);
+
+    let folders = checkpoint::list(&run.join("checkpoints"));
+    let folder = |epoch: usize| {
+        folders
+            .iter()
+            .find(|(_, state)| state.epochs_completed == epoch)
+            .map(|(path, state)| (path.clone(), state.clone()))
+            .unwrap_or_else(|| panic!("no checkpoint of epoch {epoch}: {folders:?}"))
+    };
+    let ((first, first_state), (second, second_state)) = (folder(1), folder(2));
+    assert_eq!((first_state.step, second_state.step), (1, 1));
+    let shape = crate::common::digits_shape();
+    let device = burn::tensor::Device::flex();
+    let load = |path: &std::path::Path| {
+        let model = checkpoint::load_model(path, &experiment.model, shape, &device).unwrap();
+        crate::mixed_precision::weights_of(&model)
+    };
+    let (before, after) = (load(&first), load(&second));
+    assert!(after.all_finite(), "the diverged step's weights were kept");
+    assert_eq!(before.values, after.values);
+    let optimizer = |path: &std::path::Path| std::fs::read(path.join(checkpoint::OPTIMIZER_FILE));
+    assert_eq!(
+        optimizer(&first).unwrap(),
+        optimizer(&second).unwrap(),
+        "the optimiser state is the first step's"
+    );
+}
+
+/// With several batches an epoch, the batch queued after the diverging one started from bad
+/// weights: it is dropped too, and nothing of either reaches the log but the divergence.
+#[test]
+fn the_batch_queued_after_a_non_finite_loss_is_dropped() {
+    let _guard = training_lock();
+    let handle = start(digits(&[
+        "train.epochs=50",
+        "train.learning_rate=1e30",
+        "data.train_images=96",
+    ]));
+    let seen = wait_for(&handle.events, "the first epoch's end", |k| {
+        matches!(k, EventKind::Epoch(_))
+    });
+    let kinds: Vec<String> = seen
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Batch(b) => Some(format!("batch {}", b.batch)),
+            EventKind::Diverged { .. } => Some("diverged".into()),
+            EventKind::Paused { reason } => Some(format!("paused {reason:?}")),
+            EventKind::Epoch(_) => Some("epoch".into()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["batch 1", "diverged", "paused Diverged", "epoch"],
+        "{seen:#?}"
+    );
+    let EventKind::Epoch(metrics) = &seen.last().unwrap().kind else {
+        unreachable!("waited for it")
+    };
+    assert!(metrics.train_loss.is_finite(), "{metrics:?}");
+    crate::common::stop_run(handle);
+}
+
+/// Reading each loss one batch late keeps the log in order: every epoch's batches 1..=n, each
+/// one step on, then its epoch event.
+#[test]
+fn late_reads_keep_batches_and_epochs_in_order() {
+    let _guard = training_lock();
+    let (events, _) = drain(start(digits(&["train.epochs=2", "data.train_images=160"])));
+    let mut expected_batch = 1;
+    let mut last_step = 0;
+    let mut epochs_seen = 0;
+    for event in &events {
+        match &event.kind {
+            EventKind::Batch(b) => {
+                assert_eq!(b.batch, expected_batch, "{event:?}");
+                assert_eq!(event.step, Some(last_step + 1), "{event:?}");
+                assert_eq!(event.epoch, Some(epochs_seen + 1), "{event:?}");
+                expected_batch += 1;
+                last_step += 1;
+            }
+            EventKind::Epoch(_) => {
+                assert_eq!(
+                    expected_batch, 6,
+                    "all 5 batches before the epoch: {events:#?}"
+                );
+                epochs_seen += 1;
+                expected_batch = 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!((epochs_seen, last_step), (2, 10));
+}

@@ -207,6 +207,7 @@ fn a_rung_restarted_from_a_checkpoint_counts_its_epochs_once() {
                 name: "flex".into(),
                 device: "CPU".into(),
                 reason: "test".into(),
+                ..Default::default()
             },
         })),
     ));

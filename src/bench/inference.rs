@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::median;
 use crate::data::{self, ImageShape, Normalizer, Preprocessing, decode_image};
-use crate::experiment::{BackendChoice, DataConfig, Experiment, ModelConfig};
+use crate::experiment::{BackendChoice, DataConfig, Experiment, ModelConfig, Precision};
 use crate::infer::TrainedModel;
 use crate::infer::predict::{self, Prediction};
 use crate::model::{Classifier, ModelShape};
@@ -36,7 +36,7 @@ const SIDE: u32 = 224;
 const REPEAT: usize = 3;
 
 pub fn run(backend: BackendChoice, out: &mut impl Write) -> anyhow::Result<InferenceFigures> {
-    let (device, summary) = train::choose_backend(backend)?;
+    let (device, summary) = train::choose_backend(backend, Precision::F32)?;
     let mnist = data::load(&DataConfig {
         dataset: "mnist-5k".into(),
         ..DataConfig::default()
@@ -56,7 +56,7 @@ pub fn run(backend: BackendChoice, out: &mut impl Write) -> anyhow::Result<Infer
         .into_iter()
         .find(|w| w.name == "mnist")
         .expect("the mnist workload exists");
-    let baseline = super::experiment_for(&mnist_workload, backend, 1);
+    let baseline = super::experiment_for(&mnist_workload, backend, Precision::F32, 1);
     let model = Classifier::new(&baseline.model, shape, &device);
     let evaluate = || -> anyhow::Result<f64> {
         let started = Instant::now();

@@ -28,10 +28,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, Normalizer};
-use crate::experiment::{BackendChoice, Experiment};
+use crate::experiment::{BackendChoice, Experiment, Precision};
 use crate::model::{Classifier, ModelShape};
 use crate::monitor::RunView;
 use crate::protocol::EventKind;
+use crate::train::readback::PendingRead;
 use crate::train::{self, TrainOptions, choose_backend};
 
 /// A fixed training job: input shape, model and batch size.
@@ -91,6 +92,9 @@ pub struct Measurement {
     pub framework: String,
     pub backend: String,
     pub device: String,
+    /// `f32` or `bf16`, as `bench/torch_reference.py` names its modes' number formats.
+    #[serde(default)]
+    pub precision: String,
     pub train_images_per_second: f64,
     /// kiln's own validation pass at the end of the epoch (the trainer's code path).
     pub eval_images_per_second: f64,
@@ -138,6 +142,7 @@ pub fn synthetic_dataset(workload: &Workload, images: usize, seed: u64) -> Datas
 pub(crate) fn experiment_for(
     workload: &Workload,
     backend: BackendChoice,
+    precision: Precision,
     batches: usize,
 ) -> Experiment {
     let mut e = Experiment {
@@ -154,6 +159,7 @@ pub(crate) fn experiment_for(
     e.train.epochs = 1;
     e.train.batch_size = workload.batch_size;
     e.train.backend = backend;
+    e.train.precision = precision;
     e.train.seed = 7;
     e
 }
@@ -181,6 +187,7 @@ pub(crate) fn median(mut values: Vec<f64>) -> f64 {
 pub fn measure(
     workload: &Workload,
     backend: BackendChoice,
+    precision: Precision,
     warmup: usize,
     steps: usize,
     repeat: usize,
@@ -199,7 +206,14 @@ pub fn measure(
         // allocator's pool): the order alternates so neither is always favoured.
         let kiln_first = repetition % 2 == 1;
         let mut run_kiln = || -> Result<(), String> {
-            let kiln = kiln_loop(workload, &dataset, backend, warmup, steps, runs_dir)?;
+            let kiln = kiln_loop(
+                workload,
+                &dataset,
+                (backend, precision),
+                warmup,
+                steps,
+                runs_dir,
+            )?;
             kiln_train.push(kiln.train);
             kiln_eval.push(kiln.eval);
             loader_wait.push(kiln.loader_wait);
@@ -213,7 +227,7 @@ pub fn measure(
         if kiln_first {
             run_kiln()?;
         }
-        let (train, eval) = bare_loop(workload, &dataset, backend, warmup, steps)?;
+        let (train, eval) = bare_loop(workload, &dataset, (backend, precision), warmup, steps)?;
         bare_train.push(train);
         bare_eval.push(eval);
         if !kiln_first {
@@ -228,6 +242,7 @@ pub fn measure(
         framework: "kiln".into(),
         backend: backend_name,
         device,
+        precision: precision.name().into(),
         train_images_per_second: kiln,
         eval_images_per_second: median(kiln_eval),
         seconds_per_epoch: workload.epoch_images as f64 / kiln,
@@ -264,12 +279,12 @@ struct KilnTiming {
 fn kiln_loop(
     workload: &Workload,
     dataset: &Arc<Dataset>,
-    backend: BackendChoice,
+    (backend, precision): (BackendChoice, Precision),
     warmup: usize,
     steps: usize,
     runs_dir: &Path,
 ) -> Result<KilnTiming, String> {
-    let experiment = experiment_for(workload, backend, warmup + steps);
+    let experiment = experiment_for(workload, backend, precision, warmup + steps);
     let handle = train::spawn_with_dataset(
         TrainOptions {
             experiment,
@@ -334,14 +349,14 @@ fn kiln_loop(
 fn bare_loop(
     workload: &Workload,
     dataset: &Dataset,
-    backend: BackendChoice,
+    (backend, precision): (BackendChoice, Precision),
     warmup: usize,
     steps: usize,
 ) -> Result<(f64, f64), String> {
-    let (device, _) = choose_backend(backend).map_err(|e| e.to_string())?;
+    let (device, _) = choose_backend(backend, precision).map_err(|e| e.to_string())?;
     let train_device = device.clone().autodiff();
     train_device.seed(7);
-    let experiment = experiment_for(workload, backend, warmup + steps);
+    let experiment = experiment_for(workload, backend, precision, warmup + steps);
     let shape = ModelShape {
         channels: workload.channels,
         height: workload.side,
@@ -366,21 +381,27 @@ fn bare_loop(
             (normalizer.images(dataset, &indices), labels)
         })
         .collect();
+    let last = batches.len().saturating_sub(1);
     let mut elapsed = Duration::ZERO;
+    let mut in_flight: Option<PendingRead> = None;
     for (step, (images, labels)) in batches.into_iter().enumerate() {
         let started = Instant::now();
         let images = Tensor::<4>::from_data(TensorData::new(images, dims), &train_device);
         let targets = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), &train_device);
-        let loss = loss_fn.forward(model.forward(images), targets);
-        // Read the loss each step, as any loop that reports it must.
-        let _: f32 = loss
-            .clone()
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec()
-            .map_err(|e| format!("{e:?}"))?[0];
+        let loss = loss_fn.forward(model.forward_in(images, precision), targets);
+        // Read the loss each step, as any loop that reports it must, one step late as kiln's
+        // trainer does (the same work on both sides).
+        let read = PendingRead::start(loss.clone().detach());
         let gradients = GradientsParams::from_grads(loss.backward(), &model);
         model = optimizer.step(1e-3, model, gradients);
+        if let Some(previous) = in_flight.replace(read) {
+            previous.finish().map_err(|e| e.to_string())?;
+        }
+        if step == last
+            && let Some(read) = in_flight.take()
+        {
+            read.finish().map_err(|e| e.to_string())?;
+        }
         if step >= warmup {
             elapsed += started.elapsed();
         }
@@ -397,7 +418,8 @@ fn bare_loop(
     // On the device before the clock starts, as the trainer keeps a validation set that fits.
     let on_device =
         train::eval::upload_batches(&device, &images, &labels, dataset.image_len(), shape);
-    let run_eval = || train::eval::evaluate_batches(&model, &device, &on_device, shape.classes);
+    let run_eval =
+        || train::eval::evaluate_batches(&model, &device, &on_device, shape.classes, precision);
     run_eval().map_err(|e| e.to_string())?; // warm-up
     let started = Instant::now();
     run_eval().map_err(|e| e.to_string())?;

@@ -20,7 +20,7 @@ use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::{Workload, experiment_for, median};
-use crate::experiment::BackendChoice;
+use crate::experiment::{BackendChoice, Precision};
 use crate::flex_ops::{self, CpuKernels};
 use crate::model::{Classifier, ModelShape};
 use crate::train::choose_backend;
@@ -107,7 +107,7 @@ pub fn measure_ops(
     warmup: usize,
     repeat: usize,
 ) -> Result<Vec<OpTiming>, String> {
-    let (device, _) = choose_backend(backend).map_err(|e| e.to_string())?;
+    let (device, _) = choose_backend(backend, Precision::F32).map_err(|e| e.to_string())?;
     let grad_device = device.clone().autodiff();
     grad_device.seed(7);
     let b = workload.batch_size;
@@ -227,7 +227,7 @@ pub fn measure_ops(
     );
 
     // The optimiser step alone: the gradients come from a pass outside the clock.
-    let experiment = experiment_for(workload, backend, 1);
+    let experiment = experiment_for(workload, backend, Precision::F32, 1);
     let model_shape = ModelShape {
         channels: workload.channels,
         height: workload.side,

@@ -98,6 +98,7 @@ pub fn synthetic_run(epochs: usize, batches: usize) -> Vec<crate::protocol::Even
             name: "flex".into(),
             device: "CPU".into(),
             reason: "bench".into(),
+            ..Default::default()
         },
         epochs,
         batches_per_epoch: batches,

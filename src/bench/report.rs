@@ -5,12 +5,14 @@ use std::io::Write;
 
 use super::ops::OpTiming;
 use super::{Measurement, Workload};
-use crate::experiment::BackendChoice;
+use crate::experiment::{BackendChoice, Precision};
 
 /// What to measure and how long.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
     pub backend: BackendChoice,
+    /// kiln's loops (its trainer and the bare loop) compute in this.
+    pub precision: Precision,
     /// Workload names; empty means all.
     pub workloads: Vec<String>,
     /// Untimed steps first (compilation, autotuning, caches).
@@ -110,6 +112,7 @@ pub fn run(options: &BenchOptions, out: &mut impl Write) -> anyhow::Result<Vec<M
         let m = super::measure(
             workload,
             options.backend,
+            options.precision,
             options.warmup,
             options.steps,
             options.repeat,

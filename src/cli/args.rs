@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::experiment::BackendChoice;
+use crate::experiment::{BackendChoice, Precision};
 
 /// The experiment `kiln` and `kiln train` run when none is named.
 pub const DEFAULT_EXPERIMENT: &str = "experiments/baseline.toml";
@@ -81,12 +81,34 @@ impl Action {
             _ => None,
         }
     }
+
+    /// The precision named on the command line (only `bench` has one); f32 otherwise.
+    pub(crate) fn precision(&self) -> Precision {
+        match self {
+            Action::Bench(args) => args.precision,
+            _ => Precision::F32,
+        }
+    }
+
+    /// Whether the command hands its runs to Slurm, whose nodes (not this machine) train them.
+    pub(crate) fn on_slurm(&self) -> bool {
+        match self {
+            Action::Train(args) => args.slurm.slurm,
+            Action::Resume(args) => args.slurm.slurm,
+            Action::Ladder(args) => args.slurm.slurm,
+            Action::Sweep(args) => args.slurm.slurm,
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub(crate) backend: BackendChoice,
+    /// f32, or bf16 mixed precision (kiln's loops only; the model and data stay the same).
+    #[arg(long, value_enum, default_value = "f32")]
+    pub(crate) precision: Precision,
     /// Only these workloads (repeatable): digits, mnist, small64, small64-bn, case-study.
     #[arg(long = "workload", value_name = "NAME")]
     pub(crate) workloads: Vec<String>,

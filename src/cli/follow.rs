@@ -28,6 +28,9 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     if let Some(backend) = args.follow.backend {
         experiment.train.backend = backend;
     }
+    if !args.slurm.slurm {
+        train::choose_backend(experiment.train.backend, experiment.train.precision)?;
+    }
     if args.detach {
         return super::detach::detach(&path, &args);
     }
@@ -62,6 +65,10 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
         };
         return super::sweep::resume_on_slurm(&resubmit, &args.slurm);
     }
+    train::choose_backend(
+        plan.experiment.train.backend,
+        plan.experiment.train.precision,
+    )?;
     let id = plan.run.id.clone();
     let handle = train::resume(plan.experiment, plan.run, plan.restart)
         .with_context(|| format!("cannot resume {id}"))?;
@@ -77,6 +84,10 @@ pub fn fork(args: ForkArgs) -> anyhow::Result<ExitCode> {
         backend: args.follow.backend,
     };
     let plan = train::plan_fork(path, &request)?;
+    train::choose_backend(
+        plan.experiment.train.backend,
+        plan.experiment.train.precision,
+    )?;
     let handle = train::fork(
         TrainOptions {
             experiment: plan.experiment,

@@ -77,11 +77,17 @@ pub fn run() -> anyhow::Result<ExitCode> {
         signal_hook::consts::SIGXFSZ,
         std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
     );
-    // A backend this build lacks is bad input: say so before any run directory exists.
-    if let Some(choice) = cli.command.as_ref().and_then(Action::backend)
-        && !choice.is_built()
+    // A backend this build lacks, or one that cannot run here, is bad input: say so before any
+    // run directory exists. Runs handed to Slurm are checked on their node.
+    if let Some(action) = &cli.command
+        && let Some(choice) = action.backend()
     {
-        return Err(BackendError::TorchNotBuilt.into());
+        if !choice.is_built() {
+            return Err(BackendError::TorchNotBuilt.into());
+        }
+        if !action.on_slurm() {
+            crate::train::choose_backend(choice, action.precision())?;
+        }
     }
     match cli.command {
         Some(Action::Check(args)) => review::check(args),
@@ -154,6 +160,7 @@ fn ladder(args: LadderArgs) -> anyhow::Result<ExitCode> {
 fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let options = crate::bench::report::BenchOptions {
         backend: args.backend,
+        precision: args.precision,
         workloads: args.workloads,
         warmup: args.warmup,
         steps: args.steps,

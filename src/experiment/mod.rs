@@ -209,11 +209,15 @@ impl std::fmt::Display for OptimizerKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendChoice {
-    /// A real GPU through wgpu when one exists, else the CPU.
+    /// The fastest usable: CUDA on an NVIDIA GPU, else another GPU through wgpu, else the CPU.
     #[default]
     Auto,
-    /// wgpu on a real GPU; fails when none exists.
+    /// A GPU: CUDA when usable, else wgpu; fails when there is none.
     Gpu,
+    /// burn's CUDA backend (NVIDIA driver, NVRTC and the CUDA headers); fails without them.
+    Cuda,
+    /// burn-wgpu on a hardware adapter (Vulkan, Metal, DX12); fails when there is none.
+    Wgpu,
     /// burn's CPU backend.
     Cpu,
     /// burn's LibTorch backend on the installed PyTorch (CUDA when it sees a GPU, else CPU);
@@ -236,8 +240,33 @@ impl BackendChoice {
         match self {
             BackendChoice::Auto => "auto",
             BackendChoice::Gpu => "gpu",
+            BackendChoice::Cuda => "cuda",
+            BackendChoice::Wgpu => "wgpu",
             BackendChoice::Cpu => "cpu",
             BackendChoice::Torch => "torch",
+        }
+    }
+}
+
+/// The number format training computes in (`train.precision`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// f32 throughout (on CUDA, cubecl uses TF32 tensor cores in matrix products and
+    /// convolutions where the GPU has them, as PyTorch does for convolutions by default).
+    #[default]
+    F32,
+    /// Mixed precision: the forward and backward passes in bfloat16; weights, optimiser state,
+    /// batch norm and the loss in f32.
+    Bf16,
+}
+
+impl Precision {
+    /// The name an experiment file and `--precision` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
         }
     }
 }
@@ -265,6 +294,8 @@ pub struct TrainConfig {
     pub momentum: f64,
     pub weight_decay: f64,
     pub backend: BackendChoice,
+    /// `"f32"`, or `"bf16"` mixed precision (needs a backend with bf16 arithmetic).
+    pub precision: Precision,
     /// Write a checkpoint every N epochs (so a killed run resumes close to where it was and
     /// any epoch can be forked); 0 writes one only at the end.
     pub checkpoint_every: usize,
@@ -286,6 +317,7 @@ impl Default for TrainConfig {
             momentum: 0.9,
             weight_decay: 0.0,
             backend: BackendChoice::Auto,
+            precision: Precision::F32,
             checkpoint_every: 1,
             // A resume needs only the newest; five leave recent epochs to fork from while a
             // long run's disk use stays bounded (the best epoch's is kept besides).

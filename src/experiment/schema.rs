@@ -106,7 +106,11 @@ pub const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
             ("optimizer", Kind::Choice(&["adam", "adamw", "sgd"])),
             ("momentum", Kind::Float),
             ("weight_decay", Kind::Float),
-            ("backend", Kind::Choice(&["auto", "gpu", "cpu", "torch"])),
+            (
+                "backend",
+                Kind::Choice(&["auto", "gpu", "cuda", "wgpu", "cpu", "torch"]),
+            ),
+            ("precision", Kind::Choice(&["f32", "bf16"])),
             ("checkpoint_every", Kind::Integer),
             ("keep_checkpoints", Kind::Integer),
             ("best_metric", Kind::Choice(&["val_accuracy", "val_loss"])),

@@ -249,7 +249,7 @@ fn check_train(c: &mut Checker, experiment: &Experiment) {
         "\"torch\"",
         &format!(
             "this kiln was built without the torch feature ({}); \
-             expected \"auto\", \"gpu\" or \"cpu\"",
+             expected \"auto\", \"gpu\", \"cuda\", \"wgpu\" or \"cpu\"",
             super::TORCH_BUILD
         ),
     );

@@ -13,7 +13,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::data::{self, Dataset, Normalizer, Preprocessing, Split};
-use crate::experiment::{BackendChoice, ConfigError, Experiment};
+use crate::experiment::{BackendChoice, ConfigError, Experiment, Precision};
 use crate::model::{Classifier, ModelShape};
 use crate::protocol::BackendSummary;
 use crate::runs::{self, StoreError};
@@ -178,7 +178,7 @@ impl TrainedModel {
             width: preprocessing.width,
             classes: preprocessing.classes.len(),
         };
-        let (device, backend) = train::choose_backend(experiment.train.backend)?;
+        let (device, backend) = train::choose_backend(experiment.train.backend, Precision::F32)?;
         let model = checkpoint::load_model(&checkpoint_path, &experiment.model, shape, &device)?;
         let checkpoint = checkpoint_path
             .strip_prefix(run_path)

@@ -163,7 +163,8 @@ impl RunView {
                     self,
                     format!(
                         "started on {}: {}",
-                        start.backend.name, start.backend.reason
+                        start.backend.name,
+                        start.backend.reason_in_full()
                     ),
                     Level::Info,
                 );

@@ -7,6 +7,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::error::TrainError;
 use crate::data::{Dataset, Normalizer};
+use crate::experiment::Precision;
 use crate::model::{Classifier, ModelShape};
 use crate::protocol::ClassCounts;
 
@@ -45,6 +46,8 @@ pub struct ValidationSet {
     /// The set already on the device, when it is small enough to keep there: every epoch's
     /// evaluation then skips the host-to-device copy (most of its time on a GPU).
     on_device: Option<Vec<EvalBatch>>,
+    /// The training's precision, which its evaluation computes in too.
+    precision: Precision,
 }
 
 /// Validation sets up to this size stay on the device between evaluations.
@@ -58,6 +61,7 @@ impl ValidationSet {
         normalizer: &Normalizer,
         device: &Device,
         shape: ModelShape,
+        precision: Precision,
     ) -> Self {
         let images = normalizer.images(dataset, indices);
         let labels: Vec<i64> = indices.iter().map(|&i| dataset.labels[i] as i64).collect();
@@ -68,6 +72,7 @@ impl ValidationSet {
                 labels,
                 image_len,
                 on_device: None,
+                precision,
             };
         }
         let on_device = upload_batches(device, &images, &labels, image_len, shape);
@@ -77,6 +82,7 @@ impl ValidationSet {
             labels,
             image_len,
             on_device: Some(on_device),
+            precision,
         }
     }
 
@@ -87,15 +93,14 @@ impl ValidationSet {
         shape: ModelShape,
     ) -> Result<Evaluation, TrainError> {
         match &self.on_device {
-            Some(batches) => evaluate_batches(model, device, batches, shape.classes),
-            None => evaluate(
-                model,
-                device,
-                &self.images,
-                &self.labels,
-                self.image_len,
-                shape,
-            ),
+            Some(batches) => {
+                evaluate_batches(model, device, batches, shape.classes, self.precision)
+            }
+            None => {
+                let batches =
+                    upload_batches(device, &self.images, &self.labels, self.image_len, shape);
+                evaluate_batches(model, device, &batches, shape.classes, self.precision)
+            }
         }
     }
 }
@@ -123,7 +128,7 @@ pub fn evaluate(
     shape: ModelShape,
 ) -> Result<Evaluation, TrainError> {
     let batches = upload_batches(device, images, labels, image_len, shape);
-    evaluate_batches(model, device, &batches, shape.classes)
+    evaluate_batches(model, device, &batches, shape.classes, Precision::F32)
 }
 
 /// A split as device batches of [`batch_size`] images.
@@ -160,6 +165,7 @@ pub fn evaluate_batches(
     device: &Device,
     batches: &[EvalBatch],
     classes: usize,
+    precision: Precision,
 ) -> Result<Evaluation, TrainError> {
     let model = model.valid();
     let loss_fn = CrossEntropyLoss::new(None, device);
@@ -170,7 +176,7 @@ pub fn evaluate_batches(
     for (input, targets) in batches {
         let n = targets.dims()[0];
         count += n;
-        let logits = model.forward(input.clone());
+        let logits = model.forward_in(input.clone(), precision);
         loss_total = loss_total + loss_fn.forward(logits.clone(), targets.clone()) * n as f32;
         let ids = class_ids.clone().expand([n, classes]);
         let one_hot =

@@ -3,8 +3,9 @@
 
 //!
 //! Modules: [`setup`] (what a run needs before its first batch), [`session`] (the loop and its
-//! commands), [`storage`] (pausing on a full disk), [`eval`] (validation), [`optim`], [`restart`]
-//! (resume and fork), [`checkpoint`], [`backend`] (where to train), [`sink`] (where events go).
+//! commands), [`readback`] (reading losses without waiting), [`storage`] (pausing on a full
+//! disk), [`eval`] (validation), [`optim`], [`restart`] (resume and fork), [`checkpoint`],
+//! [`backend`] (where to train), [`sink`] (where events go).
 
 mod backend;
 pub mod checkpoint;
@@ -12,6 +13,7 @@ mod error;
 pub mod eval;
 mod optim;
 pub mod prune;
+pub(crate) mod readback;
 mod restart;
 mod session;
 mod setup;
@@ -28,7 +30,7 @@ use crate::experiment::Experiment;
 use crate::protocol::{Command, Event, EventKind};
 use crate::runs::{EventLog, RunDir};
 
-pub use backend::{BackendError, choose as choose_backend};
+pub use backend::{BackendError, choose as choose_backend, cuda, pin_burn_default_device};
 pub use error::TrainError;
 pub use eval::evaluate;
 pub use restart::{

@@ -11,7 +11,8 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crossbeam_channel::{Receiver, TryRecvError};
 
 use super::error::TrainError;
-use super::eval::{ValidationSet, read_floats};
+use super::eval::ValidationSet;
+use super::readback::PendingRead;
 use super::sink::EventSink;
 use crate::data::{self, Dataset, Loader, LoaderPlan};
 use crate::diagnose;
@@ -23,11 +24,27 @@ use crate::protocol::{
 };
 use crate::runs::RunDir;
 
-enum BatchOutcome {
-    /// Mean loss and number of correct predictions.
-    Trained { loss: f64, correct: f64 },
-    /// The loss was NaN or infinite; no step was taken.
-    Diverged { loss: f64 },
+/// A batch whose step is queued but whose loss and accuracy are not read yet: it is settled
+/// once the next batch's step is queued, so the device never waits for the host between
+/// batches, or before anything that must see the run as it stands (evaluation, a command).
+pub(super) struct InFlight {
+    /// 1-based index within the epoch.
+    batch: usize,
+    images: usize,
+    queued: Instant,
+    stats: PendingRead,
+    /// The model and optimiser before this batch's step, put back if its loss is not finite.
+    /// (burn's tensors are shared handles: keeping them costs one copy of the weights only
+    /// while the step writes new ones.)
+    before: (Classifier, ModuleOptimizer),
+}
+
+/// The epoch's sums over its settled batches.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct EpochSums {
+    loss: f64,
+    correct: f64,
+    seen: usize,
 }
 
 /// How often a training run reports the machine's state (CPU, memory, loader, GPU).
@@ -109,6 +126,11 @@ pub(super) struct Session {
     pub findings: Vec<Finding>,
     /// Samples the machine between batches.
     pub machine: crate::machine::Sampler,
+    /// The batch whose loss is still being read.
+    pub in_flight: Option<InFlight>,
+    /// When the last batch was settled (its images per second count from there).
+    pub last_settled: Option<Instant>,
+    pub sums: EpochSums,
 }
 
 impl Session {
@@ -169,54 +191,28 @@ impl Session {
             self.position.batches_done = 0;
             1
         };
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0.0f64, 0usize);
+        self.sums = EpochSums::default();
+        self.last_settled = None;
         for batch_index in first_batch..=batches {
-            if let stop @ Flow::Stop(_) = self.poll_commands(sink, epoch) {
+            if let stop @ Flow::Stop(_) = self.poll_commands(sink, epoch)? {
                 return Ok(stop);
             }
             let waiting = Instant::now();
             let batch = loader.batches.recv().map_err(|_| TrainError::LoaderEnded)?;
             self.machine.waited_for_loader(waiting.elapsed());
-            let batch_start = Instant::now();
-            let n = batch.len();
-            match self.train_batch(loss_fn, batch)? {
-                BatchOutcome::Trained {
-                    loss,
-                    correct: batch_correct,
-                } => {
-                    self.position.step += 1;
-                    self.position.batches_done = batch_index;
-                    loss_sum += loss * n as f64;
-                    correct += batch_correct;
-                    seen += n;
-                    let seconds = batch_start.elapsed().as_secs_f64().max(1e-9);
-                    sink.emit(
-                        Some(epoch),
-                        Some(self.position.step),
-                        EventKind::Batch(BatchProgress {
-                            batch: batch_index,
-                            batches,
-                            loss,
-                            images_per_second: n as f64 / seconds,
-                        }),
-                    );
-                    if self.machine.since_last() >= MACHINE_SAMPLE_EVERY {
-                        let sample = self.machine.sample();
-                        sink.emit(
-                            Some(epoch),
-                            Some(self.position.step),
-                            EventKind::Machine(sample),
-                        );
-                    }
-                }
-                BatchOutcome::Diverged { loss } => self.diverged(sink, epoch, loss),
-            }
+            self.train_batch(sink, loss_fn, batch, batch_index)?;
         }
+        self.settle(sink)?;
         let train_seconds = (epoch_start.elapsed() - self.clock.idle).as_secs_f64();
         let evaluation = self
             .validation
             .evaluate(self.model(), &self.device, self.shape)?;
         self.position.epochs_completed = epoch;
+        let EpochSums {
+            loss: loss_sum,
+            correct,
+            seen,
+        } = self.sums;
         let metrics = EpochMetrics {
             train_loss: loss_sum / seen.max(1) as f64,
             train_accuracy: correct / seen.max(1) as f64,
@@ -250,12 +246,16 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    /// One optimiser step, skipped when the loss is not finite so the weights stay usable.
+    /// Queues one batch's forward and backward passes and optimiser step, with the read of its
+    /// loss and accuracy; then settles the batch queued before it.
     fn train_batch(
         &mut self,
+        sink: &mut EventSink,
         loss_fn: &CrossEntropyLoss,
         batch: data::Batch,
-    ) -> Result<BatchOutcome, TrainError> {
+        index: usize,
+    ) -> Result<(), TrainError> {
+        let queued = Instant::now();
         let n = batch.len();
         let (c, h, w) = (self.shape.channels, self.shape.height, self.shape.width);
         let images = Tensor::<4>::from_data(
@@ -265,23 +265,83 @@ impl Session {
         let targets =
             Tensor::<1, Int>::from_data(TensorData::new(batch.labels, [n]), &self.train_device);
         let model = self.model.take().expect("model present between steps");
-        let logits = model.forward(images);
+        let logits = model.forward_in(images, self.experiment.train.precision);
         let loss = loss_fn.forward(logits.clone(), targets.clone());
         let correct = logits.argmax(1).reshape([n]).equal(targets).int().sum();
-        // One read per batch for both numbers: each read waits for the device.
-        let stats = Tensor::cat(vec![loss.clone().detach(), correct.float().detach()], 0);
-        let values = read_floats(stats)?;
-        let (loss_value, correct_value) = (values[0] as f64, values[1] as f64);
-        if !loss_value.is_finite() {
-            self.model = Some(model);
-            return Ok(BatchOutcome::Diverged { loss: loss_value });
-        }
+        // One read for both numbers, queued before the backward pass so it is ready early.
+        let stats = PendingRead::start(Tensor::cat(
+            vec![loss.clone().detach(), correct.float().detach()],
+            0,
+        ));
+        let before = (model.clone(), self.optimizer.clone());
         let gradients = GradientsParams::from_grads(loss.backward(), &model);
         self.model = Some(self.optimizer.step(self.learning_rate, model, gradients));
-        Ok(BatchOutcome::Trained {
-            loss: loss_value,
-            correct: correct_value,
-        })
+        let this = InFlight {
+            batch: index,
+            images: n,
+            queued,
+            stats,
+            before,
+        };
+        match self.in_flight.replace(this) {
+            Some(previous) => self.settle_batch(sink, previous),
+            None => Ok(()),
+        }
+    }
+
+    /// Settles the batch in flight, if any, so the model and the events are up to date.
+    pub(super) fn settle(&mut self, sink: &mut EventSink) -> Result<(), TrainError> {
+        match self.in_flight.take() {
+            Some(done) => self.settle_batch(sink, done),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads a batch's loss and accuracy and reports them. A loss that is not finite puts back
+    /// the model and optimiser from before its step, dropping the batch queued after it too
+    /// (its step started from the bad weights), and pauses the run.
+    fn settle_batch(&mut self, sink: &mut EventSink, done: InFlight) -> Result<(), TrainError> {
+        let values = done.stats.finish()?;
+        let (loss, correct) = (values[0] as f64, values[1] as f64);
+        let epoch = self.position.epoch;
+        if !loss.is_finite() {
+            let (model, optimizer) = done.before;
+            self.model = Some(model);
+            self.optimizer = optimizer;
+            self.in_flight = None;
+            self.diverged(sink, epoch, loss);
+            return Ok(());
+        }
+        self.position.step += 1;
+        self.position.batches_done = done.batch;
+        self.sums.loss += loss * done.images as f64;
+        self.sums.correct += correct;
+        self.sums.seen += done.images;
+        let now = Instant::now();
+        let since = self
+            .last_settled
+            .map_or(done.queued, |last| last.max(done.queued));
+        self.last_settled = Some(now);
+        let seconds = (now - since).as_secs_f64().max(1e-9);
+        sink.emit(
+            Some(epoch),
+            Some(self.position.step),
+            EventKind::Batch(BatchProgress {
+                batch: done.batch,
+                batches: self.loader_plan.batches_per_epoch(),
+                loss,
+                images_per_second: done.images as f64 / seconds,
+            }),
+        );
+        if self.machine.since_last() >= MACHINE_SAMPLE_EVERY {
+            let sample = self.machine.sample();
+            sink.emit(
+                Some(epoch),
+                Some(self.position.step),
+                EventKind::Machine(sample),
+            );
+        }
+        Ok(())
     }
 
     /// Runs the diagnosis rules on the history; reports the findings when they changed.
@@ -317,9 +377,11 @@ impl Session {
         );
     }
 
-    /// Applies every pending command; while paused, blocks on the channel (no CPU used).
-    fn poll_commands(&mut self, sink: &mut EventSink, epoch: usize) -> Flow {
+    /// Applies every pending command; while paused, blocks on the channel (no CPU used). The
+    /// batch in flight is settled first, so a command sees the run (and its log) as it stands.
+    fn poll_commands(&mut self, sink: &mut EventSink, epoch: usize) -> Result<Flow, TrainError> {
         if let Some(error) = sink.take_failure() {
+            self.settle(sink)?;
             self.storage_pause(sink, epoch, error);
         }
         loop {
@@ -340,19 +402,21 @@ impl Session {
                             },
                         );
                         sink.emit(Some(epoch), Some(self.position.step), EventKind::Resumed);
-                        return Flow::Continue;
+                        self.last_settled = None;
+                        return Ok(Flow::Continue);
                     }
                 }
             } else {
                 match self.commands.try_recv() {
                     Ok(command) => command,
                     Err(TryRecvError::Empty | TryRecvError::Disconnected) => {
-                        return Flow::Continue;
+                        return Ok(Flow::Continue);
                     }
                 }
             };
+            self.settle(sink)?;
             if let stop @ Flow::Stop(_) = self.apply(command, sink, epoch) {
-                return stop;
+                return Ok(stop);
             }
         }
     }
@@ -380,6 +444,7 @@ impl Session {
             Command::Resume if self.paused => match self.retry_storage(sink) {
                 Ok(()) => {
                     self.paused = false;
+                    self.last_settled = None;
                     sink.emit(at_epoch, at_step, EventKind::Resumed);
                 }
                 Err(err) => reject(

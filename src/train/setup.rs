@@ -44,7 +44,8 @@ pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError
         commands,
         restart,
     } = start;
-    let (device, backend) = super::backend::choose(experiment.train.backend)?;
+    let (device, backend) =
+        super::backend::choose(experiment.train.backend, experiment.train.precision)?;
     let dataset = match dataset {
         Some(dataset) => dataset,
         None => Arc::new(data::load(&experiment.data)?),
@@ -57,7 +58,14 @@ pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError
         width: dataset.width,
         classes: dataset.classes.len(),
     };
-    let validation = ValidationSet::new(&dataset, &split.validation, &normalizer, &device, shape);
+    let validation = ValidationSet::new(
+        &dataset,
+        &split.validation,
+        &normalizer,
+        &device,
+        shape,
+        experiment.train.precision,
+    );
     let train_device = device.clone().autodiff();
     // Seed before building the model: weight initialisation and dropout draw from it.
     train_device.seed(experiment.train.seed);
@@ -196,6 +204,9 @@ pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError
         context,
         findings: Vec::new(),
         machine: crate::machine::Sampler::new(),
+        in_flight: None,
+        last_settled: None,
+        sums: Default::default(),
     })
 }
 

@@ -97,6 +97,7 @@ fn about_line(app: &App, width: usize) -> Line<'static> {
     let (gpu, process, loader) = machine_pieces(app.run.machine.as_ref());
     let pieces = [
         format!("{}: {}", s.backend.name, s.backend.device),
+        precision_piece(&s.backend.precision),
         gpu,
         process,
         loader,
@@ -107,6 +108,8 @@ fn about_line(app: &App, width: usize) -> Line<'static> {
         app.run
             .last_checkpoint
             .map_or_else(String::new, |epoch| format!("checkpoint e{epoch}")),
+        // Last: the first piece dropped on a narrow screen (the activity list keeps it).
+        skipped_backends(&s.backend.skipped),
     ];
     let mut text = String::new();
     for piece in pieces.into_iter().filter(|p| !p.is_empty()) {
@@ -145,4 +148,28 @@ fn machine_pieces(sample: Option<&crate::protocol::MachineSample>) -> (String, S
         String::new()
     };
     (gpu, process, loader)
+}
+
+/// `skipped cuda (no libcuda.so.1)`, for each faster backend passed over.
+fn skipped_backends(skipped: &[String]) -> String {
+    if skipped.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = skipped
+        .iter()
+        .map(|entry| match entry.split_once(": ") {
+            Some((name, why)) => format!("{name} ({why})"),
+            None => entry.clone(),
+        })
+        .collect();
+    format!("skipped {}", each.join(", "))
+}
+
+/// The precision in a word or two: `f32`, `TF32`, `bf16 mixed`.
+fn precision_piece(precision: &str) -> String {
+    if precision.contains("TF32") {
+        "TF32".into()
+    } else {
+        precision.split(" (").next().unwrap_or_default().to_string()
+    }
 }
