@@ -1,33 +1,22 @@
 //! kiln: a terminal-native trainer and monitor for image classifiers.
 //!
-//! The training thread ([`train`]) and any front end talk only through [`protocol`] messages;
-//! every event also lands in the run's log ([`runs`]), so live and past runs share one format.
+//! The binary's crate: the command line ([`cli`]) and what joins the training side and the
+//! screen ([`bench`], [`ladder`]), over three crates that follow the line burn draws:
+//! kiln-core (experiment files, protocol, run store, diagnosis), kiln-screen (the live screen)
+//! and kiln-train (training on burn). The training thread and any front end talk only through
+//! [`protocol`] messages; every event also lands in the run's log ([`runs`]), so live and past
+//! runs share one format. The three crates' modules are re-exported here under their names.
 
 pub mod allocator;
-pub mod augment_preview;
 pub mod bench;
 pub mod cli;
-pub mod control;
-pub mod data;
-pub mod diagnose;
-pub mod experiment;
-pub mod fixes;
-pub mod flex_ops;
-pub mod fonts;
-pub mod format;
-pub mod gallery;
-pub mod headless;
-pub mod infer;
 pub mod ladder;
-pub mod machine;
-pub mod metrics;
-pub mod model;
-pub mod monitor;
-pub mod protocol;
-pub mod report;
-pub mod runs;
-pub mod slurm;
-pub mod sweep;
-pub mod tensorboard;
-pub mod train;
-pub mod tui;
+mod pictures;
+
+pub use kiln_core::{
+    control, diagnose, experiment, fixes, fonts, format, metrics, monitor, protocol, report, runs,
+    slurm, sweep, tensorboard,
+};
+pub use kiln_screen::{headless, tui};
+pub use kiln_train::{augment_preview, data, flex_ops, gallery, infer, machine, model, train};
+pub use pictures::install_pictures;

@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     keep_freed_memory();
     // SAFETY: no other thread exists yet.
     unsafe { kiln::train::pin_burn_default_device() };
+    kiln::install_pictures();
     match kiln::cli::run() {
         Ok(code) => code,
         Err(err) => {

@@ -9,6 +9,7 @@ static PIN_BURN_DEFAULT_DEVICE: extern "C" fn() = {
     extern "C" fn pin() {
         // SAFETY: `.init_array` functions run before `main`, on the only thread.
         unsafe { kiln::train::pin_burn_default_device() };
+        kiln::install_pictures();
     }
     pin
 };
@@ -20,6 +21,7 @@ mod checkpoints;
 mod common;
 mod control;
 mod cpu_kernels;
+mod crate_rules;
 mod datasets;
 mod diagnosis;
 mod diagnosis_labelled;

@@ -119,13 +119,18 @@ fn follow_run(
             &mut std::io::stdout().lock(),
         );
         handle.join();
-        return Ok(end.into());
+        return Ok(super::run_exit_code(end));
     }
     let mut app = App::live();
     app.experiment_file = Some(experiment_file);
     replay(&mut app, history);
     let theme = Theme::from_env(options.ascii, options.images);
-    Ok(follow_live(&handle, app, theme, options.runs_dir)?.into())
+    Ok(super::run_exit_code(follow_live(
+        &handle,
+        app,
+        theme,
+        options.runs_dir,
+    )?))
 }
 
 /// Feeds a run's earlier events to the screen.
@@ -217,7 +222,11 @@ pub fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
                 let _ = writeln!(out, "{line}");
             }
         }
-        return Ok(headless::follow(&attached.events, &mut formatter, &mut out).into());
+        return Ok(super::run_exit_code(headless::follow(
+            &attached.events,
+            &mut formatter,
+            &mut out,
+        )));
     }
     let mut app = App::attached();
     replay(&mut app, attached.history);
@@ -237,7 +246,7 @@ pub fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    Ok(ui.app.run.status.end().into())
+    Ok(super::run_exit_code(ui.app.run.status.end()))
 }
 
 /// The running run started last (run ids begin with their start time).

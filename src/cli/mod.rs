@@ -58,12 +58,11 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     if bad_input { EXIT_USAGE } else { EXIT_FAILED }
 }
 
-impl From<RunEnd> for ExitCode {
-    fn from(end: RunEnd) -> ExitCode {
-        match end {
-            RunEnd::Finished => ExitCode::SUCCESS,
-            RunEnd::Failed | RunEnd::Lost => ExitCode::from(EXIT_FAILED),
-        }
+/// The exit code for how a followed run ended.
+pub fn run_exit_code(end: RunEnd) -> ExitCode {
+    match end {
+        RunEnd::Finished => ExitCode::SUCCESS,
+        RunEnd::Failed | RunEnd::Lost => ExitCode::from(EXIT_FAILED),
     }
 }
 

@@ -1,9 +1,12 @@
 //! How pictures reach the terminal: half blocks (coloured `▀`, in every terminal, over SSH and
 //! in tmux), or a graphics protocol (sixel, kitty, iTerm2) when asked for or when the terminal
 //! answers that it has one. A gallery's tiles are encoded once, off the screen's thread, and
-//! kept: kitty transmits an image once and then only places it.
+//! kept: kitty transmits an image once and then only places it. The pictures themselves come
+//! from a [`PictureSource`], which the binary provides: building them loads data and runs a
+//! model, the training side's work.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use image::DynamicImage;
@@ -15,7 +18,47 @@ use ratatui_image::protocol::Protocol;
 use ratatui_image::protocol::halfblocks::Halfblocks;
 
 use super::theme::ImagesChoice;
-use crate::gallery::Tile;
+use crate::gallery::{Kind, Pictures, Tile};
+
+/// What the screen asks of the training side for its pictures.
+pub trait PictureSource: Send + Sync {
+    /// The `kind` gallery of the run in `run`; `seed` draws the augmentation.
+    fn gallery(&self, run: &Path, kind: Kind, seed: u64) -> Result<Pictures, String>;
+
+    /// For an experiment file a remedy wrote, its augmentation preview beside it (`FILE.png`);
+    /// `None` when the remedy's `settings` do not touch augmentation.
+    fn augmentation_preview(
+        &self,
+        file: &Path,
+        settings: &[(String, String)],
+    ) -> Option<Result<PathBuf, String>>;
+}
+
+static SOURCE: OnceLock<Box<dyn PictureSource>> = OnceLock::new();
+
+/// Makes `source` the process's picture source (the first one provided stays).
+pub fn provide(source: Box<dyn PictureSource>) {
+    let _ = SOURCE.set(source);
+}
+
+fn source() -> Result<&'static dyn PictureSource, String> {
+    SOURCE
+        .get()
+        .map(|source| source.as_ref())
+        .ok_or_else(|| "pictures are not available in this program".to_string())
+}
+
+/// The augmentation preview of a remedy's new experiment file, if it has one (see
+/// [`PictureSource::augmentation_preview`]).
+pub fn augmentation_preview(
+    file: &Path,
+    settings: &[(String, String)],
+) -> Option<Result<PathBuf, String>> {
+    match source() {
+        Ok(source) => source.augmentation_preview(file, settings),
+        Err(err) => Some(Err(err)),
+    }
+}
 
 /// A picture's cells (half blocks: two pixels a cell, one above the other).
 pub const PICTURE_WIDTH: u16 = 12;
@@ -88,12 +131,8 @@ impl PartialEq for Encoded {
 }
 
 /// The `kind` gallery of the run in `run`, its tiles encoded for the terminal.
-pub fn gallery(
-    run: &std::path::Path,
-    kind: crate::gallery::Kind,
-    seed: u64,
-) -> Result<(crate::gallery::Pictures, Encoded), String> {
-    let built = crate::gallery::build(run, kind, seed)?;
+pub fn gallery(run: &Path, kind: Kind, seed: u64) -> Result<(Pictures, Encoded), String> {
+    let built = source()?.gallery(run, kind, seed)?;
     let encoded = encode_all(&built.tiles);
     Ok((built, encoded))
 }

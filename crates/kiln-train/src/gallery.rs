@@ -4,30 +4,10 @@
 
 use std::path::Path;
 
-use image::RgbImage;
-
 use crate::data::Augmenter;
 use crate::experiment::{BackendChoice, Experiment};
 use crate::infer::{CheckpointChoice, RunData, TrainedModel, mistakes};
-
-/// Which pictures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Training images beside augmented draws of them.
-    Augmented,
-    /// Validation images the model gets wrong, the most confident first.
-    Mistakes,
-}
-
-/// A built gallery.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Pictures {
-    pub tiles: Vec<Tile>,
-    /// For mistakes: the epochs the judged checkpoint had trained.
-    pub epoch: Option<usize>,
-    /// Anything the user should know to read them (augmentation that is off).
-    pub note: Option<String>,
-}
+pub use kiln_core::gallery::{AUGMENTED_IMAGES, DRAWS, Kind, MAX_MISTAKES, Pictures, Tile};
 
 /// Builds the `kind` gallery of the run in `run` (`seed` draws the augmentation).
 pub fn build(run: &Path, kind: Kind, seed: u64) -> Result<Pictures, String> {
@@ -41,19 +21,6 @@ pub fn build(run: &Path, kind: Kind, seed: u64) -> Result<Pictures, String> {
     };
     built.map_err(|err| format!("{err:#}"))
 }
-
-/// One picture and what it shows.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Tile {
-    pub image: RgbImage,
-    pub caption: String,
-}
-
-/// Training images shown by the augmentation gallery, and draws beside each.
-pub const AUGMENTED_IMAGES: usize = 4;
-pub const DRAWS: usize = 3;
-/// At most this many mistakes are shown, the most confident first.
-pub const MAX_MISTAKES: usize = 60;
 
 /// Rows of the original then [`DRAWS`] augmented copies, with the run's `[augment]` settings
 /// drawn from `seed`.

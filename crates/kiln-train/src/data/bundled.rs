@@ -6,8 +6,8 @@ use super::decode::{Shape, from_grey};
 use super::{DataError, Dataset};
 use crate::experiment::datasets::{self, BundledDataset};
 
-const DIGITS: &[u8] = include_bytes!("../../data/digits.csv.gz");
-const MNIST_5K: &[u8] = include_bytes!("../../data/mnist_5k.csv.gz");
+const DIGITS: &[u8] = include_bytes!("../../../../data/digits.csv.gz");
+const MNIST_5K: &[u8] = include_bytes!("../../../../data/mnist_5k.csv.gz");
 
 /// Decodes one of the datasets compiled in.
 pub fn load(dataset: BundledDataset, shape: Shape) -> Result<Dataset, DataError> {

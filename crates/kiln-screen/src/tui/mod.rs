@@ -241,7 +241,7 @@ fn write_fix(app: &mut App, suffix: &str, settings: &[(String, String)]) {
 /// For a fix that changes augmentation, its preview grid beside the new file (`FILE.png`), so
 /// the user can look before training on it: ` (preview: FILE.png)`, or why there is none.
 fn augmentation_preview(file: &Path, settings: &[(String, String)]) -> String {
-    match crate::augment_preview::for_fix(file, settings) {
+    match pictures::augmentation_preview(file, settings) {
         None => String::new(),
         Some(Ok(png)) => format!(" (preview: {})", png.display()),
         Some(Err(err)) => format!(" (no preview: {err})"),

@@ -13,7 +13,7 @@ mod error;
 pub mod eval;
 mod optim;
 pub mod prune;
-pub(crate) mod readback;
+pub mod readback;
 mod restart;
 mod session;
 mod setup;
