@@ -23,10 +23,7 @@ mod control;
 mod cpu_kernels;
 mod crate_rules;
 mod datasets;
-mod diagnosis;
-mod diagnosis_labelled;
-mod event_log;
-mod experiment_files;
+mod experiment_cli;
 mod headless_output;
 mod mixed_precision;
 mod model_use;
@@ -34,6 +31,12 @@ mod module_graph;
 mod previews;
 mod resume_fork;
 mod run_store;
+// kiln-screen's scripted event streams and test-terminal drawing, shared with its tests.
+#[path = "../crates/kiln-screen/tests/render.rs"]
+mod render;
+// Not every scripted step is used here.
+#[allow(dead_code)]
+#[path = "../crates/kiln-screen/tests/script.rs"]
 mod script;
 mod slurm;
 mod storage;
@@ -41,6 +44,4 @@ mod sweeps;
 mod tensorboard;
 mod training;
 mod tricks;
-mod tui_screens;
-mod tui_state;
 mod tui_terminal;

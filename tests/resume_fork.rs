@@ -235,7 +235,7 @@ fn a_fork_records_its_parent_and_starts_from_the_parents_weights() {
     let mut browser = Browser::new(runs_dir.clone());
     browser::execute(&mut browser, Effect::Refresh);
     let ui = Ui::browsing(browser);
-    let screen = crate::tui_screens::render_ui(&ui, 160, 20, Theme::default());
+    let screen = crate::render::render_ui(&ui, 160, 20, Theme::default());
     assert!(
         screen.contains(&format!("fork of {parent_id}@2")),
         "{screen}"

@@ -1,9 +1,9 @@
 //! The diagnosis rules on synthetic histories: each problem appears after `patience` epochs,
 //! clears after as many good ones, and does not flap on noise.
 
-use kiln::diagnose::{Context, best_epoch, diagnose};
-use kiln::experiment::MonitorConfig;
-use kiln::protocol::{EpochMetrics, Finding, Fix, Problem};
+use kiln_core::diagnose::{Context, best_epoch, diagnose};
+use kiln_core::experiment::MonitorConfig;
+use kiln_core::protocol::{EpochMetrics, Finding, Fix, Problem};
 
 pub fn context() -> Context {
     Context {
@@ -295,7 +295,10 @@ fn a_class_far_below_the_others_is_a_finding_with_its_remedy() {
     };
     let epoch = |weak: u64| {
         let mut m = history(&[(0.95, 0.93, 0.2, 0.25)]).remove(0);
-        m.classes = Some(kiln::protocol::ClassCounts::from_matrix(&matrix(weak), 10));
+        m.classes = Some(kiln_core::protocol::ClassCounts::from_matrix(
+            &matrix(weak),
+            10,
+        ));
         m
     };
     let mut runs: Vec<EpochMetrics> = Vec::new();

@@ -1,9 +1,9 @@
 //! Scripted event streams for front-end tests: a run described in a few calls, with fixed
 //! times so screens render the same every time.
 
-use kiln::diagnose::{Context, diagnose};
-use kiln::experiment::MonitorConfig;
-use kiln::protocol::{
+use kiln_core::diagnose::{Context, diagnose};
+use kiln_core::experiment::MonitorConfig;
+use kiln_core::protocol::{
     BackendSummary, BatchProgress, DatasetSummary, EpochMetrics, Event, EventKind, Finding,
     HyperParameter, Outcome, PauseReason, RunFinished, RunStarted,
 };
@@ -54,6 +54,8 @@ impl Script {
     }
 
     /// The experiment name the run reports.
+    // Used by kiln's own tests, which include this file too.
+    #[allow(dead_code)]
     pub fn named(mut self, name: &str) -> Self {
         self.experiment = name.into();
         self
@@ -66,7 +68,7 @@ impl Script {
 
     /// Gives the last epoch event per-class counts from a row-major confusion matrix.
     pub fn class_counts(mut self, matrix: &[u64], classes: usize) -> Self {
-        let counts = kiln::protocol::ClassCounts::from_matrix(matrix, classes);
+        let counts = kiln_core::protocol::ClassCounts::from_matrix(matrix, classes);
         let last = self
             .events
             .iter_mut()

@@ -1,10 +1,12 @@
 //! The live screen's state: events in, state out; keys in, commands out.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use kiln::monitor::{RunStatus, RunView};
-use kiln::protocol::{Command, EventKind, HyperParameter, Outcome, PauseReason};
-use kiln::tui::app::{Action, App, Effect, Message, Mode, NoticeState, Screen, commands, update};
-use kiln::tui::keys::action_for;
+use kiln_core::monitor::{RunStatus, RunView};
+use kiln_core::protocol::{Command, EventKind, HyperParameter, Outcome, PauseReason};
+use kiln_screen::tui::app::{
+    Action, App, Effect, Message, Mode, NoticeState, Screen, commands, update,
+};
+use kiln_screen::tui::keys::action_for;
 
 use crate::script::{Script, at};
 
@@ -89,7 +91,7 @@ fn overfitting_shows_after_patience_epochs_and_names_the_fix() {
         findings[0]
             .remedies
             .iter()
-            .any(|r| matches!(r.fix, kiln::protocol::Fix::SetDropout { .. }))
+            .any(|r| matches!(r.fix, kiln_core::protocol::Fix::SetDropout { .. }))
     );
 }
 
@@ -300,7 +302,7 @@ fn without_a_trainer_ctrl_c_quits_at_once() {
 
 #[test]
 fn a_past_run_is_read_only() {
-    let mut app = App::review(kiln::runs::RunState::Interrupted);
+    let mut app = App::review(kiln_core::runs::RunState::Interrupted);
     for event in Script::new(10).started().epochs(&[(0.5, 0.5)]).events {
         update(&mut app, Message::Trainer(event));
     }
@@ -345,7 +347,7 @@ fn routine_checkpoints_stay_out_of_the_activity_log_and_a_paused_run_has_no_eta(
         &mut app,
         1,
         1,
-        EventKind::Batch(kiln::protocol::BatchProgress {
+        EventKind::Batch(kiln_core::protocol::BatchProgress {
             batch: 1,
             batches: 4,
             loss: 1.0,
@@ -392,7 +394,7 @@ fn routine_checkpoints_stay_out_of_the_activity_log_and_a_paused_run_has_no_eta(
 
 #[test]
 fn chart_axes_span_the_data_with_a_margin() {
-    use kiln::monitor::axis_range;
+    use kiln_core::monitor::axis_range;
     let [low, high] = axis_range([0.94, 1.0, 0.96].into_iter(), 0.02);
     assert!((low - (0.97 - 0.033)).abs() < 1e-9 && (high - (0.97 + 0.033)).abs() < 1e-9);
     // A flat series still gets an axis at least `min_span` wide, centred on it.

@@ -1,14 +1,14 @@
 //! Whole-screen snapshots (insta on ratatui's TestBackend) from scripted runs.
 
-use kiln::protocol::{HyperParameter, Outcome};
-use kiln::tui::app::{Action, App, Message, update};
-use kiln::tui::theme::Theme;
-use kiln::tui::{Ui, view};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use ratatui::buffer::Buffer;
 
+use crate::render::{render_ui, text};
 use crate::script::Script;
+use kiln_core::protocol::{HyperParameter, Outcome};
+use kiln_screen::tui::app::{Action, App, Message, update};
+use kiln_screen::tui::theme::Theme;
+use kiln_screen::tui::{Ui, view};
 
 fn app_after(script: Script) -> App {
     let mut app = App::new();
@@ -22,29 +22,8 @@ pub fn render_with(app: &App, width: u16, height: u16, theme: Theme) -> String {
     render_ui(&Ui::new(app.clone()), width, height, theme)
 }
 
-pub fn render_ui(ui: &Ui, width: u16, height: u16, theme: Theme) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    terminal
-        .draw(|frame| view::draw(frame, ui, &theme))
-        .unwrap();
-    text(terminal.backend().buffer())
-}
-
 fn render(app: &App, width: u16, height: u16) -> String {
     render_with(app, width, height, Theme::default())
-}
-
-/// The buffer as lines of text (colours are checked separately).
-fn text(buffer: &Buffer) -> String {
-    let width = buffer.area.width as usize;
-    let mut out = String::new();
-    for (i, cell) in buffer.content.iter().enumerate() {
-        out.push_str(cell.symbol());
-        if (i + 1) % width == 0 {
-            out.push('\n');
-        }
-    }
-    out
 }
 
 fn early() -> Script {
@@ -326,7 +305,7 @@ fn per_class_view_colours_the_confusions_and_not_under_no_color() {
 
 /// A gallery of `n` tiles: a bright diagonal on black, captioned.
 fn gallery_app(n: usize) -> App {
-    use kiln::gallery::{Kind, Pictures, Tile};
+    use kiln_core::gallery::{Kind, Pictures, Tile};
     let mut app = app_after(overfitting());
     update(&mut app, Message::Action(Action::ShowMistakes));
     let request = app.gallery.as_ref().unwrap().request;
@@ -339,7 +318,7 @@ fn gallery_app(n: usize) -> App {
             caption: format!("{} → {} 0.{:02}", i % 10, (i + 1) % 10, 99 - i),
         })
         .collect();
-    let encoded = kiln::tui::pictures::encode_all(&tiles);
+    let encoded = kiln_screen::tui::pictures::encode_all(&tiles);
     let pictures = Pictures {
         tiles,
         epoch: Some(5),
@@ -406,7 +385,7 @@ fn the_image_view_pages_and_ignores_a_stale_gallery() {
     let request = app.gallery.as_ref().unwrap().request;
     assert!(matches!(
         effects.as_slice(),
-        [kiln::tui::app::Effect::LoadGallery { kind: kiln::gallery::Kind::Augmented, request: r }] if *r == request
+        [kiln_screen::tui::app::Effect::LoadGallery { kind: kiln_core::gallery::Kind::Augmented, request: r }] if *r == request
     ));
     update(
         &mut app,
@@ -421,7 +400,7 @@ fn the_image_view_pages_and_ignores_a_stale_gallery() {
 
 #[test]
 fn the_header_shows_the_machine_gpu_first_and_a_starved_trainer() {
-    use kiln::protocol::{Event, EventKind, GpuSample, MachineSample};
+    use kiln_core::protocol::{Event, EventKind, GpuSample, MachineSample};
     let mut app = app_after(early());
     let before = render(&app, 140, 30);
     assert!(!before.contains("CPU "), "no sample yet: {before}");

@@ -2,11 +2,11 @@
 
 use std::io::Write;
 
-use kiln::protocol::{
+use kiln_core::protocol::{
     BackendSummary, BatchProgress, EpochMetrics, Event, EventKind, FromCheckpoint, HyperParameter,
     Outcome, PauseReason, RunFinished,
 };
-use kiln::runs::{EventLog, RunDir, read_events, sanitise};
+use kiln_core::runs::{EventLog, RunDir, read_events, sanitise};
 
 use crate::common::scratch;
 

@@ -4,8 +4,8 @@
 //! the real ladder runs recorded in `tests/fixtures/ladder-histories.json`. Each rule's hits and
 //! false alarms are counted and printed as a table; the test holds them to their targets.
 
-use kiln::diagnose::{Context, diagnose};
-use kiln::protocol::{EpochMetrics, Problem};
+use kiln_core::diagnose::{Context, diagnose};
+use kiln_core::protocol::{EpochMetrics, Problem};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -151,7 +151,7 @@ fn raised(history: &[EpochMetrics]) -> Vec<Problem> {
 
 /// The real ladder runs: (rung, truth, per-epoch metrics), recorded from `kiln ladder`.
 fn ladder_runs() -> Vec<(String, Option<Problem>, Vec<EpochMetrics>)> {
-    let text = std::fs::read_to_string(crate::common::repo_path(
+    let text = std::fs::read_to_string(crate::common::crate_path(
         "tests/fixtures/ladder-histories.json",
     ))
     .expect("the recorded ladder histories");

@@ -1,0 +1,8 @@
+//! kiln-core's tests, in one binary: experiment files, the event log, diagnosis. They build
+//! without burn, so this loop takes seconds: `cargo test --release -p kiln-core`.
+
+mod common;
+mod diagnosis;
+mod diagnosis_labelled;
+mod event_log;
+mod experiment_files;
