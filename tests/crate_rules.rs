@@ -106,3 +106,26 @@ fn the_training_crate_has_burn_and_no_terminal() {
     assert!(!deps.contains("kiln-screen"));
     assert_eq!(offending(&deps, &TERMINAL), Vec::<&String>::new());
 }
+
+/// The protocol is plain data shared by every side: no I/O, no clock, no environment in it
+/// (those are `kiln_core::here`'s, and the event log's).
+#[test]
+fn the_protocol_reads_neither_clock_nor_files_nor_environment() {
+    let source = std::fs::read_to_string(repo_path("crates/kiln-core/src/protocol.rs")).unwrap();
+    for forbidden in [
+        "std::env",
+        "std::fs",
+        "std::io",
+        "std::process",
+        "std::net",
+        "SystemTime",
+        "Instant",
+        "chrono",
+        "/proc",
+    ] {
+        assert!(
+            !source.contains(forbidden),
+            "protocol.rs names {forbidden}: move it out (see kiln_core::here)"
+        );
+    }
+}

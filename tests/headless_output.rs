@@ -3,14 +3,14 @@
 use std::process::Command;
 
 use kiln::headless::LineFormatter;
-use kiln::protocol::{EpochMetrics, Event, EventKind};
+use kiln::protocol::{EpochMetrics, EventKind};
 
 use crate::common::{repo_path, scratch, train_digits, training_lock, wait_until_finished};
 
 #[test]
 fn epoch_line_has_every_number_and_no_control_characters() {
     let mut formatter = LineFormatter::new("runs/x");
-    let event = Event::now(
+    let event = kiln::here::event(
         Some(3),
         Some(30),
         EventKind::Epoch(EpochMetrics {

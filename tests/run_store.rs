@@ -554,7 +554,7 @@ fn finished_run(runs: &Path, name: &str, epochs: usize) -> String {
     for event in kiln::bench::synthetic_run(epochs, 2) {
         log.append(&event).unwrap();
     }
-    log.append(&kiln::protocol::Event::now(
+    log.append(&kiln::here::event(
         Some(epochs),
         None,
         EventKind::Finished(kiln::protocol::RunFinished {

@@ -128,10 +128,12 @@ fn wait_for_states(conf: &Path, runs: &Path, what: &str, done: impl Fn(&str) -> 
 fn wait_for_all(conf: &Path, runs: &Path, what: &str, done: impl Fn(&[String]) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
+        // The states first, then the table: states only move on (pending, starting, running,
+        // ended), so the table is never behind the states the caller waited for.
+        let states: Vec<String> = rows(conf, runs).into_iter().map(|r| r.state).collect();
         let output = kiln(conf, &["sweep", "status", "--plain"], runs);
         assert!(output.status.success(), "{}", text(&output));
         let table = String::from_utf8_lossy(&output.stdout).into_owned();
-        let states: Vec<String> = rows(conf, runs).into_iter().map(|r| r.state).collect();
         if done(&states) {
             return table;
         }

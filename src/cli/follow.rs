@@ -168,7 +168,7 @@ fn follow_live(
     };
     let summary = match last {
         Some(kind) => LineFormatter::new(run_dir)
-            .line(&Event::now(None, None, kind))
+            .line(&crate::here::event(None, None, kind))
             .unwrap_or_default(),
         None => format!("quit while the run was still training; its log so far is in {run_dir}"),
     };

@@ -14,6 +14,7 @@ pub mod fixes;
 pub mod fonts;
 pub mod format;
 pub mod gallery;
+pub mod here;
 pub mod metrics;
 pub mod monitor;
 pub mod protocol;

@@ -59,19 +59,6 @@ pub struct Event {
     pub kind: EventKind,
 }
 
-impl Event {
-    /// An event stamped with the current time.
-    pub fn now(epoch: Option<usize>, step: Option<u64>, kind: EventKind) -> Self {
-        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        Self {
-            time,
-            epoch,
-            step,
-            kind,
-        }
-    }
-}
-
 /// The payload of an [`Event`]; `kind` in the JSON line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -316,32 +303,6 @@ pub struct Placement {
     /// `SLURM_JOB_ID`, or `ARRAY_JOB_ID_TASK_ID` for an array task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slurm_job: Option<String>,
-}
-
-impl Placement {
-    /// This process, on this host, in the Slurm job its environment names (if any).
-    pub fn here() -> Self {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let slurm_job = match (var("SLURM_ARRAY_JOB_ID"), var("SLURM_ARRAY_TASK_ID")) {
-            (Some(job), Some(task)) => Some(format!("{job}_{task}")),
-            _ => var("SLURM_JOB_ID"),
-        };
-        Self {
-            host: host_name(),
-            pid: std::process::id(),
-            slurm_job,
-        }
-    }
-}
-
-/// The machine's host name (`uname -n`), or `unknown`.
-pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_string())
-        .ok()
-        .filter(|name| !name.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown".into())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ use crate::common::scratch;
 
 fn sample_events() -> Vec<Event> {
     vec![
-        Event::now(
+        kiln_core::here::event(
             Some(1),
             Some(3),
             EventKind::Batch(BatchProgress {
@@ -22,7 +22,7 @@ fn sample_events() -> Vec<Event> {
                 images_per_second: 1234.5,
             }),
         ),
-        Event::now(
+        kiln_core::here::event(
             Some(1),
             Some(3),
             EventKind::HyperParameterChanged {
@@ -31,7 +31,7 @@ fn sample_events() -> Vec<Event> {
                 to: 0.35,
             },
         ),
-        Event::now(
+        kiln_core::here::event(
             Some(1),
             Some(10),
             EventKind::Epoch(EpochMetrics {
@@ -46,7 +46,7 @@ fn sample_events() -> Vec<Event> {
                 classes: None,
             }),
         ),
-        Event::now(
+        kiln_core::here::event(
             Some(1),
             Some(10),
             EventKind::Paused {
@@ -54,7 +54,7 @@ fn sample_events() -> Vec<Event> {
             },
         ),
         // Its fields sit beside the event's own `epoch` and `step`: no name may clash.
-        Event::now(
+        kiln_core::here::event(
             Some(1),
             Some(10),
             EventKind::FromCheckpoint(Box::new(FromCheckpoint {
@@ -74,7 +74,7 @@ fn sample_events() -> Vec<Event> {
                 },
             })),
         ),
-        Event::now(
+        kiln_core::here::event(
             Some(1),
             Some(10),
             EventKind::Finished(RunFinished {

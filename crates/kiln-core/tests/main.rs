@@ -6,3 +6,4 @@ mod diagnosis;
 mod diagnosis_labelled;
 mod event_log;
 mod experiment_files;
+mod words;

@@ -400,7 +400,7 @@ fn the_image_view_pages_and_ignores_a_stale_gallery() {
 
 #[test]
 fn the_header_shows_the_machine_gpu_first_and_a_starved_trainer() {
-    use kiln_core::protocol::{Event, EventKind, GpuSample, MachineSample};
+    use kiln_core::protocol::{EventKind, GpuSample, MachineSample};
     let mut app = app_after(early());
     let before = render(&app, 140, 30);
     assert!(!before.contains("CPU "), "no sample yet: {before}");
@@ -418,7 +418,7 @@ fn the_header_shows_the_machine_gpu_first_and_a_starved_trainer() {
     };
     update(
         &mut app,
-        Message::Trainer(Event::now(
+        Message::Trainer(kiln_core::here::event(
             Some(1),
             Some(3),
             EventKind::Machine(sample.clone()),
@@ -438,7 +438,11 @@ fn the_header_shows_the_machine_gpu_first_and_a_starved_trainer() {
     };
     update(
         &mut app,
-        Message::Trainer(Event::now(Some(1), Some(4), EventKind::Machine(calm))),
+        Message::Trainer(kiln_core::here::event(
+            Some(1),
+            Some(4),
+            EventKind::Machine(calm),
+        )),
     );
     let screen = render(&app, 140, 30);
     let about = screen.lines().nth(2).unwrap();

@@ -393,7 +393,7 @@ fn receive(mut reader: BufReader<impl io::Read>, events: &Sender<Event>) -> Stre
             last = Some(Box::new(event.clone()));
             event
         } else if let Ok(Reply::Error { message }) = serde_json::from_slice::<Reply>(&text) {
-            Event::now(
+            crate::here::event(
                 None,
                 None,
                 EventKind::Warning {

@@ -6,8 +6,10 @@
 //! [`crate::protocol::epoch_events`]; [`RunView`] applies the same rule event by event.
 
 pub mod run_view;
+pub mod words;
 
-pub use run_view::{Activity, Change, Level, RunEnd, RunStatus, RunView};
+pub use run_view::{Activity, Change, RunEnd, RunStatus, RunView};
+pub use words::Level;
 
 /// A chart axis for `values`: their range with a 5% margin each side, at least `min_span`
 /// wide (`[0, min_span]` without values). The live charts and the PNG export scale alike.

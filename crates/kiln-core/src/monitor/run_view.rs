@@ -1,8 +1,8 @@
 //! What the screen knows about one run, built only from its events, so a live run and a replayed
 //! log produce the same state.
 
+use super::words::{Context, Detail, Level, words};
 use crate::diagnose;
-use crate::format::lr;
 use crate::protocol::{
     EpochMetrics, Event, EventKind, Finding, HyperParameter, MachineSample, Outcome, PauseReason,
     RunFinished, RunStarted,
@@ -54,18 +54,8 @@ pub struct Change {
 
 impl Change {
     pub fn describe(&self) -> String {
-        match self.parameter {
-            HyperParameter::Dropout => format!("dropout {:.2} → {:.2}", self.from, self.to),
-            HyperParameter::LearningRate => format!("lr {} → {}", lr(self.from), lr(self.to)),
-        }
+        super::words::change(self.parameter, self.from, self.to)
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Info,
-    Warning,
-    Error,
 }
 
 /// One line of the activity log.
@@ -142,32 +132,33 @@ impl RunView {
     }
 
     pub fn apply(&mut self, event: &Event) {
+        let context = Context {
+            total_epochs: self.total_epochs(),
+            run_dir: "",
+            parent: self.started.as_ref().and_then(|s| s.parent.as_ref()),
+            findings: &self.diagnosis,
+        };
+        let notes = words(event, Detail::Note, &context);
+        self.activity.extend(notes.into_iter().map(|said| Activity {
+            epoch: event.epoch,
+            step: event.step,
+            text: said.text,
+            level: said.level,
+        }));
+        self.fold(event);
+    }
+
+    /// The state the event changes (its words are [`words`]'s).
+    fn fold(&mut self, event: &Event) {
         if let Some(step) = event.step {
             self.step = step;
         }
-        let note = |view: &mut RunView, text: String, level: Level| {
-            view.activity.push(Activity {
-                epoch: event.epoch,
-                step: event.step,
-                text,
-                level,
-            });
-        };
         match &event.kind {
             EventKind::RunStarted(start) => {
                 self.learning_rate = start.learning_rate;
                 self.dropout = start.dropout;
                 self.status = RunStatus::Running;
                 self.started = Some(start.as_ref().clone());
-                note(
-                    self,
-                    format!(
-                        "started on {}: {}",
-                        start.backend.name,
-                        start.backend.reason_in_full()
-                    ),
-                    Level::Info,
-                );
             }
             EventKind::Batch(batch) => {
                 self.epoch = event.epoch.unwrap_or(self.epoch);
@@ -201,73 +192,42 @@ impl RunView {
                     HyperParameter::Dropout => self.dropout = *to,
                     HyperParameter::LearningRate => self.learning_rate = *to,
                 }
-                let change = Change {
+                self.changes.push(Change {
                     epoch: event.epoch.unwrap_or(self.epoch),
                     step: event.step.unwrap_or(self.step),
                     parameter: *parameter,
                     from: *from,
                     to: *to,
-                };
-                note(self, change.describe(), Level::Info);
-                self.changes.push(change);
+                });
             }
             EventKind::Paused { reason } => {
                 self.status = match reason {
                     PauseReason::Requested | PauseReason::Storage => RunStatus::Paused,
                     PauseReason::Diverged => RunStatus::Diverged,
                 };
-                if *reason == PauseReason::Requested {
-                    note(self, "paused".into(), Level::Info);
-                }
             }
             EventKind::Machine(sample) => self.machine = Some(sample.clone()),
             EventKind::Resumed => {
                 self.status = RunStatus::Running;
                 self.divergence = None;
-                note(self, "resumed".into(), Level::Info);
             }
-            // Routine: one a epoch would push what the user did out of the activity log.
             EventKind::CheckpointWritten { .. } => {
                 self.last_checkpoint = Some(event.epoch.unwrap_or(self.epoch));
             }
-            EventKind::Warning { message } => note(self, message.clone(), Level::Warning),
+            EventKind::Warning { .. } => {}
             EventKind::Diverged { loss } => {
                 self.divergence = Some(diagnose::divergence(
                     event.epoch.unwrap_or(self.epoch),
                     loss,
                     self.learning_rate,
                 ));
-                note(self, format!("loss became {loss}: paused"), Level::Error);
             }
-            EventKind::Diagnosis { findings } => {
-                let titles = |f: &[Finding]| f.iter().map(|x| x.problem).collect::<Vec<_>>();
-                let (before, after) = (titles(&self.diagnosis), titles(findings));
-                for finding in findings.iter().filter(|f| !before.contains(&f.problem)) {
-                    note(
-                        self,
-                        format!("{}: {}", finding.problem.title(), finding.evidence),
-                        Level::Warning,
-                    );
-                }
-                for problem in before.iter().filter(|p| !after.contains(p)) {
-                    note(self, format!("{} cleared", problem.title()), Level::Info);
-                }
-                self.diagnosis = findings.clone();
-            }
+            EventKind::Diagnosis { findings } => self.diagnosis = findings.clone(),
             EventKind::Finished(end) => {
                 self.status = RunStatus::Finished(end.outcome);
                 self.finished = Some(end.clone());
-                let how = end.outcome.label();
-                note(
-                    self,
-                    format!("{how} after {} epoch(s)", end.epochs_completed),
-                    Level::Info,
-                );
             }
-            EventKind::Failed { error } => {
-                self.status = RunStatus::Failed(error.clone());
-                note(self, format!("failed: {error}"), Level::Error);
-            }
+            EventKind::Failed { error } => self.status = RunStatus::Failed(error.clone()),
             EventKind::FromCheckpoint(from) => {
                 // Epochs logged after the checkpoint are trained again: theirs are superseded.
                 self.epochs.truncate(from.epochs_completed);
@@ -276,20 +236,6 @@ impl RunView {
                 self.dropout = from.dropout;
                 self.status = RunStatus::Running;
                 self.finished = None;
-                let what = match self.started.as_ref().and_then(|s| s.parent.as_ref()) {
-                    Some(parent) if parent.run_id == from.run_id => {
-                        format!("forked from {} after epoch {}", from.run_id, parent.epoch)
-                    }
-                    _ => format!("resumed from {}", from.checkpoint),
-                };
-                note(
-                    self,
-                    format!(
-                        "{what}: val loss {:.4} acc {:.4}",
-                        from.validation_loss, from.validation_accuracy
-                    ),
-                    Level::Info,
-                );
             }
         }
     }

@@ -101,5 +101,5 @@ pub fn trains_elsewhere(run: &Path) -> Option<crate::protocol::Placement> {
     };
     started
         .placement
-        .filter(|placement| placement.host != crate::protocol::host_name())
+        .filter(|placement| placement.host != crate::here::host_name())
 }

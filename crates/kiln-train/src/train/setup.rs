@@ -353,7 +353,7 @@ impl RunFacts<'_> {
             gap_threshold: experiment.monitor.gap_threshold,
             patience: experiment.monitor.patience,
             parent: None,
-            placement: Some(crate::protocol::Placement::here()),
+            placement: Some(kiln_core::here::placement()),
         }
     }
 }

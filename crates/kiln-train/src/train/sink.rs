@@ -33,7 +33,7 @@ impl EventSink {
     }
 
     pub fn emit(&mut self, epoch: Option<usize>, step: Option<u64>, kind: EventKind) {
-        let event = Event::now(epoch, step, kind);
+        let event = kiln_core::here::event(epoch, step, kind);
         let mut line = serde_json::to_string(&event).unwrap_or_default();
         line.push('\n');
         let line: Arc<str> = Arc::from(line);
