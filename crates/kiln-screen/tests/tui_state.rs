@@ -402,3 +402,71 @@ fn chart_axes_span_the_data_with_a_margin() {
     assert!((high - low - 0.022).abs() < 1e-9 && (low + high - 1.0).abs() < 1e-9);
     assert_eq!(axis_range(std::iter::empty(), 0.02), [0.0, 0.02]);
 }
+
+/// The whole screen follows one pattern: keys become messages (`keys::message_for`, pure), and
+/// `ui::update` alone changes the state, returning the file work for the event loop.
+#[test]
+fn keys_become_messages_and_only_update_changes_the_screen() {
+    use kiln_screen::tui::browser::{self, Browser, BrowserAction, BrowserMessage};
+    use kiln_screen::tui::keys::message_for;
+    use kiln_screen::tui::ui::{self, Ui, UiEffect, UiMessage};
+
+    let press = |code| KeyEvent::new(code, KeyModifiers::NONE);
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+
+    // A live run with the browser opened over it: the browser takes the keys, Ctrl-C the run.
+    let mut ui = Ui::new(started_app());
+    let effects = ui::update(
+        &mut ui,
+        UiMessage::BrowserOpened(Box::new(Browser::new("no-such-runs".into()))),
+    );
+    assert_eq!(effects, [UiEffect::Browser(browser::Effect::Refresh)]);
+    let down = message_for(&ui, press(KeyCode::Down));
+    assert_eq!(
+        down,
+        Some(UiMessage::Browser(BrowserMessage::Action(
+            BrowserAction::Down
+        )))
+    );
+    assert_eq!(
+        message_for(&ui, ctrl_c),
+        Some(UiMessage::Run(Message::Action(Action::Interrupt)))
+    );
+    // Mapping a key changed nothing.
+    let before = ui.clone();
+    let _ = message_for(&ui, press(KeyCode::Esc));
+    assert_eq!(ui, before);
+
+    // What the file work found reaches the browser through update too.
+    let runs = std::env::temp_dir().join(format!("kiln-screen-test-{}", std::process::id()));
+    let run = runs.join("20261205-100000-baseline");
+    std::fs::create_dir_all(&run).unwrap();
+    let log: String = Script::new(3)
+        .started()
+        .events
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap() + "\n")
+        .collect();
+    std::fs::write(run.join("events.jsonl"), log).unwrap();
+    ui.browser.as_mut().unwrap().runs_dir = runs.clone();
+    let loaded = browser::perform(ui.browser.as_deref().unwrap(), browser::Effect::Refresh);
+    assert!(
+        ui.browser.as_ref().unwrap().listing.runs.is_empty(),
+        "perform changes nothing"
+    );
+    ui::update(&mut ui, UiMessage::Browser(BrowserMessage::Loaded(loaded)));
+    assert_eq!(ui.browser.as_ref().unwrap().listing.runs.len(), 1);
+    let _ = std::fs::remove_dir_all(&runs);
+
+    // Back closes the browser over a live run; the run's screen stays.
+    let back = message_for(&ui, press(KeyCode::Esc)).unwrap();
+    ui::update(&mut ui, back);
+    assert!(ui.browser.is_none());
+    assert!(!ui.app.should_quit());
+
+    // A browser opened on its own quits the screen when closed.
+    let mut alone = Ui::browsing(Browser::new("no-such-runs".into()));
+    let back = message_for(&alone, press(KeyCode::Esc)).unwrap();
+    ui::update(&mut alone, back);
+    assert!(alone.browser.is_none() && alone.app.should_quit());
+}

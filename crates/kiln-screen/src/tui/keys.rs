@@ -4,8 +4,21 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use super::app::{Action, Mode};
-use super::browser::{Browser, BrowserAction, BrowserMode, Opened};
+use super::app::{Action, Message, Mode};
+use super::browser::{Browser, BrowserAction, BrowserMessage, BrowserMode, Opened};
+use super::ui::{Ui, UiMessage};
+
+/// The message a key sends: to the browser when it is open (Ctrl-C over a run still reaches
+/// the run, which it stops), else to the run's screen.
+pub fn message_for(ui: &Ui, key: KeyEvent) -> Option<UiMessage> {
+    let action = action_for(&ui.app.mode, key);
+    let interrupt = action == Some(Action::Interrupt);
+    match ui.browser.as_deref() {
+        Some(browser) if !interrupt || ui.standalone => browser_action_for(browser, key)
+            .map(|action| UiMessage::Browser(BrowserMessage::Action(action))),
+        _ => action.map(|action| UiMessage::Run(Message::Action(action))),
+    }
+}
 
 /// The key list for the footer and the help screen: (keys, what they do).
 pub const KEYS: &[(&str, &str)] = &[

@@ -6,20 +6,20 @@ pub mod browser;
 pub mod keys;
 pub mod pictures;
 pub mod theme;
-mod ui;
+pub mod ui;
 pub mod view;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, never, select, tick, unbounded};
-use crossterm::event::{Event as TermEvent, KeyEvent};
+use crossterm::event::Event as TermEvent;
 
 use crate::protocol::{Command, Event};
-use app::{Action, App, Effect, Message, Phase, update};
-use browser::{Browser, Outcome};
+use app::{Action, Effect, Message};
+use browser::{Browser, BrowserMessage};
 use theme::Theme;
-pub use ui::Ui;
+pub use ui::{Ui, UiEffect, UiMessage};
 
 /// At most ~15 frames a second, and only when something changed.
 const FRAME: Duration = Duration::from_millis(66);
@@ -39,6 +39,9 @@ const REFRESH: Duration = Duration::from_secs(2);
 
 /// Shows `ui` until the user quits; returns the final state. `events` and `commands` connect
 /// a run (use `never()` and a dropped channel for none); `runs_dir` is where the browser looks.
+///
+/// The loop only gathers [`UiMessage`]s (keys, trainer events, signals, results of work done
+/// elsewhere), hands each to [`ui::update`], and carries out the [`UiEffect`]s it returns.
 pub fn run(
     mut ui: Ui,
     events: Receiver<Event>,
@@ -57,7 +60,12 @@ pub fn run(
     let signals = spawn_signal_listener();
     let ticker = tick(FRAME);
     // Work done off this thread (galleries) reports back here.
-    let (results_tx, results) = unbounded::<Message>();
+    let (results_tx, results) = unbounded::<UiMessage>();
+    let outside = Outside {
+        commands: &commands,
+        runs_dir: &runs_dir,
+        results: &results_tx,
+    };
     let mut trainer = events;
     let mut refreshed = Instant::now();
     let mut dirty = true;
@@ -68,7 +76,7 @@ pub fn run(
         select! {
             recv(keys) -> key => match key {
                 Ok(TermEvent::Key(key)) => {
-                    messages.extend(route_key(&mut ui, key));
+                    messages.extend(keys::message_for(&ui, key));
                     dirty = true;
                 }
                 Ok(TermEvent::Resize(..)) => dirty = true,
@@ -76,39 +84,33 @@ pub fn run(
                 // The terminal is gone (e.g. SSH dropped): the run goes on without the screen.
                 Err(_) => {
                     keys = never();
-                    messages.push(Message::TerminalGone);
+                    messages.push(UiMessage::Run(Message::TerminalGone));
                 }
             },
             recv(trainer) -> event => match event {
                 Ok(event) => {
-                    messages.push(Message::Trainer(event));
+                    messages.push(UiMessage::Run(Message::Trainer(event)));
                     // Take everything already waiting: a fast trainer is drawn once per frame.
-                    messages.extend(trainer.try_iter().map(Message::Trainer));
+                    messages.extend(
+                        trainer.try_iter().map(|e| UiMessage::Run(Message::Trainer(e))),
+                    );
                 }
                 Err(_) => {
                     trainer = never();
-                    messages.push(Message::TrainerGone);
+                    messages.push(UiMessage::Run(Message::TrainerGone));
                 }
             },
             recv(results) -> message => messages.extend(message),
-            recv(signals) -> signal => messages.push(match signal {
+            recv(signals) -> signal => messages.push(UiMessage::Run(match signal {
                 Ok(signal_hook::consts::SIGHUP) => Message::TerminalGone,
                 _ => Message::Action(Action::Interrupt),
-            }),
+            })),
             recv(ticker) -> _ => {
-                if let Some(browser) = ui.browser.as_deref_mut()
-                    && ((browser.opened.is_none() && browser.has_running())
-                        || browser.sweep_is_live())
+                if let Some(refresh) = browser_refresh(&ui)
                     && refreshed.elapsed() >= REFRESH
                 {
-                    let effect = if browser.opened.is_none() {
-                        browser::Effect::Refresh
-                    } else {
-                        browser::Effect::RefreshSweep
-                    };
-                    browser::execute(browser, effect);
+                    messages.extend(execute(&ui, UiEffect::Browser(refresh), &outside));
                     refreshed = Instant::now();
-                    dirty = true;
                 }
                 if dirty && screen_ok {
                     screen_ok = terminal.draw(|frame| view::draw(frame, &ui, &theme)).is_ok();
@@ -116,11 +118,16 @@ pub fn run(
                 }
             },
         }
-        for message in messages {
+        // Effects may answer at once with further messages (file work): handled in turn.
+        while !messages.is_empty() {
             dirty = true;
-            for effect in update(&mut ui.app, message) {
-                execute(&mut ui, effect, &commands, &runs_dir, &results_tx);
+            let mut answers = Vec::new();
+            for message in messages {
+                for effect in ui::update(&mut ui, message) {
+                    answers.extend(execute(&ui, effect, &outside));
+                }
             }
+            messages = answers;
         }
     }
     if ui.app.lost_terminal() || !screen_ok {
@@ -131,61 +138,58 @@ pub fn run(
     Ok(ui)
 }
 
-/// A key goes to the browser when it is open (and does the file work it asks for), else it
-/// becomes a message for the run screen. Ctrl-C over a run always reaches the run.
-fn route_key(ui: &mut Ui, key: KeyEvent) -> Option<Message> {
-    let action = keys::action_for(&ui.app.mode, key);
-    let interrupt = action == Some(Action::Interrupt);
-    let standalone = ui.standalone;
-    let Some(browser) = ui
-        .browser
-        .as_deref_mut()
-        .filter(|_| !interrupt || standalone)
-    else {
-        return action.map(Message::Action);
-    };
-    let browser_action = keys::browser_action_for(browser, key)?;
-    let (effects, outcome) = browser::update(browser, browser_action);
-    for effect in effects {
-        browser::execute(browser, effect);
+/// What the browser should read again on its own: its list while a listed run trains, its
+/// sweep while the sweep is live.
+fn browser_refresh(ui: &Ui) -> Option<browser::Effect> {
+    let browser = ui.browser.as_deref()?;
+    if browser.opened.is_none() && browser.has_running() {
+        Some(browser::Effect::Refresh)
+    } else if browser.sweep_is_live() {
+        Some(browser::Effect::RefreshSweep)
+    } else {
+        None
     }
-    if outcome == Outcome::Close {
-        ui.browser = None;
-        if standalone {
-            ui.app.phase = Phase::Quit;
-        }
-    }
-    None
 }
 
-/// Carries out what the run screen's update asked for.
-fn execute(
-    ui: &mut Ui,
-    effect: Effect,
-    commands: &Sender<Command>,
-    runs_dir: &Path,
-    results: &Sender<Message>,
-) {
+/// What the event loop's effects reach outside the screen.
+struct Outside<'a> {
+    commands: &'a Sender<Command>,
+    runs_dir: &'a Path,
+    results: &'a Sender<UiMessage>,
+}
+
+/// Carries out an effect; what it finds at once comes back as messages for [`ui::update`]
+/// (work that takes long, galleries, answers later through `outside.results`).
+fn execute(ui: &Ui, effect: UiEffect, outside: &Outside) -> Vec<UiMessage> {
     match effect {
         // A trainer that has ended needs no more commands.
-        Effect::Send(command) => {
-            let _ = commands.send(command);
+        UiEffect::Run(Effect::Send(command)) => {
+            let _ = outside.commands.send(command);
+            Vec::new()
         }
-        Effect::WriteExperiment { suffix, settings } => write_fix(&mut ui.app, &suffix, &settings),
-        Effect::OpenBrowser => {
-            let mut browser = Browser::new(runs_dir.to_path_buf());
-            browser::execute(&mut browser, browser::Effect::Refresh);
-            ui.browser = Some(Box::new(browser));
+        UiEffect::Run(Effect::WriteExperiment { suffix, settings }) => {
+            let (text, ok) = write_fix(ui.app.experiment_file.as_deref(), &suffix, &settings);
+            vec![UiMessage::Run(Message::Report { text, ok })]
         }
-        Effect::LoadGallery { kind, request } => {
+        UiEffect::Run(Effect::OpenBrowser) => vec![UiMessage::BrowserOpened(Box::new(
+            Browser::new(outside.runs_dir.to_path_buf()),
+        ))],
+        UiEffect::Run(Effect::LoadGallery { kind, request }) => {
             let run = ui
                 .app
                 .run
                 .started
                 .as_ref()
-                .map(|s| runs_dir.join(&s.run_id));
-            load_gallery(run, kind, request, results.clone());
+                .map(|s| outside.runs_dir.join(&s.run_id));
+            load_gallery(run, kind, request, outside.results.clone());
+            Vec::new()
         }
+        UiEffect::Browser(effect) => match ui.browser.as_deref() {
+            Some(open) => vec![UiMessage::Browser(BrowserMessage::Loaded(
+                browser::perform(open, effect),
+            ))],
+            None => Vec::new(),
+        },
     }
 }
 
@@ -195,35 +199,36 @@ fn load_gallery(
     run: Option<PathBuf>,
     kind: crate::gallery::Kind,
     request: u64,
-    results: Sender<Message>,
+    results: Sender<UiMessage>,
 ) {
     let build = move || match run {
         Some(run) => pictures::gallery(&run, kind, request),
         None => Err("the run has not started yet".to_string()),
     };
     let reply = results.clone();
+    let answer = move |result| UiMessage::Run(Message::Gallery { request, result });
     let spawned = std::thread::Builder::new()
         .name("kiln-gallery".into())
         .spawn(move || {
             let result = build();
-            let _ = reply.send(Message::Gallery { request, result });
+            let _ = reply.send(answer(result));
         });
     if let Err(err) = spawned {
         let result = Err(format!("cannot start a thread: {err}"));
-        let _ = results.send(Message::Gallery { request, result });
+        let _ = results.send(UiMessage::Run(Message::Gallery { request, result }));
     }
 }
 
-/// Writes a new-experiment fix beside the run's experiment file and says how to start it.
-fn write_fix(app: &mut App, suffix: &str, settings: &[(String, String)]) {
-    let Some(base) = app.experiment_file.clone() else {
-        app.report("this run has no experiment file to extend", false);
-        return;
+/// Writes a new-experiment fix beside the run's experiment file; says how to start it, or why
+/// it could not be written (the text, and whether it was).
+fn write_fix(base: Option<&Path>, suffix: &str, settings: &[(String, String)]) -> (String, bool) {
+    let Some(base) = base else {
+        return ("this run has no experiment file to extend".into(), false);
     };
-    match crate::fixes::write_extending(&base, suffix, settings) {
+    match crate::fixes::write_extending(base, suffix, settings) {
         Ok(path) => {
             let preview = augmentation_preview(&path, settings);
-            app.report(
+            (
                 format!(
                     "wrote {0}{preview}: start it with kiln train {0}",
                     path.display()
@@ -231,7 +236,7 @@ fn write_fix(app: &mut App, suffix: &str, settings: &[(String, String)]) {
                 true,
             )
         }
-        Err(err) => app.report(
+        Err(err) => (
             format!("cannot write the {suffix} experiment: {err}"),
             false,
         ),

@@ -67,6 +67,12 @@ pub enum Message {
     /// The terminal went away (SIGHUP, closed SSH session): leave the screen, keep training.
     TerminalGone,
     Action(Action),
+    /// What the event loop's file work for an effect came to (a fix's experiment file written,
+    /// or why not): shown as a notice.
+    Report {
+        text: String,
+        ok: bool,
+    },
     /// A gallery the event loop built off the screen's thread (for the request `request`).
     Gallery {
         request: u64,

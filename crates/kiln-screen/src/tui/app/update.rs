@@ -44,6 +44,10 @@ pub fn update(app: &mut App, message: Message) -> Vec<Effect> {
             Vec::new()
         }
         Message::Action(action) => on_action(app, action),
+        Message::Report { text, ok } => {
+            app.report(text, ok);
+            Vec::new()
+        }
         Message::Gallery { request, result } => {
             if let Some(gallery) = app.gallery.as_mut().filter(|g| g.request == request) {
                 match result {

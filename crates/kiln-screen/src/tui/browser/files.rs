@@ -1,78 +1,110 @@
-//! The browser's file work: listing the runs folder, opening runs into the views, deleting
-//! and renaming. [`execute`] does what `update` asked for and records the outcome.
+//! The browser's file work: listing the runs folder, opening runs into the views, deleting and
+//! renaming, reading sweeps. [`perform`] does what `update` asked for and answers with what it
+//! found ([`Loaded`]), which `update` applies: the browser's state changes there only.
 
-use std::collections::BTreeSet;
+use std::collections::HashMap;
 
-use super::{Browser, ComparedRun, Effect, Opened, SweepTable};
+use super::{Browser, BrowserMessage, ComparedRun, Effect, SweepTable, update};
+use crate::gallery::Pictures;
 use crate::monitor::RunView;
-use crate::runs;
-use crate::sweep::{self, SweepRecord};
-use crate::tui::app::{self, App};
+use crate::runs::{self, Listing};
+use crate::sweep::{self, SweepRecord, SweepRow};
+use crate::tui::app::App;
+use crate::tui::pictures::Encoded;
 
-/// Does the file work an update asked for, and records the result in the browser.
+/// What the file work found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Loaded {
+    /// The runs folder read again, and the disk use measured now (by run id).
+    Listing(Result<(Listing, HashMap<String, u64>), String>),
+    /// A past run, replayed into the run screen's state.
+    Review(Result<Box<App>, String>),
+    Compared(Result<Vec<ComparedRun>, String>),
+    /// A delete or rename, said in a notice (or why it failed); the folder read after it.
+    Changed {
+        notice: String,
+        listing: Box<Loaded>,
+    },
+    Sweep(Result<SweepTable, String>),
+    /// The opened sweep's rows read again (`None`: its record could not be read).
+    SweepRows {
+        id: String,
+        rows: Option<Vec<SweepRow>>,
+    },
+    Gallery {
+        request: u64,
+        result: Result<(Pictures, Encoded), String>,
+    },
+}
+
+/// Does the file work an update asked for and applies what it found (through `update`).
 pub fn execute(browser: &mut Browser, effect: Effect) {
+    let loaded = perform(browser, effect);
+    let _ = update(browser, BrowserMessage::Loaded(loaded));
+}
+
+/// Does the file work `effect` asks for, reading only the browser (what to measure again).
+pub fn perform(browser: &Browser, effect: Effect) -> Loaded {
     match effect {
-        Effect::Refresh => refresh(browser),
-        Effect::Gallery { run, kind, request } => {
-            if let Some(Opened::Review(review)) = browser.opened.as_mut() {
-                let result = crate::tui::pictures::gallery(&run, kind, request);
-                let _ = app::update(review, app::Message::Gallery { request, result });
-            }
-        }
-        Effect::Open(path) => match runs::open_run(&path) {
-            Ok(run) => {
-                let mut app = App::review(run.summary.state);
-                for event in &run.events {
-                    app.run.apply(event);
-                }
-                browser.opened = Some(Opened::Review(Box::new(app)));
-            }
-            Err(err) => browser.message = Some(err.to_string()),
+        Effect::Refresh => listing(browser),
+        Effect::Gallery { run, kind, request } => Loaded::Gallery {
+            request,
+            result: crate::tui::pictures::gallery(&run, kind, request),
         },
-        Effect::Compare(paths) => {
-            let mut compared = Vec::new();
-            for path in paths {
-                match runs::open_run(&path) {
-                    Ok(run) => compared.push(ComparedRun {
+        Effect::Open(path) => Loaded::Review(
+            runs::open_run(&path)
+                .map(|run| {
+                    let mut app = App::review(run.summary.state);
+                    for event in &run.events {
+                        app.run.apply(event);
+                    }
+                    Box::new(app)
+                })
+                .map_err(|err| err.to_string()),
+        ),
+        Effect::Compare(paths) => Loaded::Compared(
+            paths
+                .iter()
+                .map(|path| {
+                    runs::open_run(path).map(|run| ComparedRun {
                         view: RunView::replay(&run.events),
                         summary: run.summary,
                         settings: run.settings,
-                    }),
-                    Err(err) => {
-                        browser.message = Some(err.to_string());
-                        return;
-                    }
-                }
-            }
-            browser.opened = Some(Opened::Compare(compared));
-        }
-        Effect::Delete(path) => {
-            match runs::delete_run(&path) {
-                Ok(()) => browser.message = Some(format!("deleted {}", path.display())),
-                Err(err) => browser.message = Some(err.to_string()),
-            }
-            refresh(browser);
-        }
-        Effect::Sweep(run) => open_sweep(browser, run.as_deref()),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|err| err.to_string()),
+        ),
+        Effect::Delete(path) => Loaded::Changed {
+            notice: match runs::delete_run(&path) {
+                Ok(()) => format!("deleted {}", path.display()),
+                Err(err) => err.to_string(),
+            },
+            listing: Box::new(listing(browser)),
+        },
+        Effect::Rename(path, name) => Loaded::Changed {
+            notice: match runs::rename_run(&path, &name) {
+                Ok(new) => format!("renamed to {}", new.display()),
+                Err(err) => err.to_string(),
+            },
+            listing: Box::new(listing(browser)),
+        },
+        Effect::Sweep(run) => Loaded::Sweep(sweep_table(browser, run.as_deref())),
         Effect::RefreshSweep => {
-            if let Some(Opened::Sweep(table)) = browser.opened.as_mut()
-                && let Ok(record) = SweepRecord::load(&browser.runs_dir, &table.id)
-            {
-                table.replace_rows(sweep::rows(&record, &browser.runs_dir));
-            }
-        }
-        Effect::Rename(path, name) => {
-            match runs::rename_run(&path, &name) {
-                Ok(new) => browser.message = Some(format!("renamed to {}", new.display())),
-                Err(err) => browser.message = Some(err.to_string()),
-            }
-            refresh(browser);
+            let id = match &browser.opened {
+                Some(super::Opened::Sweep(table)) => table.id.clone(),
+                _ => String::new(),
+            };
+            let rows = SweepRecord::load(&browser.runs_dir, &id)
+                .ok()
+                .map(|record| sweep::rows(&record, &browser.runs_dir));
+            Loaded::SweepRows { id, rows }
         }
     }
 }
 
 /// The sweep that holds `run`, else the newest; a message when there is none.
-fn open_sweep(browser: &mut Browser, run: Option<&str>) {
+fn sweep_table(browser: &Browser, run: Option<&str>) -> Result<SweepTable, String> {
     let records: Vec<SweepRecord> = sweep::list(&browser.runs_dir)
         .iter()
         .filter_map(|id| SweepRecord::load(&browser.runs_dir, id).ok())
@@ -84,38 +116,35 @@ fn open_sweep(browser: &mut Browser, run: Option<&str>) {
             .find(|record| sweep::holds(record, run, &browser.runs_dir))
     });
     let Some(record) = holding.or(records.last()) else {
-        browser.message = Some(format!(
+        return Err(format!(
             "no sweeps in {} (kiln sweep starts one)",
             browser.runs_dir.display()
         ));
-        return;
     };
-    let rows = sweep::rows(record, &browser.runs_dir);
-    browser.opened = Some(Opened::Sweep(SweepTable::new(
+    Ok(SweepTable::new(
         record.id.clone(),
         record.keys.clone(),
-        rows,
+        sweep::rows(record, &browser.runs_dir),
         record.slurm.as_ref().map(|job| job.job_id.clone()),
-    )));
+    ))
 }
 
-fn refresh(browser: &mut Browser) {
-    match runs::list_runs(&browser.runs_dir) {
-        Ok(listing) => {
-            let known: BTreeSet<&String> = listing.runs.iter().map(|r| &r.id).collect();
-            browser.marked.retain(|id| known.contains(id));
-            browser.disk.retain(|id, _| known.contains(id));
-            // A finished run's size changes only by `kiln prune` or a delete: measured once.
-            for run in &listing.runs {
-                if run.state == runs::RunState::Running || !browser.disk.contains_key(&run.id) {
-                    browser
-                        .disk
-                        .insert(run.id.clone(), runs::disk_bytes(&run.path));
-                }
-            }
-            browser.listing = listing;
-        }
-        Err(err) => browser.message = Some(err.to_string()),
-    }
-    browser.clamp_selection();
+/// The runs folder, with the disk use of each run not measured yet or still training (a
+/// finished run's size changes only by `kiln prune` or a delete: measured once).
+fn listing(browser: &Browser) -> Loaded {
+    Loaded::Listing(
+        runs::list_runs(&browser.runs_dir)
+            .map(|listing| {
+                let measured = listing
+                    .runs
+                    .iter()
+                    .filter(|run| {
+                        run.state == runs::RunState::Running || !browser.disk.contains_key(&run.id)
+                    })
+                    .map(|run| (run.id.clone(), runs::disk_bytes(&run.path)))
+                    .collect();
+                (listing, measured)
+            })
+            .map_err(|err| err.to_string()),
+    )
 }

@@ -1,7 +1,8 @@
 //! The run browser's state and update: a sortable, filterable table of past runs; marking runs
 //! to compare; opening one into the same views a live run uses. File work (listing, reading,
-//! deleting, renaming) is requested as [`Effect`]s and done by [`execute`], so `update` stays
-//! free of I/O (the file work is in `files`).
+//! deleting, renaming) is requested as [`Effect`]s and done by [`perform`], whose findings
+//! come back to `update` as [`Loaded`]: `update` is the only place the state changes, and it
+//! does no I/O.
 
 mod files;
 mod sweep;
@@ -13,7 +14,7 @@ use super::app::{self, Action, App};
 use crate::monitor::RunView;
 use crate::runs::{Listing, RunState, RunSummary};
 
-pub use files::execute;
+pub use files::{Loaded, execute, perform};
 pub use sweep::SweepTable;
 
 /// Columns the table can be sorted by, in the order `s` cycles through them.
@@ -132,6 +133,19 @@ pub enum BrowserAction {
     InRun(Action),
 }
 
+/// What changes the browser: the user's actions, and what its file work found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BrowserMessage {
+    Action(BrowserAction),
+    Loaded(Loaded),
+}
+
+impl From<BrowserAction> for BrowserMessage {
+    fn from(action: BrowserAction) -> Self {
+        BrowserMessage::Action(action)
+    }
+}
+
 /// File work the update asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
@@ -236,8 +250,55 @@ impl Browser {
 
 const PAGE: usize = 10;
 
-/// Applies an action; returns the file work to do and whether the browser stays open.
-pub fn update(browser: &mut Browser, action: BrowserAction) -> (Vec<Effect>, Outcome) {
+/// Applies a message; returns the file work to do and whether the browser stays open.
+pub fn update(browser: &mut Browser, message: impl Into<BrowserMessage>) -> (Vec<Effect>, Outcome) {
+    match message.into() {
+        BrowserMessage::Action(action) => on_action(browser, action),
+        BrowserMessage::Loaded(loaded) => {
+            on_loaded(browser, loaded);
+            (Vec::new(), Outcome::Stay)
+        }
+    }
+}
+
+/// Records what the file work found.
+fn on_loaded(browser: &mut Browser, loaded: Loaded) {
+    match loaded {
+        Loaded::Listing(Ok((listing, measured))) => {
+            let known: BTreeSet<&String> = listing.runs.iter().map(|r| &r.id).collect();
+            browser.marked.retain(|id| known.contains(id));
+            browser.disk.retain(|id, _| known.contains(id));
+            browser.disk.extend(measured);
+            browser.listing = listing;
+            browser.clamp_selection();
+        }
+        Loaded::Listing(Err(err))
+        | Loaded::Review(Err(err))
+        | Loaded::Compared(Err(err))
+        | Loaded::Sweep(Err(err)) => browser.message = Some(err),
+        Loaded::Review(Ok(app)) => browser.opened = Some(Opened::Review(app)),
+        Loaded::Compared(Ok(runs)) => browser.opened = Some(Opened::Compare(runs)),
+        Loaded::Sweep(Ok(table)) => browser.opened = Some(Opened::Sweep(table)),
+        Loaded::Changed { notice, listing } => {
+            on_loaded(browser, *listing);
+            browser.message = Some(notice);
+        }
+        Loaded::SweepRows { id, rows } => {
+            if let (Some(Opened::Sweep(table)), Some(rows)) = (browser.opened.as_mut(), rows)
+                && table.id == id
+            {
+                table.replace_rows(rows);
+            }
+        }
+        Loaded::Gallery { request, result } => {
+            if let Some(Opened::Review(review)) = browser.opened.as_mut() {
+                let _ = app::update(review, app::Message::Gallery { request, result });
+            }
+        }
+    }
+}
+
+fn on_action(browser: &mut Browser, action: BrowserAction) -> (Vec<Effect>, Outcome) {
     if let Some(opened) = &mut browser.opened {
         match action {
             BrowserAction::Back => browser.opened = None,
