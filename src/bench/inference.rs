@@ -15,6 +15,7 @@ use crate::experiment::{BackendChoice, DataConfig, Experiment, ModelConfig, Prec
 use crate::infer::TrainedModel;
 use crate::infer::predict::{self, Prediction};
 use crate::model::{Classifier, ModelShape};
+use crate::protocol::BackendSummary;
 use crate::train;
 
 #[derive(Debug, Clone, Serialize)]
@@ -37,6 +38,44 @@ const REPEAT: usize = 3;
 
 pub fn run(backend: BackendChoice, out: &mut impl Write) -> anyhow::Result<InferenceFigures> {
     let (device, summary) = train::choose_backend(backend, Precision::F32)?;
+    let (evaluate_images, evaluate_seconds) = time_evaluate(backend, &device)?;
+    let _ = writeln!(
+        out,
+        "evaluate  {evaluate_images} images of 28x28 on {}: {evaluate_seconds:.3} s ({:.0} img/s)",
+        summary.name,
+        evaluate_images as f64 / evaluate_seconds
+    );
+    let folder = std::env::temp_dir().join(format!("kiln-bench-jpeg-{}", std::process::id()));
+    let rates = time_predict(&folder, &device, &summary);
+    let _ = std::fs::remove_dir_all(&folder);
+    let (predict, decode) = rates?;
+    let figures = InferenceFigures {
+        backend: summary.name.clone(),
+        evaluate_images,
+        evaluate_seconds,
+        predict_images: PREDICT_IMAGES,
+        predict_images_per_second: predict,
+        decode_images_per_second: decode,
+    };
+    let _ = writeln!(
+        out,
+        "predict   {} JPEGs of 224x224, article model on {}: {:.0} img/s; decoding alone {:.0} img/s \
+         (predict/decode {:.2})",
+        figures.predict_images,
+        summary.name,
+        figures.predict_images_per_second,
+        figures.decode_images_per_second,
+        figures.predict_images_per_second / figures.decode_images_per_second
+    );
+    Ok(figures)
+}
+
+/// `kiln evaluate`'s path on the first 1,000 bundled MNIST images with the baseline model (as
+/// the `mnist` training workload has it): the images evaluated, and the median seconds.
+fn time_evaluate(
+    backend: BackendChoice,
+    device: &burn::tensor::Device,
+) -> anyhow::Result<(usize, f64)> {
     let mnist = data::load(&DataConfig {
         dataset: "mnist-5k".into(),
         ..DataConfig::default()
@@ -51,78 +90,34 @@ pub fn run(backend: BackendChoice, out: &mut impl Write) -> anyhow::Result<Infer
         width: 28,
         classes: mnist.classes.len(),
     };
-    // The baseline experiment's model, as the `mnist` training workload has it.
     let mnist_workload = super::workloads()
         .into_iter()
         .find(|w| w.name == "mnist")
         .expect("the mnist workload exists");
     let baseline = super::experiment_for(&mnist_workload, backend, Precision::F32, 1);
-    let model = Classifier::new(&baseline.model, shape, &device);
+    let model = Classifier::new(&baseline.model, shape, device);
     let evaluate = || -> anyhow::Result<f64> {
         let started = Instant::now();
-        train::eval::evaluate(&model, &device, &images, &labels, mnist.image_len(), shape)?;
+        train::eval::evaluate(&model, device, &images, &labels, mnist.image_len(), shape)?;
         Ok(started.elapsed().as_secs_f64())
     };
     evaluate()?; // warm-up
-    let evaluate_seconds = median((0..REPEAT).map(|_| evaluate()).collect::<Result<_, _>>()?);
-    let _ = writeln!(
-        out,
-        "evaluate  {} images of 28x28 on {}: {:.3} s ({:.0} img/s)",
-        indices.len(),
-        summary.name,
-        evaluate_seconds,
-        indices.len() as f64 / evaluate_seconds
-    );
+    let seconds = median((0..REPEAT).map(|_| evaluate()).collect::<Result<_, _>>()?);
+    Ok((indices.len(), seconds))
+}
 
-    let folder = std::env::temp_dir().join(format!("kiln-bench-jpeg-{}", std::process::id()));
-    write_jpegs(&folder, PREDICT_IMAGES)?;
+/// `kiln predict`'s path on 224×224 JPEG files written to `folder` with the article's model
+/// (decoding included), beside decoding alone, alternating: median images per second of each.
+fn time_predict(
+    folder: &Path,
+    device: &burn::tensor::Device,
+    backend: &BackendSummary,
+) -> anyhow::Result<(f64, f64)> {
+    write_jpegs(folder, PREDICT_IMAGES)?;
     let files: Vec<std::path::PathBuf> = (0..PREDICT_IMAGES)
         .map(|i| folder.join(format!("{i:04}.jpg")))
         .collect();
-    let article = ModelConfig {
-        conv_channels: vec![16, 32],
-        kernel_size: 3,
-        dense: Vec::new(),
-        ..ModelConfig::default()
-    };
-    let preprocessing = Preprocessing {
-        classes: vec!["emergency".into(), "non-emergency".into()],
-        channels: 3,
-        height: SIDE as usize,
-        width: SIDE as usize,
-        mean: vec![0.5; 3],
-        std: vec![0.25; 3],
-    };
-    let vehicle_shape = ModelShape {
-        channels: 3,
-        height: SIDE as usize,
-        width: SIDE as usize,
-        classes: 2,
-    };
-    let trained = TrainedModel {
-        run_id: "bench".into(),
-        run_path: folder.clone(),
-        experiment: Experiment {
-            model: article.clone(),
-            ..Experiment::default()
-        },
-        checkpoint: "fresh weights".into(),
-        state: crate::train::checkpoint::CheckpointState {
-            epochs_completed: 0,
-            epoch: 0,
-            batches_done: 0,
-            step: 0,
-            learning_rate: 0.0,
-            dropout: 0.0,
-            requested: false,
-        },
-        note: None,
-        preprocessing,
-        shape: vehicle_shape,
-        model: Classifier::new(&article, vehicle_shape, &device),
-        device: device.clone(),
-        backend: summary.clone(),
-    };
+    let trained = article_model(folder, device, backend);
     let predict_all = |files: &[std::path::PathBuf]| -> anyhow::Result<f64> {
         let inputs = predict::expand_inputs(files);
         let started = Instant::now();
@@ -157,26 +152,59 @@ pub fn run(backend: BackendChoice, out: &mut impl Write) -> anyhow::Result<Infer
         predict_rates.push(predict_all(&files)?);
         decode_rates.push(decode_all());
     }
-    let _ = std::fs::remove_dir_all(&folder);
-    let figures = InferenceFigures {
-        backend: summary.name.clone(),
-        evaluate_images: indices.len(),
-        evaluate_seconds,
-        predict_images: PREDICT_IMAGES,
-        predict_images_per_second: median(predict_rates),
-        decode_images_per_second: median(decode_rates),
+    Ok((median(predict_rates), median(decode_rates)))
+}
+
+/// The article's CNN on 224×224 RGB vehicles, fresh weights, as `kiln predict` loads a run's.
+fn article_model(
+    folder: &Path,
+    device: &burn::tensor::Device,
+    backend: &BackendSummary,
+) -> TrainedModel {
+    let article = ModelConfig {
+        conv_channels: vec![16, 32],
+        kernel_size: 3,
+        dense: Vec::new(),
+        ..ModelConfig::default()
     };
-    let _ = writeln!(
-        out,
-        "predict   {} JPEGs of 224x224, article model on {}: {:.0} img/s; decoding alone {:.0} img/s \
-         (predict/decode {:.2})",
-        figures.predict_images,
-        summary.name,
-        figures.predict_images_per_second,
-        figures.decode_images_per_second,
-        figures.predict_images_per_second / figures.decode_images_per_second
-    );
-    Ok(figures)
+    let preprocessing = Preprocessing {
+        classes: vec!["emergency".into(), "non-emergency".into()],
+        channels: 3,
+        height: SIDE as usize,
+        width: SIDE as usize,
+        mean: vec![0.5; 3],
+        std: vec![0.25; 3],
+    };
+    let shape = ModelShape {
+        channels: 3,
+        height: SIDE as usize,
+        width: SIDE as usize,
+        classes: 2,
+    };
+    TrainedModel {
+        run_id: "bench".into(),
+        run_path: folder.to_path_buf(),
+        experiment: Experiment {
+            model: article.clone(),
+            ..Experiment::default()
+        },
+        checkpoint: "fresh weights".into(),
+        state: crate::train::checkpoint::CheckpointState {
+            epochs_completed: 0,
+            epoch: 0,
+            batches_done: 0,
+            step: 0,
+            learning_rate: 0.0,
+            dropout: 0.0,
+            requested: false,
+        },
+        note: None,
+        preprocessing,
+        shape,
+        model: Classifier::new(&article, shape, device),
+        device: device.clone(),
+        backend: backend.clone(),
+    }
 }
 
 /// `count` 224×224 JPEGs with some structure (gradients and stripes), so decoding does real work.

@@ -4,7 +4,10 @@
 //! what: both arms of an event kind sit side by side below.
 
 use crate::format::{Tricks, lr};
-use crate::protocol::{Event, EventKind, Finding, HyperParameter, ParentRun, PauseReason};
+use crate::protocol::{
+    EpochMetrics, Event, EventKind, Finding, FromCheckpoint, HyperParameter, ParentRun,
+    PauseReason, RunStarted,
+};
 
 /// How much to say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,85 +67,12 @@ pub fn words(event: &Event, detail: Detail, run: &Context) -> Vec<Said> {
             ),
             Info,
         ),
-        (EventKind::RunStarted(start), Line) => {
-            let d = &start.dataset;
-            let precision = match start.backend.precision.as_str() {
-                "" => String::new(),
-                precision => format!(", in {precision}"),
-            };
-            said(
-                format!(
-                    "kiln · {} · {} ({} train / {} validation, {} classes, {}x{}x{}) · {} on {}{precision}: {}\n\
-                     model: {} parameters · batch {} · lr {} · {}",
-                    start.experiment,
-                    d.name,
-                    d.train_images,
-                    d.validation_images,
-                    d.classes.len(),
-                    d.channels,
-                    d.height,
-                    d.width,
-                    start.backend.name,
-                    start.backend.device,
-                    start.backend.reason_in_full(),
-                    start.parameters,
-                    start.batch_size,
-                    start.learning_rate,
-                    Tricks {
-                        dropout: start.dropout,
-                        batch_norm: start.batch_norm,
-                        augmentation: start.augmentation,
-                    }
-                    .sentence(),
-                ),
-                Info,
-            )
+        (EventKind::RunStarted(start), Line) => said(run_started(start), Info),
+        (EventKind::FromCheckpoint(from), detail) => {
+            said(from_checkpoint(from, detail, run, &at), Info)
         }
-        (EventKind::FromCheckpoint(from), Note) => {
-            let what = match run.parent {
-                Some(parent) if parent.run_id == from.run_id => {
-                    format!("forked from {} after epoch {}", from.run_id, parent.epoch)
-                }
-                _ => format!("resumed from {}", from.checkpoint),
-            };
-            said(
-                format!(
-                    "{what}: val loss {:.4} acc {:.4}",
-                    from.validation_loss, from.validation_accuracy
-                ),
-                Info,
-            )
-        }
-        (EventKind::FromCheckpoint(from), Line) => said(
-            format!(
-                "continuing from {} of {} after {} epoch(s){at}: val loss {:.4} acc {:.4} · lr {} · dropout {}",
-                from.checkpoint,
-                from.run_id,
-                from.epochs_completed,
-                from.validation_loss,
-                from.validation_accuracy,
-                from.learning_rate,
-                from.dropout,
-            ),
-            Info,
-        ),
         (EventKind::Epoch(_), Note) => Vec::new(),
-        (EventKind::Epoch(m), Line) => said(
-            format!(
-                "epoch {:>width$}/{}  train loss {:.4} acc {:.4}  val loss {:.4} acc {:.4}  gap {:+.4}  {:.1}s  {:.0} img/s",
-                event.epoch.unwrap_or(0),
-                run.total_epochs,
-                m.train_loss,
-                m.train_accuracy,
-                m.validation_loss,
-                m.validation_accuracy,
-                m.gap(),
-                m.seconds,
-                m.images_per_second,
-                width = run.total_epochs.to_string().len(),
-            ),
-            Info,
-        ),
+        (EventKind::Epoch(m), Line) => said(epoch(event, m, run.total_epochs), Info),
         (
             EventKind::HyperParameterChanged {
                 parameter,
@@ -206,6 +136,84 @@ pub fn words(event: &Event, detail: Detail, run: &Context) -> Vec<Said> {
             said(format!("failed: {error}\nrun: {}", run.run_dir), Error)
         }
     }
+}
+
+/// The opening of a run's lines: what it trains on where, and with what model and tricks.
+fn run_started(start: &RunStarted) -> String {
+    let d = &start.dataset;
+    let precision = match start.backend.precision.as_str() {
+        "" => String::new(),
+        precision => format!(", in {precision}"),
+    };
+    format!(
+        "kiln · {} · {} ({} train / {} validation, {} classes, {}x{}x{}) · {} on {}{precision}: {}\n\
+         model: {} parameters · batch {} · lr {} · {}",
+        start.experiment,
+        d.name,
+        d.train_images,
+        d.validation_images,
+        d.classes.len(),
+        d.channels,
+        d.height,
+        d.width,
+        start.backend.name,
+        start.backend.device,
+        start.backend.reason_in_full(),
+        start.parameters,
+        start.batch_size,
+        start.learning_rate,
+        Tricks {
+            dropout: start.dropout,
+            batch_norm: start.batch_norm,
+            augmentation: start.augmentation,
+        }
+        .sentence(),
+    )
+}
+
+/// Where a resumed or forked run continues from, and how its checkpoint scores.
+fn from_checkpoint(from: &FromCheckpoint, detail: Detail, run: &Context, at: &str) -> String {
+    match detail {
+        Detail::Note => {
+            let what = match run.parent {
+                Some(parent) if parent.run_id == from.run_id => {
+                    format!("forked from {} after epoch {}", from.run_id, parent.epoch)
+                }
+                _ => format!("resumed from {}", from.checkpoint),
+            };
+            format!(
+                "{what}: val loss {:.4} acc {:.4}",
+                from.validation_loss, from.validation_accuracy
+            )
+        }
+        Detail::Line => format!(
+            "continuing from {} of {} after {} epoch(s){at}: val loss {:.4} acc {:.4} · lr {} · dropout {}",
+            from.checkpoint,
+            from.run_id,
+            from.epochs_completed,
+            from.validation_loss,
+            from.validation_accuracy,
+            from.learning_rate,
+            from.dropout,
+        ),
+    }
+}
+
+/// An epoch's line: its number of the planned, losses, accuracies, gap, time and speed.
+fn epoch(event: &Event, m: &EpochMetrics, total_epochs: usize) -> String {
+    format!(
+        "epoch {:>width$}/{}  train loss {:.4} acc {:.4}  val loss {:.4} acc {:.4}  gap {:+.4}  {:.1}s  {:.0} img/s",
+        event.epoch.unwrap_or(0),
+        total_epochs,
+        m.train_loss,
+        m.train_accuracy,
+        m.validation_loss,
+        m.validation_accuracy,
+        m.gap(),
+        m.seconds,
+        m.images_per_second,
+        width = total_epochs.to_string().len(),
+    )
 }
 
 /// A diagnosis in words: as a note, each problem that appeared (with its evidence) or cleared;

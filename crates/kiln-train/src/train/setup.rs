@@ -35,7 +35,9 @@ pub struct Start {
     pub restart: Option<Restart>,
 }
 
-/// Prepares a session; reports the run's opening events on `sink` as it goes.
+/// Prepares a session; reports the run's opening events on `sink` as it goes. The steps: the
+/// device, the data ([`RunData`]), the weights ([`Weights`]), the events that open the log
+/// ([`announce`], [`announce_restart`]), then the session itself.
 pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError> {
     let Start {
         experiment,
@@ -46,141 +48,94 @@ pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError
     } = start;
     let (device, backend) =
         super::backend::choose(experiment.train.backend, experiment.train.precision)?;
-    let dataset = match dataset {
-        Some(dataset) => dataset,
-        None => Arc::new(data::load(&experiment.data)?),
-    };
-    let split = split(&dataset, &experiment)?;
-    let normalizer = Normalizer::fit(&dataset, &split.train);
-    let shape = ModelShape {
-        channels: dataset.channels,
-        height: dataset.height,
-        width: dataset.width,
-        classes: dataset.classes.len(),
-    };
-    let validation = ValidationSet::new(
-        &dataset,
-        &split.validation,
-        &normalizer,
-        &device,
-        shape,
-        experiment.train.precision,
-    );
+    let data = RunData::load(&experiment, dataset, &device)?;
     let train_device = device.clone().autodiff();
     // Seed before building the model: weight initialisation and dropout draw from it.
     train_device.seed(experiment.train.seed);
-    let fresh = Classifier::new(&experiment.model, shape, &train_device);
-    let weights = match &restart {
+    let fresh = Classifier::new(&experiment.model, data.shape, &train_device);
+    let mut weights = match &restart {
         None => Weights::fresh(fresh, &experiment),
         Some(restart) => Weights::restored(restart, fresh, &experiment)?,
     };
-    let Weights {
-        mut model,
-        optimizer,
-        restored,
-        warning,
-    } = weights;
-    // A resume continues with the values in force when the checkpoint was taken; a fork
-    // with its own experiment's (which default to those same values).
     let resuming = restart.as_ref().is_some_and(Restart::is_resume);
-    let (learning_rate, dropout) = match &restored {
-        Some(state) if resuming => (state.learning_rate, state.dropout),
-        _ => (experiment.train.learning_rate, experiment.model.dropout),
-    };
-    model.set_dropout(dropout);
-    let (first_epoch, skip_batches) = restored.as_ref().map_or((1, 0), start_position);
+    let in_force = weights.in_force(&experiment, resuming);
+    weights.model.set_dropout(in_force.dropout);
+    let (first_epoch, skip_batches) = weights.restored.as_ref().map_or((1, 0), start_position);
     let loader_plan = LoaderPlan {
-        train: split.train.clone(),
+        train: data.split.train.clone(),
         batch_size: experiment.train.batch_size,
         seed: experiment.train.seed,
         first_epoch,
         skip_batches,
         last_epoch: experiment.train.epochs,
-        normalizer,
-        augmenter: Augmenter::new(experiment.augment.clone(), dataset.height, dataset.width),
+        normalizer: data.normalizer.clone(),
+        augmenter: Augmenter::new(
+            experiment.augment.clone(),
+            data.dataset.height,
+            data.dataset.width,
+        ),
     };
     if !resuming {
         let facts = RunFacts {
             run: &run,
             experiment: &experiment,
-            dataset: &dataset,
-            split: &split,
+            dataset: &data.dataset,
+            split: &data.split,
             loader_plan: &loader_plan,
-            model: &model,
+            model: &weights.model,
         };
-        let started = facts.run_started(backend.clone());
-        sink.emit(
-            None,
-            Some(0),
-            EventKind::RunStarted(Box::new(RunStarted {
-                learning_rate,
-                dropout,
-                parent: restart.as_ref().and_then(|r| r.parent.clone()),
-                ..started
-            })),
-        );
+        announce(&facts, &backend, in_force, restart.as_ref(), sink);
     }
-    if !resuming {
-        let preprocessing = Preprocessing::new(&dataset, &loader_plan.normalizer);
-        let path = run.path.join(crate::runs::PREPROCESSING_FILE);
-        if let Err(err) = preprocessing.save(&path) {
-            let message = format!(
-                "{}: {err}; evaluate and predict will refit the normaliser from the data",
-                path.display()
-            );
-            sink.emit(None, Some(0), EventKind::Warning { message });
+    if let Some(message) = data.dataset.skipped_summary() {
+        sink.emit(None, Some(0), EventKind::Warning { message });
+    }
+    let history = match (&restart, &weights.restored) {
+        (Some(restart), Some(state)) => {
+            let evaluation = data
+                .validation
+                .evaluate(&weights.model, &device, data.shape)?;
+            let from = FromCheckpoint {
+                run_id: restart.source.id.clone(),
+                checkpoint: restart.checkpoint_in_source(),
+                epochs_completed: state.epochs_completed,
+                batches_done: skip_batches,
+                learning_rate: in_force.learning_rate,
+                dropout: in_force.dropout,
+                validation_loss: evaluation.loss,
+                validation_accuracy: evaluation.accuracy,
+                backend: backend.clone(),
+            };
+            announce_restart(restart, state, from, sink)
         }
-    }
-    if let Some(message) = dataset.skipped_summary() {
+        _ => Vec::new(),
+    };
+    if let Some(message) = weights.warning.take() {
         sink.emit(None, Some(0), EventKind::Warning { message });
     }
-    let mut history = Vec::new();
-    if let (Some(restart), Some(state)) = (&restart, &restored) {
-        history = inherited_history(restart, state, sink);
-        let evaluation = validation.evaluate(&model, &device, shape)?;
-        let from = FromCheckpoint {
-            run_id: restart.source.id.clone(),
-            checkpoint: restart.checkpoint_in_source(),
-            epochs_completed: state.epochs_completed,
-            batches_done: skip_batches,
-            learning_rate,
-            dropout,
-            validation_loss: evaluation.loss,
-            validation_accuracy: evaluation.accuracy,
-            backend: backend.clone(),
-        };
-        sink.emit(
-            Some(state.epochs_completed),
-            Some(state.step),
-            EventKind::FromCheckpoint(Box::new(from)),
-        );
-    }
-    if let Some(message) = warning {
-        sink.emit(None, Some(0), EventKind::Warning { message });
-    }
-    let context = diagnosis_context(&experiment, &dataset, &split, &model);
+    let context = diagnosis_context(&experiment, &data.dataset, &data.split, &weights.model);
     // A resumed run's time includes the epochs trained before it was interrupted.
     let prior_seconds = if resuming {
         history.iter().map(|m| m.seconds).sum()
     } else {
         0.0
     };
-    let (step, epochs_completed) = restored
+    let (step, epochs_completed) = weights
+        .restored
         .as_ref()
         .map_or((0, 0), |s| (s.step, s.epochs_completed));
     Ok(Session {
-        learning_rate,
+        learning_rate: in_force.learning_rate,
         experiment,
         run,
         commands,
         device,
         train_device,
-        dataset,
+        dataset: data.dataset,
         loader_plan,
-        validation,
-        shape,
-        model: Some(model),
-        optimizer,
+        validation: data.validation,
+        shape: data.shape,
+        model: Some(weights.model),
+        optimizer: weights.optimizer,
         paused: false,
         clock: Clock {
             idle: Default::default(),
@@ -208,6 +163,108 @@ pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError
         last_settled: None,
         sums: Default::default(),
     })
+}
+
+/// A run's data: the images, their split, the normaliser fitted on the training part, the
+/// model's input and output sizes, and the validation set ready on the device.
+struct RunData {
+    dataset: Arc<Dataset>,
+    split: Split,
+    normalizer: Normalizer,
+    shape: ModelShape,
+    validation: ValidationSet,
+}
+
+impl RunData {
+    /// The experiment's data (or `dataset`, already in memory), split and prepared.
+    fn load(
+        experiment: &Experiment,
+        dataset: Option<Arc<Dataset>>,
+        device: &burn::tensor::Device,
+    ) -> Result<Self, TrainError> {
+        let dataset = match dataset {
+            Some(dataset) => dataset,
+            None => Arc::new(data::load(&experiment.data)?),
+        };
+        let split = split(&dataset, experiment)?;
+        let normalizer = Normalizer::fit(&dataset, &split.train);
+        let shape = ModelShape {
+            channels: dataset.channels,
+            height: dataset.height,
+            width: dataset.width,
+            classes: dataset.classes.len(),
+        };
+        let validation = ValidationSet::new(
+            &dataset,
+            &split.validation,
+            &normalizer,
+            device,
+            shape,
+            experiment.train.precision,
+        );
+        Ok(Self {
+            dataset,
+            split,
+            normalizer,
+            shape,
+            validation,
+        })
+    }
+}
+
+/// The learning rate and dropout a run trains with from its first batch.
+#[derive(Debug, Clone, Copy)]
+struct InForce {
+    learning_rate: f64,
+    dropout: f64,
+}
+
+/// Opens a new run's log (a fresh run's or a fork's): the run-start event, and the
+/// normalisation evaluate and predict will use (`preprocessing.json`).
+fn announce(
+    facts: &RunFacts,
+    backend: &BackendSummary,
+    in_force: InForce,
+    restart: Option<&Restart>,
+    sink: &mut EventSink,
+) {
+    let started = facts.run_started(backend.clone());
+    sink.emit(
+        None,
+        Some(0),
+        EventKind::RunStarted(Box::new(RunStarted {
+            learning_rate: in_force.learning_rate,
+            dropout: in_force.dropout,
+            parent: restart.and_then(|r| r.parent.clone()),
+            ..started
+        })),
+    );
+    let preprocessing = Preprocessing::new(facts.dataset, &facts.loader_plan.normalizer);
+    let path = facts.run.path.join(crate::runs::PREPROCESSING_FILE);
+    if let Err(err) = preprocessing.save(&path) {
+        let message = format!(
+            "{}: {err}; evaluate and predict will refit the normaliser from the data",
+            path.display()
+        );
+        sink.emit(None, Some(0), EventKind::Warning { message });
+    }
+}
+
+/// Tells the log where a restarted run continues from: the epochs it has behind it (logged
+/// again by a fork) and the checkpoint; returns that history.
+fn announce_restart(
+    restart: &Restart,
+    state: &CheckpointState,
+    from: FromCheckpoint,
+    sink: &mut EventSink,
+) -> Vec<EpochMetrics> {
+    let history = inherited_history(restart, state, sink);
+    sink.emit(
+        Some(state.epochs_completed),
+        Some(state.step),
+        EventKind::FromCheckpoint(Box::new(from)),
+    );
+    history
 }
 
 /// The stratified train / validation split; both parts must hold images.
@@ -240,6 +297,21 @@ struct Weights {
 }
 
 impl Weights {
+    /// A resume continues with the values in force when the checkpoint was taken; a fresh run
+    /// or a fork with its own experiment's (which default to those same values).
+    fn in_force(&self, experiment: &Experiment, resuming: bool) -> InForce {
+        match &self.restored {
+            Some(state) if resuming => InForce {
+                learning_rate: state.learning_rate,
+                dropout: state.dropout,
+            },
+            _ => InForce {
+                learning_rate: experiment.train.learning_rate,
+                dropout: experiment.model.dropout,
+            },
+        }
+    }
+
     fn fresh(model: Classifier, experiment: &Experiment) -> Self {
         Self {
             model,

@@ -211,34 +211,48 @@ fn stop(app: &mut App) -> Vec<Effect> {
 }
 
 fn on_normal_action(app: &mut App, action: Action) -> Vec<Effect> {
-    let live_only = matches!(
-        action,
+    match action {
         Action::TogglePause
-            | Action::DropoutDown
-            | Action::DropoutUp
-            | Action::LearningRateDown
-            | Action::LearningRateUp
-            | Action::EditValue
-            | Action::Checkpoint
-            | Action::Stop
-            | Action::ApplyRemedy(_)
-    );
-    if live_only && app.reviewed().is_some() {
-        app.notify(
-            "a past run is read only",
-            NoticeState::Rejected,
-            Awaiting::Nothing,
-        );
-        return Vec::new();
+        | Action::DropoutDown
+        | Action::DropoutUp
+        | Action::LearningRateDown
+        | Action::LearningRateUp
+        | Action::EditValue
+        | Action::Checkpoint
+        | Action::Stop
+        | Action::ApplyRemedy(_) => match refusal(app) {
+            Some(why) => {
+                app.notify(why, NoticeState::Rejected, Awaiting::Nothing);
+                Vec::new()
+            }
+            None => steer(app, action),
+        },
+        Action::Quit | Action::Interrupt => leave(app, action),
+        // The event loop opens it: it reads the runs folder.
+        Action::OpenBrowser => vec![Effect::OpenBrowser],
+        Action::ShowAugmented => show_gallery(app, crate::gallery::Kind::Augmented),
+        Action::ShowMistakes => show_gallery(app, crate::gallery::Kind::Mistakes),
+        _ => {
+            change_view(app, action);
+            Vec::new()
+        }
     }
-    if live_only && (!app.run.is_active() || app.stopping()) {
-        app.notify(
-            "the run is no longer training",
-            NoticeState::Rejected,
-            Awaiting::Nothing,
-        );
-        return Vec::new();
+}
+
+/// Why the run cannot be steered from here, if it cannot.
+fn refusal(app: &App) -> Option<&'static str> {
+    if app.reviewed().is_some() {
+        Some("a past run is read only")
+    } else if !app.run.is_active() || app.stopping() {
+        Some("the run is no longer training")
+    } else {
+        None
     }
+}
+
+/// An action that steers the training run: the command it sends, and the notice that waits
+/// for the trainer to confirm it.
+fn steer(app: &mut App, action: Action) -> Vec<Effect> {
     match action {
         Action::TogglePause => {
             if matches!(app.run.status, RunStatus::Paused | RunStatus::Diverged) {
@@ -277,84 +291,61 @@ fn on_normal_action(app: &mut App, action: Action) -> Vec<Effect> {
             vec![Effect::Send(Command::Checkpoint)]
         }
         Action::Stop => stop(app),
-        // A viewer leaves; the run trains on in its own process.
-        Action::Quit | Action::Interrupt if app.role == Role::Attached => {
-            app.phase = Phase::Quit;
-            Vec::new()
+        Action::ApplyRemedy(n) => apply_remedy(app, n),
+        _ => Vec::new(),
+    }
+}
+
+/// `q` and Ctrl-C: a viewer leaves at once; a live run asks first (`q`) or is stopped and then
+/// left (Ctrl-C, or at once the second time).
+fn leave(app: &mut App, action: Action) -> Vec<Effect> {
+    if app.role == Role::Attached {
+        // The run trains on in its own process.
+        app.phase = Phase::Quit;
+        return Vec::new();
+    }
+    match action {
+        Action::Quit if app.run.is_active() => app.mode = Mode::ConfirmQuit,
+        Action::Interrupt if !app.stopping() && app.has_trainer() && app.run.is_active() => {
+            app.mode = Mode::Normal;
+            return quit(app);
         }
-        Action::Quit => {
-            if app.run.is_active() {
-                app.mode = Mode::ConfirmQuit;
-            } else {
-                app.phase = Phase::Quit;
-            }
-            Vec::new()
-        }
-        Action::Interrupt => {
-            if app.stopping() || !app.has_trainer() || !app.run.is_active() {
-                // A second Ctrl-C, or nothing left to stop: leave now.
-                app.phase = Phase::Quit;
-                Vec::new()
-            } else {
-                app.mode = Mode::Normal;
-                quit(app)
-            }
-        }
+        // Nothing left to stop, or a second Ctrl-C: leave now.
+        _ => app.phase = Phase::Quit,
+    }
+    Vec::new()
+}
+
+/// What the screen shows and where: views, chart scale, help, scrolling.
+fn change_view(app: &mut App, action: Action) {
+    match action {
         Action::ToggleChart => {
             app.screen = match app.screen {
                 Screen::Chart | Screen::Images => Screen::Dashboard,
                 Screen::Dashboard | Screen::Classes => Screen::Chart,
             };
-            Vec::new()
         }
         Action::ToggleClasses => {
             app.screen = match app.screen {
                 Screen::Classes => Screen::Dashboard,
                 Screen::Dashboard | Screen::Chart | Screen::Images => Screen::Classes,
             };
-            Vec::new()
         }
-        Action::ShowAugmented => show_gallery(app, crate::gallery::Kind::Augmented),
-        Action::ShowMistakes => show_gallery(app, crate::gallery::Kind::Mistakes),
-        Action::ToggleRange => {
-            app.scale = app.scale.next();
-            Vec::new()
-        }
-        Action::ToggleHelp => {
-            app.mode = Mode::Help;
-            Vec::new()
-        }
-        // The event loop opens it: it reads the runs folder.
-        Action::OpenBrowser => vec![Effect::OpenBrowser],
-        Action::ApplyRemedy(n) => apply_remedy(app, n),
+        Action::ToggleRange => app.scale = app.scale.next(),
+        Action::ToggleHelp => app.mode = Mode::Help,
         Action::ScrollUp if app.screen == Screen::Images => {
             page_gallery(app, -(GALLERY_PAGE as isize));
-            Vec::new()
         }
         Action::ScrollDown if app.screen == Screen::Images => {
             page_gallery(app, GALLERY_PAGE as isize);
-            Vec::new()
         }
         Action::ScrollUp => {
             let max = app.run.epochs.len().saturating_sub(1);
             app.table_scroll = (app.table_scroll + 1).min(max);
-            Vec::new()
         }
-        Action::ScrollDown => {
-            app.table_scroll = app.table_scroll.saturating_sub(1);
-            Vec::new()
-        }
-        Action::ScrollToLatest => {
-            app.table_scroll = 0;
-            Vec::new()
-        }
-        Action::Yes
-        | Action::No
-        | Action::Type(_)
-        | Action::Backspace
-        | Action::SwitchField
-        | Action::Submit
-        | Action::Cancel => Vec::new(),
+        Action::ScrollDown => app.table_scroll = app.table_scroll.saturating_sub(1),
+        Action::ScrollToLatest => app.table_scroll = 0,
+        _ => {}
     }
 }
 
