@@ -210,6 +210,24 @@ pub(crate) struct LadderArgs {
     pub(crate) slurm: SlurmArgs,
 }
 
+/// How the screen draws; shared by every command that opens it.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ScreenOptions {
+    /// Draw with plain ASCII instead of block and braille characters.
+    #[arg(long)]
+    pub(crate) ascii: bool,
+    /// How the image view (a, m) shows pictures: auto (the terminal's graphics protocol, else
+    /// half blocks; a text list with --ascii or NO_COLOR), halfblocks, sixel, kitty, or off.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) images: crate::tui::theme::ImagesChoice,
+}
+
+impl ScreenOptions {
+    pub(crate) fn theme(&self) -> crate::tui::theme::Theme {
+        crate::tui::theme::Theme::from_env(self.ascii, self.images)
+    }
+}
+
 /// Where past runs are and how to show them; shared by `runs`, `show` and `compare`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ReviewOptions {
@@ -219,13 +237,8 @@ pub(crate) struct ReviewOptions {
     /// Print plain text for scripts instead of opening the screen.
     #[arg(long)]
     pub(crate) plain: bool,
-    /// Draw with plain ASCII.
-    #[arg(long)]
-    pub(crate) ascii: bool,
-    /// How the image view (a, m) shows pictures: auto (the terminal's graphics protocol, else
-    /// half blocks; a text list with --ascii or NO_COLOR), halfblocks, sixel, kitty, or off.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub(crate) images: crate::tui::theme::ImagesChoice,
+    #[command(flatten)]
+    pub(crate) screen: ScreenOptions,
 }
 
 /// How a run started by `train`, `resume` or `fork` is shown, and where it trains.
@@ -235,13 +248,8 @@ pub(crate) struct FollowOptions {
     /// terminal).
     #[arg(long)]
     pub(crate) headless: bool,
-    /// Draw with plain ASCII instead of block and braille characters.
-    #[arg(long)]
-    pub(crate) ascii: bool,
-    /// How the image view (a, m) shows pictures: auto (the terminal's graphics protocol, else
-    /// half blocks; a text list with --ascii or NO_COLOR), halfblocks, sixel, kitty, or off.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub(crate) images: crate::tui::theme::ImagesChoice,
+    #[command(flatten)]
+    pub(crate) screen: ScreenOptions,
     /// Where run directories are.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_RUNS_DIR)]
     pub(crate) runs_dir: PathBuf,
@@ -290,13 +298,8 @@ pub(crate) struct AttachArgs {
     /// Print plain progress lines instead of the live screen.
     #[arg(long)]
     pub(crate) headless: bool,
-    /// Draw with plain ASCII.
-    #[arg(long)]
-    pub(crate) ascii: bool,
-    /// How the image view (a, m) shows pictures: auto (the terminal's graphics protocol, else
-    /// half blocks; a text list with --ascii or NO_COLOR), halfblocks, sixel, kitty, or off.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub(crate) images: crate::tui::theme::ImagesChoice,
+    #[command(flatten)]
+    pub(crate) screen: ScreenOptions,
 }
 
 #[derive(Debug, clap::Args)]
@@ -502,8 +505,10 @@ impl TrainArgs {
             overrides: Vec::new(),
             follow: FollowOptions {
                 headless: false,
-                ascii: false,
-                images: Default::default(),
+                screen: ScreenOptions {
+                    ascii: false,
+                    images: Default::default(),
+                },
                 runs_dir: PathBuf::from(DEFAULT_RUNS_DIR),
                 backend: None,
             },

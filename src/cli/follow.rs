@@ -124,7 +124,7 @@ fn follow_run(
     let mut app = App::live();
     app.experiment_file = Some(experiment_file);
     replay(&mut app, history);
-    let theme = Theme::from_env(options.ascii, options.images);
+    let theme = options.screen.theme();
     Ok(super::run_exit_code(follow_live(
         &handle,
         app,
@@ -234,7 +234,7 @@ pub fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
         Ui::new(app),
         attached.events,
         attached.commands,
-        Theme::from_env(args.ascii, args.images),
+        args.screen.theme(),
         args.runs_dir.clone(),
     )?;
     if ui.app.run.is_active() {

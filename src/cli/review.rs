@@ -15,7 +15,7 @@ use crate::monitor::RunView;
 use crate::report;
 use crate::runs;
 use crate::tui::browser::{self, Browser};
-use crate::tui::{self, Ui, theme::Theme};
+use crate::tui::{self, Ui};
 
 /// `kiln augment-preview`: the experiment's training images and augmented copies, as a PNG.
 pub fn augment_preview(args: AugmentPreviewArgs) -> anyhow::Result<ExitCode> {
@@ -181,7 +181,7 @@ fn browse(view: ReviewOptions, open: Option<browser::Effect>) -> anyhow::Result<
         Ui::browsing(browser),
         crossbeam_channel::never(),
         no_commands,
-        Theme::from_env(view.ascii, view.images),
+        view.screen.theme(),
         view.runs_dir,
     )?;
     Ok(ExitCode::SUCCESS)
