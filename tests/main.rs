@@ -23,6 +23,7 @@ mod control;
 mod cpu_kernels;
 mod crate_rules;
 mod datasets;
+mod docs_commands;
 mod experiment_cli;
 mod headless_output;
 mod mixed_precision;

@@ -33,7 +33,7 @@ fn baseline(overrides: &[&str]) -> Experiment {
     Experiment::load(&repo_path("experiments/baseline.toml"), &all).unwrap()
 }
 
-/// Measured on this machine, seed 42 (see the README's ladder): with 300 training images and 8
+/// Measured on this machine, seed 42 (see docs/experiments.md, the tricks ladder): with 300 training images and 8
 /// epochs, baseline 0.869 best / +0.088 final gap / target 0.85 at epoch 7; dropout +0.059 gap;
 /// batch norm reaches 0.85 at epoch 4; augmentation 0.899 best.
 #[test]

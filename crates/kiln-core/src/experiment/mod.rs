@@ -227,7 +227,7 @@ pub enum BackendChoice {
 
 /// How to get a kiln that has the LibTorch backend.
 pub const TORCH_BUILD: &str =
-    "cargo build --release --features torch, against PyTorch 2.9; see README";
+    "cargo build --release --features torch, against PyTorch 2.9; see docs/backends.md";
 
 impl BackendChoice {
     /// Whether this build of kiln can train there at all (LibTorch is a build-time option).
