@@ -15,7 +15,7 @@ mod pictures;
 
 pub use kiln_core::{
     control, diagnose, experiment, fixes, fonts, format, here, metrics, monitor, protocol, report,
-    runs, slurm, sweep, tensorboard,
+    runs, schedule, slurm, sweep, tensorboard,
 };
 pub use kiln_screen::{headless, tui};
 pub use kiln_train::{augment_preview, data, flex_ops, gallery, infer, machine, model, train};

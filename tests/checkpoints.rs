@@ -16,6 +16,7 @@ fn state(learning_rate: f64) -> CheckpointState {
         batches_done: 0,
         step: 40,
         learning_rate,
+        lr_scale: Some(1.0),
         dropout: 0.1,
         requested: false,
     }
@@ -88,6 +89,7 @@ fn at_epoch(epoch: usize, step: u64, requested: bool) -> (std::path::PathBuf, Ch
         batches_done: 0,
         step,
         learning_rate: 1e-3,
+        lr_scale: None,
         dropout: 0.0,
         requested,
     };

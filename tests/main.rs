@@ -32,6 +32,7 @@ mod module_graph;
 mod previews;
 mod resume_fork;
 mod run_store;
+mod schedules;
 // kiln-screen's scripted event streams and test-terminal drawing, shared with its tests.
 #[path = "../crates/kiln-screen/tests/render.rs"]
 mod render;

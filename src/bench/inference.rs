@@ -195,6 +195,7 @@ fn article_model(
             batches_done: 0,
             step: 0,
             learning_rate: 0.0,
+            lr_scale: None,
             dropout: 0.0,
             requested: false,
         },

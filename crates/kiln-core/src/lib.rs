@@ -20,6 +20,7 @@ pub mod monitor;
 pub mod protocol;
 pub mod report;
 pub mod runs;
+pub mod schedule;
 pub mod slurm;
 pub mod sweep;
 pub mod tensorboard;

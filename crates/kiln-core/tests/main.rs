@@ -6,4 +6,5 @@ mod diagnosis;
 mod diagnosis_labelled;
 mod event_log;
 mod experiment_files;
+mod schedule;
 mod words;

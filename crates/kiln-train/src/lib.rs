@@ -16,4 +16,4 @@ pub mod model;
 pub mod train;
 
 // kiln-core's modules under their own names, as the training code has always named them.
-use kiln_core::{control, diagnose, experiment, fonts, metrics, protocol, runs, slurm};
+use kiln_core::{control, diagnose, experiment, fonts, metrics, protocol, runs, schedule, slurm};

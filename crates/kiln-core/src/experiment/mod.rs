@@ -59,6 +59,8 @@ pub struct Experiment {
     pub model: ModelConfig,
     pub augment: AugmentConfig,
     pub train: TrainConfig,
+    /// How the learning rate moves over the run (`[schedule]`; constant by default).
+    pub schedule: crate::schedule::ScheduleConfig,
     pub monitor: MonitorConfig,
     /// How `--slurm` submits this experiment's runs (the job script's `#SBATCH` lines).
     #[serde(skip_serializing_if = "SlurmConfig::is_empty")]
@@ -368,6 +370,7 @@ impl Default for Experiment {
             model: ModelConfig::default(),
             augment: AugmentConfig::default(),
             train: TrainConfig::default(),
+            schedule: Default::default(),
             monitor: MonitorConfig::default(),
             slurm: SlurmConfig::default(),
             sweep: Default::default(),

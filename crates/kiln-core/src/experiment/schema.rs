@@ -117,6 +117,25 @@ pub const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "schedule",
+        &[
+            (
+                "kind",
+                Kind::Choice(&["constant", "step", "cosine", "one_cycle", "plateau"]),
+            ),
+            ("every_epochs", Kind::Integer),
+            ("gamma", Kind::Float),
+            ("warmup_epochs", Kind::Integer),
+            ("min_lr", Kind::Float),
+            ("pct_start", Kind::Float),
+            ("div_factor", Kind::Float),
+            ("final_div_factor", Kind::Float),
+            ("factor", Kind::Float),
+            ("patience", Kind::Integer),
+            ("min_delta", Kind::Float),
+        ],
+    ),
+    (
         "monitor",
         &[
             ("gap_threshold", Kind::Float),

@@ -38,6 +38,7 @@ pub fn check(experiment: &Experiment, layer: &Layer) -> Result<(), ConfigError> 
     check_model(&mut c, experiment);
     check_augment(&mut c, experiment);
     check_train(&mut c, experiment);
+    check_schedule(&mut c, experiment);
     let m = &experiment.monitor;
     c.require(
         m.gap_threshold > 0.0 && m.gap_threshold < 1.0,
@@ -252,6 +253,89 @@ fn check_train(c: &mut Checker, experiment: &Experiment) {
              expected \"auto\", \"gpu\", \"cuda\", \"wgpu\" or \"cpu\"",
             super::TORCH_BUILD
         ),
+    );
+}
+
+/// A float setting: its key, value, the test it must pass, and what is expected.
+type FloatRule<'a> = (&'a str, f64, fn(f64) -> bool, &'a str);
+
+fn check_schedule(c: &mut Checker, experiment: &Experiment) {
+    let s = &experiment.schedule;
+    let ranges: [FloatRule; 7] = [
+        (
+            "schedule.gamma",
+            s.gamma,
+            |v| v > 0.0 && v <= 1.0,
+            "a factor in (0, 1]",
+        ),
+        (
+            "schedule.factor",
+            s.factor,
+            |v| v > 0.0 && v < 1.0,
+            "a factor in (0, 1)",
+        ),
+        (
+            "schedule.pct_start",
+            s.pct_start,
+            |v| v > 0.0 && v < 1.0,
+            "a share in (0, 1)",
+        ),
+        (
+            "schedule.div_factor",
+            s.div_factor,
+            |v| v >= 1.0,
+            "at least 1",
+        ),
+        (
+            "schedule.final_div_factor",
+            s.final_div_factor,
+            |v| v >= 1.0,
+            "at least 1",
+        ),
+        (
+            "schedule.min_lr",
+            s.min_lr,
+            |v| v >= 0.0,
+            "a non-negative rate",
+        ),
+        (
+            "schedule.min_delta",
+            s.min_delta,
+            |v| v >= 0.0,
+            "a non-negative loss difference",
+        ),
+    ];
+    for (key, value, ok, expected) in ranges {
+        c.require(
+            value.is_finite() && ok(value),
+            key,
+            value,
+            &format!("expected {expected}"),
+        );
+    }
+    c.require(
+        s.min_lr < experiment.train.learning_rate,
+        "schedule.min_lr",
+        s.min_lr,
+        "expected a rate below train.learning_rate",
+    );
+    c.require(
+        s.every_epochs >= 1,
+        "schedule.every_epochs",
+        s.every_epochs,
+        "expected at least 1 epoch",
+    );
+    c.require(
+        s.patience >= 1,
+        "schedule.patience",
+        s.patience,
+        "expected at least 1 epoch",
+    );
+    c.require(
+        s.warmup_epochs < experiment.train.epochs,
+        "schedule.warmup_epochs",
+        s.warmup_epochs,
+        "expected fewer warm-up epochs than train.epochs",
     );
 }
 

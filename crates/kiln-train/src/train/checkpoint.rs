@@ -33,7 +33,12 @@ pub struct CheckpointState {
     #[serde(default)]
     pub batches_done: usize,
     pub step: u64,
+    /// The rate in force: the schedule's rate times `lr_scale`.
     pub learning_rate: f64,
+    /// The factor live changes put on the schedule (1 without any); absent in checkpoints from
+    /// before schedules, where it is the rate in force over the (constant) base rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr_scale: Option<f64>,
     pub dropout: f64,
     /// Taken by hand (`c`): kept whatever the retention policy says.
     #[serde(default)]

@@ -20,6 +20,10 @@ pub struct Restart {
     /// Set for a fork: the new run records its parent and copies the inherited epochs into its
     /// own log. Unset for a resume, which continues its own log.
     pub parent: Option<ParentRun>,
+    /// Whether the run keeps the rate in force at the checkpoint (its schedule with the live
+    /// changes made to it): always on a resume; on a fork unless it sets `train.learning_rate`
+    /// or a `schedule.*` key.
+    pub keeps_rate: bool,
 }
 
 impl Restart {
@@ -138,6 +142,7 @@ pub fn plan_resume(
             source: run.clone(),
             history: epoch_history(&opened.events),
             parent: None,
+            keeps_rate: true,
         },
         experiment,
         experiment_file,
@@ -178,9 +183,6 @@ pub fn plan_fork(path: PathBuf, request: &ForkRequest) -> Result<ForkPlan, Resta
     if !overridden.contains(&"model.dropout") {
         experiment.model.dropout = state.dropout;
     }
-    if !overridden.contains(&"train.learning_rate") {
-        experiment.train.learning_rate = state.learning_rate;
-    }
     if let Some(backend) = request.backend {
         experiment.train.backend = backend;
     }
@@ -205,6 +207,9 @@ pub fn plan_fork(path: PathBuf, request: &ForkRequest) -> Result<ForkPlan, Resta
             run_id: parent,
             epoch: state.epochs_completed,
         }),
+        keeps_rate: !overridden
+            .iter()
+            .any(|key| *key == "train.learning_rate" || key.starts_with("schedule.")),
     };
     Ok(ForkPlan {
         experiment,

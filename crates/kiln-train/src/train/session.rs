@@ -23,6 +23,7 @@ use crate::protocol::{
     RunFinished,
 };
 use crate::runs::RunDir;
+use crate::schedule::{At, Plan};
 
 /// A batch whose step is queued but whose loss and accuracy are not read yet: it is settled
 /// once the next batch's step is queued, so the device never waits for the host between
@@ -114,7 +115,10 @@ pub(super) struct Session {
     /// Taken out only during an optimiser step.
     pub model: Option<Classifier>,
     pub optimizer: ModuleOptimizer,
+    /// The rate in force: the schedule's rate at the last step taken, times `lr_scale`.
     pub learning_rate: f64,
+    /// The factor live rate changes put on the schedule from their step on.
+    pub lr_scale: f64,
     pub paused: bool,
     pub clock: Clock,
     pub position: Position,
@@ -264,6 +268,7 @@ impl Session {
         );
         let targets =
             Tensor::<1, Int>::from_data(TensorData::new(batch.labels, [n]), &self.train_device);
+        self.learning_rate = self.lr_scale * self.scheduled_rate(index);
         let model = self.model.take().expect("model present between steps");
         let logits = model.forward_in(images, self.experiment.train.precision);
         let loss = loss_fn.forward(logits.clone(), targets.clone());
@@ -286,6 +291,24 @@ impl Session {
         match self.in_flight.replace(this) {
             Some(previous) => self.settle_batch(sink, previous),
             None => Ok(()),
+        }
+    }
+
+    /// The schedule's rate (before live changes) for batch `batch` of the epoch in progress.
+    pub(super) fn scheduled_rate(&self, batch: usize) -> f64 {
+        let at = At {
+            epoch: self.position.epoch,
+            batch,
+        };
+        self.plan().rate(at, &self.history)
+    }
+
+    pub(super) fn plan(&self) -> Plan<'_> {
+        Plan {
+            schedule: &self.experiment.schedule,
+            base: self.experiment.train.learning_rate,
+            batches_per_epoch: self.loader_plan.batches_per_epoch(),
+            epochs: self.experiment.train.epochs,
         }
     }
 
@@ -468,7 +491,10 @@ impl Session {
                 );
             }
             Command::SetLearningRate { value } => {
+                // The schedule goes on from here scaled so that its rate now is `value`.
                 let from = self.learning_rate;
+                let next = self.position.batches_done + 1;
+                self.lr_scale = value / self.scheduled_rate(next).max(f64::MIN_POSITIVE);
                 self.learning_rate = value;
                 sink.emit(
                     at_epoch,

@@ -24,6 +24,7 @@ use crate::protocol::{
     BackendSummary, Command, DatasetSummary, EpochMetrics, EventKind, FromCheckpoint, RunStarted,
 };
 use crate::runs::RunDir;
+use crate::schedule::{At, Plan};
 
 /// What a run starts from: its experiment and where it goes, plus what the caller has already.
 pub struct Start {
@@ -58,8 +59,6 @@ pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError
         Some(restart) => Weights::restored(restart, fresh, &experiment)?,
     };
     let resuming = restart.as_ref().is_some_and(Restart::is_resume);
-    let in_force = weights.in_force(&experiment, resuming);
-    weights.model.set_dropout(in_force.dropout);
     let (first_epoch, skip_batches) = weights.restored.as_ref().map_or((1, 0), start_position);
     let loader_plan = LoaderPlan {
         train: data.split.train.clone(),
@@ -75,6 +74,18 @@ pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError
             data.dataset.width,
         ),
     };
+    let plan = Plan {
+        schedule: &experiment.schedule,
+        base: experiment.train.learning_rate,
+        batches_per_epoch: loader_plan.batches_per_epoch(),
+        epochs: experiment.train.epochs,
+    };
+    let first = At {
+        epoch: first_epoch,
+        batch: skip_batches + 1,
+    };
+    let in_force = weights.in_force(&experiment, restart.as_ref(), plan, first);
+    weights.model.set_dropout(in_force.dropout);
     if !resuming {
         let facts = RunFacts {
             run: &run,
@@ -125,6 +136,7 @@ pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError
         .map_or((0, 0), |s| (s.step, s.epochs_completed));
     Ok(Session {
         learning_rate: in_force.learning_rate,
+        lr_scale: in_force.lr_scale,
         experiment,
         run,
         commands,
@@ -216,6 +228,8 @@ impl RunData {
 #[derive(Debug, Clone, Copy)]
 struct InForce {
     learning_rate: f64,
+    /// The factor on the schedule that live changes left (1 without any).
+    lr_scale: f64,
     dropout: f64,
 }
 
@@ -297,16 +311,36 @@ struct Weights {
 }
 
 impl Weights {
-    /// A resume continues with the values in force when the checkpoint was taken; a fresh run
-    /// or a fork with its own experiment's (which default to those same values).
-    fn in_force(&self, experiment: &Experiment, resuming: bool) -> InForce {
-        match &self.restored {
-            Some(state) if resuming => InForce {
+    /// The values a run starts from. A resume continues with those in force when the checkpoint
+    /// was taken; a fork with its own experiment's dropout (the parent's unless it set another)
+    /// and the parent's rate (its schedule with the live changes made to it) unless it set the
+    /// rate or the schedule; a fresh run with its experiment's. The rate is the schedule's at
+    /// `first`, the run's first step.
+    fn in_force(
+        &self,
+        experiment: &Experiment,
+        restart: Option<&Restart>,
+        plan: Plan,
+        first: At,
+    ) -> InForce {
+        let history = restart.map_or(&[][..], |r| r.history.as_slice());
+        let scheduled = plan.rate(first, history);
+        let lr_scale = match (&self.restored, restart) {
+            (Some(state), Some(restart)) if restart.keeps_rate => state
+                .lr_scale
+                // A checkpoint from before schedules: its rate was the constant base's.
+                .unwrap_or(state.learning_rate / experiment.train.learning_rate),
+            _ => 1.0,
+        };
+        match (&self.restored, restart) {
+            (Some(state), Some(restart)) if restart.is_resume() => InForce {
                 learning_rate: state.learning_rate,
+                lr_scale,
                 dropout: state.dropout,
             },
             _ => InForce {
-                learning_rate: experiment.train.learning_rate,
+                learning_rate: lr_scale * scheduled,
+                lr_scale,
                 dropout: experiment.model.dropout,
             },
         }

@@ -72,6 +72,7 @@ impl Session {
             },
             step: self.position.step,
             learning_rate: self.learning_rate,
+            lr_scale: Some(self.lr_scale),
             dropout: self.model().dropout(),
             requested: taken == Taken::Requested,
         };
@@ -141,6 +142,7 @@ impl Session {
             batches_done: 0,
             step: self.position.step,
             learning_rate: self.learning_rate,
+            lr_scale: Some(self.lr_scale),
             dropout: self.model().dropout(),
             requested: false,
         };
