@@ -112,6 +112,7 @@ pub fn synthetic_run(epochs: usize, batches: usize) -> Vec<crate::protocol::Even
         patience: 3,
         parent: None,
         placement: None,
+        schedule: None,
     };
     let mut events = vec![at(None, 0, EventKind::RunStarted(Box::new(start)))];
     let mut step = 0;

@@ -293,6 +293,9 @@ pub struct RunStarted {
     /// (a viewer on another host needs a bridge to reach its control socket).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
+    /// The learning-rate schedule, when the rate is not constant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<crate::schedule::ScheduledRate>,
 }
 
 /// The machine and process a run trains in.

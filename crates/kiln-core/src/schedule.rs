@@ -7,8 +7,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::EpochMetrics;
-
 /// The shape of the rate over the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -81,6 +79,14 @@ impl ScheduleConfig {
     }
 }
 
+/// A run's schedule as its start event tells it, so a front end can draw the planned rates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduledRate {
+    pub config: ScheduleConfig,
+    /// `train.learning_rate`.
+    pub base: f64,
+}
+
 /// Where a run is, in the schedule's terms.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct At {
@@ -101,9 +107,9 @@ pub struct Plan<'a> {
 }
 
 impl Plan<'_> {
-    /// The scheduled rate for the step at `at`; `history` holds the epochs completed before it
-    /// (only the plateau schedule reads them).
-    pub fn rate(&self, at: At, history: &[EpochMetrics]) -> f64 {
+    /// The scheduled rate for the step at `at`; `losses` are the validation losses of the epochs
+    /// completed before it (only the plateau schedule reads them).
+    pub fn rate(&self, at: At, losses: &[f64]) -> f64 {
         let s = self.schedule;
         let per_epoch = self.batches_per_epoch.max(1);
         // Steps before this one, and in the whole run.
@@ -135,7 +141,7 @@ impl Plan<'_> {
                 }
             }
             ScheduleKind::Plateau => {
-                let completed = &history[..history.len().min(at.epoch.max(1) - 1)];
+                let completed = &losses[..losses.len().min(at.epoch.max(1) - 1)];
                 let reductions = plateau_reductions(completed, s.patience, s.min_delta);
                 (self.base * s.factor.powi(reductions as i32)).max(s.min_lr)
             }
@@ -143,13 +149,13 @@ impl Plan<'_> {
     }
 
     /// The scheduled rate at every step of the run, epoch by epoch (for drawing it), with the
-    /// epochs the history has so far deciding the plateau schedule's later ones.
-    pub fn planned(&self, history: &[EpochMetrics]) -> Vec<f64> {
+    /// validation losses so far deciding the plateau schedule's later ones.
+    pub fn planned(&self, losses: &[f64]) -> Vec<f64> {
         (1..=self.epochs)
             .flat_map(|epoch| {
                 (1..=self.batches_per_epoch.max(1)).map(move |batch| At { epoch, batch })
             })
-            .map(|at| self.rate(at, history))
+            .map(|at| self.rate(at, losses))
             .collect()
     }
 }
@@ -159,13 +165,14 @@ fn cosine(high: f64, low: f64, progress: f64) -> f64 {
     low + (high - low) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
 }
 
-/// How many times a plateau schedule has reduced the rate after `history`: each time the
-/// validation loss went `patience` epochs without beating the best by `min_delta`.
-pub fn plateau_reductions(history: &[EpochMetrics], patience: usize, min_delta: f64) -> usize {
+/// How many times a plateau schedule has reduced the rate after the epochs whose validation
+/// losses are `losses`: each time the loss went `patience` epochs without beating the best by
+/// `min_delta`.
+pub fn plateau_reductions(losses: &[f64], patience: usize, min_delta: f64) -> usize {
     let (mut best, mut waited, mut reductions) = (f64::INFINITY, 0, 0);
-    for epoch in history {
-        if epoch.validation_loss < best - min_delta {
-            best = epoch.validation_loss;
+    for &loss in losses {
+        if loss < best - min_delta {
+            best = loss;
             waited = 0;
         } else {
             waited += 1;

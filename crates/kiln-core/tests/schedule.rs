@@ -1,6 +1,5 @@
 //! Each learning-rate schedule's rate against its formula at given steps.
 
-use kiln_core::protocol::EpochMetrics;
 use kiln_core::schedule::{At, Plan, ScheduleConfig, ScheduleKind};
 
 fn plan(schedule: &ScheduleConfig) -> Plan<'_> {
@@ -18,23 +17,6 @@ fn at(epoch: usize, batch: usize) -> At {
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-15 + 1e-12 * b.abs()
-}
-
-fn epochs_with_losses(losses: &[f64]) -> Vec<EpochMetrics> {
-    losses
-        .iter()
-        .map(|&validation_loss| EpochMetrics {
-            train_loss: 0.5,
-            train_accuracy: 0.9,
-            validation_loss,
-            validation_accuracy: 0.9,
-            learning_rate: 1e-2,
-            dropout: 0.0,
-            seconds: 1.0,
-            images_per_second: 100.0,
-            classes: None,
-        })
-        .collect()
 }
 
 #[test]
@@ -111,7 +93,7 @@ fn plateau_cuts_the_rate_after_patience_epochs_without_improvement() {
     };
     let p = plan(&plateau);
     // Improves twice, then two epochs without: one cut; two more: a second cut.
-    let history = epochs_with_losses(&[1.0, 0.9, 0.95, 0.96, 0.97, 0.98]);
+    let history = [1.0, 0.9, 0.95, 0.96, 0.97, 0.98];
     assert_eq!(
         p.rate(at(4, 1), &history),
         1e-2,
@@ -125,6 +107,6 @@ fn plateau_cuts_the_rate_after_patience_epochs_without_improvement() {
         "after epoch 6: two cuts"
     );
     // Never below its floor.
-    let flat = epochs_with_losses(&[1.0; 9]);
+    let flat = [1.0; 9];
     assert_eq!(longer.rate(at(10, 1), &flat), 2e-3);
 }

@@ -118,6 +118,7 @@ impl Script {
                 patience: 3,
                 parent: None,
                 placement: None,
+                schedule: None,
             })),
         });
         self

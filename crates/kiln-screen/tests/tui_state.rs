@@ -470,3 +470,60 @@ fn keys_become_messages_and_only_update_changes_the_screen() {
     ui::update(&mut alone, back);
     assert!(alone.browser.is_none() && alone.app.should_quit());
 }
+
+/// A scheduled rate is planned over the whole run from the start event, and a live change
+/// scales the plan from its step on; the loss panel draws it, steps taken apart from the rest.
+#[test]
+fn a_scheduled_rate_is_planned_and_drawn() {
+    use kiln_core::protocol::Event;
+    use kiln_core::schedule::{ScheduleConfig, ScheduleKind, ScheduledRate};
+    use kiln_screen::tui::Ui;
+    use kiln_screen::tui::theme::Theme;
+
+    let mut events: Vec<Event> = Script::new(10).started().events;
+    let EventKind::RunStarted(start) = &mut events[0].kind else {
+        panic!("the script starts with the run")
+    };
+    start.schedule = Some(ScheduledRate {
+        config: ScheduleConfig {
+            kind: ScheduleKind::Cosine,
+            ..ScheduleConfig::default()
+        },
+        base: 1e-2,
+    });
+    let per_epoch = start.batches_per_epoch;
+    let mut app = App::live();
+    for event in events {
+        update(&mut app, Message::Trainer(event));
+    }
+    let planned = app
+        .run
+        .planned_rates()
+        .expect("a cosine schedule is planned");
+    assert_eq!(planned.len(), 10 * per_epoch);
+    assert_eq!(planned[0], 1e-2);
+    assert!(planned.windows(2).all(|w| w[1] <= w[0]));
+
+    // Halving the rate at step 7 halves the plan from there on, and only from there.
+    let change = at(
+        1,
+        7,
+        EventKind::HyperParameterChanged {
+            parameter: HyperParameter::LearningRate,
+            from: planned[7],
+            to: planned[7] / 2.0,
+        },
+    );
+    update(&mut app, Message::Trainer(change));
+    let scaled = app.run.planned_rates().unwrap();
+    assert_eq!(scaled[..7], planned[..7]);
+    for step in 7..planned.len() {
+        assert!((scaled[step] - planned[step] / 2.0).abs() < 1e-15);
+    }
+
+    let screen = crate::render::render_ui(&Ui::new(app), 100, 30, Theme::default());
+    assert!(
+        screen.lines().any(|l| l.starts_with("│lr    ")),
+        "the loss panel has a rate line:\n{screen}"
+    );
+}

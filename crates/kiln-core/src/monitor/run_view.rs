@@ -7,6 +7,7 @@ use crate::protocol::{
     EpochMetrics, Event, EventKind, Finding, HyperParameter, MachineSample, Outcome, PauseReason,
     RunFinished, RunStarted,
 };
+use crate::schedule::Plan;
 
 /// Weight of the newest batch in the smoothed loss and throughput.
 const SMOOTHING: f64 = 0.1;
@@ -94,6 +95,9 @@ pub struct RunView {
     pub last_checkpoint: Option<usize>,
     /// The machine's latest sample (CPU, memory, loader wait, GPU).
     pub machine: Option<MachineSample>,
+    /// Where a resumed or forked run took over (its first step's index) and the rate in force
+    /// there.
+    pub restarted_at: Option<(usize, f64)>,
 }
 
 impl Default for RunView {
@@ -117,6 +121,7 @@ impl Default for RunView {
             diagnosis: Vec::new(),
             last_checkpoint: None,
             machine: None,
+            restarted_at: None,
         }
     }
 }
@@ -181,6 +186,8 @@ impl RunView {
             }
             EventKind::Epoch(metrics) => {
                 self.epoch = event.epoch.unwrap_or(self.epoch);
+                // A scheduled rate moves every step; the epoch says where it stands.
+                self.learning_rate = metrics.learning_rate;
                 self.epochs.push(metrics.clone());
             }
             EventKind::HyperParameterChanged {
@@ -236,8 +243,45 @@ impl RunView {
                 self.dropout = from.dropout;
                 self.status = RunStatus::Running;
                 self.finished = None;
+                let per_epoch = self.batches_per_epoch();
+                let first = from.epochs_completed * per_epoch + from.batches_done;
+                self.restarted_at = Some((first, from.learning_rate));
             }
         }
+    }
+
+    /// The learning rate at every step of the run as planned now (the schedule, scaled by the
+    /// live changes from their step on, the plateau schedule decided by the epochs so far);
+    /// `None` for a constant rate.
+    pub fn planned_rates(&self) -> Option<Vec<f64>> {
+        let start = self.started.as_ref()?;
+        let scheduled = start.schedule.as_ref()?;
+        let plan = Plan {
+            schedule: &scheduled.config,
+            base: scheduled.base,
+            batches_per_epoch: start.batches_per_epoch,
+            epochs: start.epochs,
+        };
+        let losses: Vec<f64> = self.epochs.iter().map(|m| m.validation_loss).collect();
+        let mut rates = plan.planned(&losses);
+        // A rate set at step `from` (the steps taken before it) scales the rest from there.
+        let mut rescale = |from: usize, rate: f64| {
+            if let Some(&now) = rates.get(from).filter(|r| **r > 0.0) {
+                let factor = rate / now;
+                rates[from..].iter_mut().for_each(|r| *r *= factor);
+            }
+        };
+        if let Some((from, rate)) = self.restarted_at {
+            rescale(from, rate);
+        }
+        for change in self
+            .changes
+            .iter()
+            .filter(|c| c.parameter == HyperParameter::LearningRate)
+        {
+            rescale(change.step as usize, change.to);
+        }
+        Some(rates)
     }
 
     /// The run's class names (empty before its start event).

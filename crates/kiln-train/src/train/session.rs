@@ -300,7 +300,8 @@ impl Session {
             epoch: self.position.epoch,
             batch,
         };
-        self.plan().rate(at, &self.history)
+        let losses: Vec<f64> = self.history.iter().map(|m| m.validation_loss).collect();
+        self.plan().rate(at, &losses)
     }
 
     pub(super) fn plan(&self) -> Plan<'_> {

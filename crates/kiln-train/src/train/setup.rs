@@ -24,7 +24,7 @@ use crate::protocol::{
     BackendSummary, Command, DatasetSummary, EpochMetrics, EventKind, FromCheckpoint, RunStarted,
 };
 use crate::runs::RunDir;
-use crate::schedule::{At, Plan};
+use crate::schedule::{At, Plan, ScheduledRate};
 
 /// What a run starts from: its experiment and where it goes, plus what the caller has already.
 pub struct Start {
@@ -323,8 +323,10 @@ impl Weights {
         plan: Plan,
         first: At,
     ) -> InForce {
-        let history = restart.map_or(&[][..], |r| r.history.as_slice());
-        let scheduled = plan.rate(first, history);
+        let losses: Vec<f64> = restart
+            .map(|r| r.history.iter().map(|m| m.validation_loss).collect())
+            .unwrap_or_default();
+        let scheduled = plan.rate(first, &losses);
         let lr_scale = match (&self.restored, restart) {
             (Some(state), Some(restart)) if restart.keeps_rate => state
                 .lr_scale
@@ -460,6 +462,10 @@ impl RunFacts<'_> {
             patience: experiment.monitor.patience,
             parent: None,
             placement: Some(kiln_core::here::placement()),
+            schedule: (!experiment.schedule.is_constant()).then(|| ScheduledRate {
+                config: experiment.schedule.clone(),
+                base: experiment.train.learning_rate,
+            }),
         }
     }
 }

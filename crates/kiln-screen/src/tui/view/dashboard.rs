@@ -16,8 +16,14 @@ use crate::tui::theme::Theme;
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(47), Constraint::Percentage(53)]).areas(area);
+    // A scheduled rate gets a line of its own in the loss panel.
+    let loss_lines = if app.run.planned_rates().is_some() {
+        6
+    } else {
+        5
+    };
     let [loss_area, diagnosis_area] =
-        Layout::vertical([Constraint::Length(5), Constraint::Min(3)]).areas(left);
+        Layout::vertical([Constraint::Length(loss_lines), Constraint::Min(3)]).areas(left);
     draw_loss(frame, loss_area, &app.run, theme);
     draw_diagnosis(frame, diagnosis_area, &app.run, theme);
     draw_table(frame, right, app, theme);
@@ -65,17 +71,21 @@ fn draw_loss(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
         .started
         .as_ref()
         .map_or((false, false), |s| (s.batch_norm, s.augmentation));
+    // A scheduled rate has its own line above; a constant one is named here.
+    let rate = match run.planned_rates() {
+        Some(_) => String::new(),
+        None => format!("lr {}  ", lr(run.learning_rate)),
+    };
     let settings = Line::styled(
         format!(
-            "lr {}  drop {:.2}  bn {}  aug {}",
-            lr(run.learning_rate),
+            "{rate}drop {:.2}  bn {}  aug {}",
             run.dropout,
             on_off(bn),
             on_off(aug)
         ),
         theme.dim(),
     );
-    let lines = vec![
+    let mut lines = vec![
         line(
             "train",
             &run.train_loss,
@@ -84,12 +94,41 @@ fn draw_loss(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
             theme.accent(),
         ),
         line("val", &val, val_now, val_before, theme.second()),
-        settings,
     ];
+    lines.extend(rate_line(run, spark_width, theme));
+    lines.push(settings);
     frame.render_widget(
         Paragraph::new(lines).block(Block::bordered().title(" loss ")),
         area,
     );
+}
+
+/// The learning rate over the whole run as scheduled: the steps taken in the accent colour,
+/// the planned rest dim; then the rate in force.
+fn rate_line(run: &RunView, width: usize, theme: &Theme) -> Option<Line<'static>> {
+    let rates = run.planned_rates()?;
+    let spark: Vec<char> = theme.sparkline(&rates, width).chars().collect();
+    let done = (spark.len() * (run.step as usize).min(rates.len())).div_ceil(rates.len().max(1));
+    let (past, rest) = spark.split_at(done.min(spark.len()));
+    Some(Line::from(vec![
+        Span::raw(format!("{:<6}", "lr")),
+        Span::styled(past.iter().collect::<String>(), theme.accent()),
+        Span::styled(
+            format!(
+                "{:<w$}",
+                rest.iter().collect::<String>(),
+                w = width - past.len()
+            ),
+            theme.dim(),
+        ),
+        Span::raw(format!(
+            " {}",
+            lr(rates
+                .get(run.step as usize)
+                .copied()
+                .unwrap_or(run.learning_rate))
+        )),
+    ]))
 }
 
 fn draw_diagnosis(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
