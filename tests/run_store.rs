@@ -563,6 +563,7 @@ fn finished_run(runs: &Path, name: &str, epochs: usize) -> String {
             best_epoch: Some(epochs),
             best_validation_accuracy: None,
             seconds: 1.0,
+            restored_epoch: None,
         }),
     ))
     .unwrap();

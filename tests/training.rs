@@ -306,38 +306,7 @@ fn checkpoints_load_back_into_the_same_model() {
     let final_dir = run_dir.join(written[1]);
     let state = checkpoint::load_state(&final_dir).unwrap();
     assert_eq!(state.epochs_completed, 2);
-    let dataset = data::load(&experiment.data).unwrap();
-    let split = stratified_split(
-        &dataset.labels,
-        dataset.classes.len(),
-        experiment.data.validation_fraction,
-        experiment.data.train_images,
-        experiment.train.seed,
-    );
-    let normalizer = Normalizer::fit(&dataset, &split.train);
-    let images = normalizer.images(&dataset, &split.validation);
-    let labels: Vec<i64> = split
-        .validation
-        .iter()
-        .map(|&i| dataset.labels[i] as i64)
-        .collect();
-    let shape = ModelShape {
-        channels: dataset.channels,
-        height: dataset.height,
-        width: dataset.width,
-        classes: dataset.classes.len(),
-    };
-    let device = burn::tensor::Device::flex();
-    let model = checkpoint::load_model(&final_dir, &experiment.model, shape, &device).unwrap();
-    let evaluation = evaluate(
-        &model,
-        &device,
-        &images,
-        &labels,
-        dataset.image_len(),
-        shape,
-    )
-    .unwrap();
+    let evaluation = evaluate_checkpoint(&experiment, &final_dir);
     let (loss, accuracy) = (evaluation.loss, evaluation.accuracy);
     let last = epochs(&events).pop().unwrap();
     // The per-class counts the epoch logged are the ones the restored weights give.
@@ -353,6 +322,8 @@ fn checkpoints_load_back_into_the_same_model() {
 
     // The mid-run checkpoint is complete too, optimiser state included.
     let early = run_dir.join(written[0]);
+    let device = burn::tensor::Device::flex();
+    let shape = crate::common::digits_shape();
     assert!(checkpoint::load_model(&early, &experiment.model, shape, &device).is_ok());
     let optimizer = burn::optim::AdamConfig::new().init();
     assert!(checkpoint::load_optimizer(&early, optimizer).is_ok());
@@ -561,4 +532,84 @@ fn late_reads_keep_batches_and_epochs_in_order() {
         }
     }
     assert_eq!((epochs_seen, last_step), (2, 10));
+}
+
+/// The model saved in `checkpoint`, evaluated again on the experiment's validation split.
+fn evaluate_checkpoint(
+    experiment: &Experiment,
+    checkpoint: &std::path::Path,
+) -> kiln::train::eval::Evaluation {
+    let dataset = data::load(&experiment.data).unwrap();
+    let split = stratified_split(
+        &dataset.labels,
+        dataset.classes.len(),
+        experiment.data.validation_fraction,
+        experiment.data.train_images,
+        experiment.train.seed,
+    );
+    let normalizer = Normalizer::fit(&dataset, &split.train);
+    let images = normalizer.images(&dataset, &split.validation);
+    let labels: Vec<i64> = split
+        .validation
+        .iter()
+        .map(|&i| dataset.labels[i] as i64)
+        .collect();
+    let shape = ModelShape {
+        channels: dataset.channels,
+        height: dataset.height,
+        width: dataset.width,
+        classes: dataset.classes.len(),
+    };
+    let device = burn::tensor::Device::flex();
+    let model = checkpoint::load_model(checkpoint, &experiment.model, shape, &device).unwrap();
+    evaluate(
+        &model,
+        &device,
+        &images,
+        &labels,
+        dataset.image_len(),
+        shape,
+    )
+    .unwrap()
+}
+
+/// A run that overfits stops before its last epoch once its validation loss has gone
+/// `patience` epochs without improving, and its model (the final checkpoint) is the best
+/// epoch's: evaluated again, it scores what that epoch logged.
+#[test]
+fn early_stopping_stops_an_overfitting_run_and_keeps_its_best_epoch() {
+    let _guard = training_lock();
+    let experiment = Experiment::load(
+        &repo_path("experiments/baseline.toml"),
+        &[
+            "train.backend=\"cpu\"".into(),
+            "train.epochs=40".into(),
+            "train.best_metric=\"val_loss\"".into(),
+            "early_stopping.patience=3".into(),
+        ],
+    )
+    .unwrap();
+    let (events, run_dir) = drain(start(experiment.clone()));
+    let Some(EventKind::Finished(end)) = events.last().map(|e| &e.kind) else {
+        panic!("{:?}", events.last())
+    };
+    assert_eq!(end.outcome, Outcome::EarlyStopped, "{end:?}");
+    let history = epochs(&events);
+    assert!(history.len() < 40, "stopped at epoch {}", history.len());
+    let best =
+        kiln::diagnose::best_epoch_by(&history, kiln::experiment::BestMetric::ValLoss).unwrap();
+    assert_eq!(end.restored_epoch, Some(best));
+    assert_eq!(history.len(), best + 3, "three epochs without improvement");
+    let (last, _) = checkpoint::list(&run_dir.join("checkpoints"))
+        .pop()
+        .unwrap();
+    let evaluation = evaluate_checkpoint(&experiment, &last);
+    let logged = &history[best - 1];
+    assert!(
+        (evaluation.accuracy - logged.validation_accuracy).abs() < 1e-9,
+        "{} against epoch {best}'s {}",
+        evaluation.accuracy,
+        logged.validation_accuracy
+    );
+    assert!((evaluation.loss - logged.validation_loss).abs() < 1e-4);
 }

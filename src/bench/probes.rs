@@ -113,6 +113,7 @@ pub fn synthetic_run(epochs: usize, batches: usize) -> Vec<crate::protocol::Even
         parent: None,
         placement: None,
         schedule: None,
+        early_stopping: None,
     };
     let mut events = vec![at(None, 0, EventKind::RunStarted(Box::new(start)))];
     let mut step = 0;

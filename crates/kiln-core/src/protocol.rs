@@ -296,6 +296,18 @@ pub struct RunStarted {
     /// The learning-rate schedule, when the rate is not constant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<crate::schedule::ScheduledRate>,
+    /// When the run stops early, if it may.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stopping: Option<EarlyStopping>,
+}
+
+/// A run's early stopping: after `patience` epochs in which `metric` did not improve by
+/// `min_delta`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStopping {
+    pub patience: usize,
+    pub min_delta: f64,
+    pub metric: crate::experiment::BestMetric,
 }
 
 /// The machine and process a run trains in.
@@ -459,6 +471,9 @@ pub struct RunFinished {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_validation_accuracy: Option<f64>,
     pub seconds: f64,
+    /// Stopped early: the epoch whose weights became the run's model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_epoch: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -470,6 +485,8 @@ pub enum Outcome {
     Stopped,
     /// Stopped before the scheduler's time limit; resumable from its last checkpoint.
     TimeLimit,
+    /// Early stopping ended it: the metric stopped improving.
+    EarlyStopped,
 }
 
 impl Outcome {
@@ -479,6 +496,7 @@ impl Outcome {
             Outcome::Completed => "finished",
             Outcome::Stopped => "stopped",
             Outcome::TimeLimit => "interrupted: time limit",
+            Outcome::EarlyStopped => "stopped early",
         }
     }
 }

@@ -371,3 +371,35 @@ fn validation_loss_rising_out_of_its_noise_is_overfitting_and_inside_it_is_not()
         "rises inside the noise are not overfitting"
     );
 }
+
+/// Early stopping counts the epochs since the best metric last improved by more than its
+/// `min_delta`, for either metric.
+#[test]
+fn early_stopping_counts_epochs_without_improvement() {
+    use kiln_core::diagnose::epochs_without_improvement;
+    use kiln_core::experiment::BestMetric;
+    let epochs = history(&[
+        (0.9, 0.80, 0.3, 0.50),
+        (0.9, 0.85, 0.3, 0.40),
+        (0.9, 0.84, 0.3, 0.41),
+        (0.9, 0.86, 0.3, 0.39),
+    ]);
+    assert_eq!(
+        epochs_without_improvement(&epochs, BestMetric::ValLoss, 0.0),
+        0
+    );
+    assert_eq!(
+        epochs_without_improvement(&epochs[..3], BestMetric::ValLoss, 0.0),
+        1
+    );
+    // 0.39 beats 0.40 by less than 0.02: not an improvement.
+    assert_eq!(
+        epochs_without_improvement(&epochs, BestMetric::ValLoss, 0.02),
+        2
+    );
+    assert_eq!(
+        epochs_without_improvement(&epochs, BestMetric::ValAccuracy, 0.0),
+        0
+    );
+    assert_eq!(epochs_without_improvement(&[], BestMetric::ValLoss, 0.0), 0);
+}

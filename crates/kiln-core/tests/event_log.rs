@@ -83,6 +83,7 @@ fn sample_events() -> Vec<Event> {
                 best_epoch: Some(1),
                 best_validation_accuracy: Some(0.85),
                 seconds: 3.0,
+                restored_epoch: None,
             }),
         ),
     ]

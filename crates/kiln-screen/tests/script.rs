@@ -119,6 +119,7 @@ impl Script {
                 parent: None,
                 placement: None,
                 schedule: None,
+                early_stopping: None,
             })),
         });
         self
@@ -248,6 +249,7 @@ impl Script {
                 best_epoch: None,
                 best_validation_accuracy: None,
                 seconds: 2.0 * epochs_completed as f64,
+                restored_epoch: None,
             }),
         ));
         self

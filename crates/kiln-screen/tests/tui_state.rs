@@ -527,3 +527,36 @@ fn a_scheduled_rate_is_planned_and_drawn() {
         "the loss panel has a rate line:\n{screen}"
     );
 }
+
+/// A run that stops early shows its count against its patience.
+#[test]
+fn early_stopping_shows_its_patience() {
+    use kiln_core::experiment::BestMetric;
+    use kiln_core::protocol::{EarlyStopping, Event};
+    use kiln_screen::tui::Ui;
+    use kiln_screen::tui::theme::Theme;
+
+    let mut events: Vec<Event> = Script::new(10)
+        .started()
+        .epochs(&[(0.80, 0.79), (0.90, 0.84), (0.96, 0.85)])
+        .events;
+    let EventKind::RunStarted(start) = &mut events[0].kind else {
+        panic!("the script starts with the run")
+    };
+    start.early_stopping = Some(EarlyStopping {
+        patience: 5,
+        min_delta: 0.0,
+        metric: BestMetric::ValAccuracy,
+    });
+    let mut app = App::live();
+    for event in events {
+        update(&mut app, Message::Trainer(event));
+    }
+    assert_eq!(
+        app.run.patience(),
+        Some((0, 5)),
+        "the last epoch is the best"
+    );
+    let screen = crate::render::render_ui(&Ui::new(app), 100, 30, Theme::default());
+    assert!(screen.contains("patience 0/5"), "{screen}");
+}

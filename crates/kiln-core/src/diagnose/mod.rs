@@ -58,6 +58,31 @@ pub fn best_epoch_by(history: &[EpochMetrics], metric: BestMetric) -> Option<usi
     }
 }
 
+/// Epochs since `metric` last improved on its best by more than `min_delta` (0 when the last
+/// epoch is the best): what early stopping counts against its patience.
+pub fn epochs_without_improvement(
+    history: &[EpochMetrics],
+    metric: BestMetric,
+    min_delta: f64,
+) -> usize {
+    let value = |m: &EpochMetrics| match metric {
+        BestMetric::ValAccuracy => m.validation_accuracy,
+        BestMetric::ValLoss => -m.validation_loss,
+    };
+    let mut best = f64::NEG_INFINITY;
+    let mut waited = 0;
+    for epoch in history {
+        let v = value(epoch);
+        if v.is_finite() && v > best + min_delta {
+            best = v;
+            waited = 0;
+        } else {
+            waited += 1;
+        }
+    }
+    waited
+}
+
 /// Active findings after the last epoch of `history`, most severe first.
 pub fn diagnose(history: &[EpochMetrics], context: &Context) -> Vec<Finding> {
     let m = &context.monitor;

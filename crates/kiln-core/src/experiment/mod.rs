@@ -61,6 +61,8 @@ pub struct Experiment {
     pub train: TrainConfig,
     /// How the learning rate moves over the run (`[schedule]`; constant by default).
     pub schedule: crate::schedule::ScheduleConfig,
+    /// When to stop before the last epoch (`[early_stopping]`; off by default).
+    pub early_stopping: EarlyStoppingConfig,
     pub monitor: MonitorConfig,
     /// How `--slurm` submits this experiment's runs (the job script's `#SBATCH` lines).
     #[serde(skip_serializing_if = "SlurmConfig::is_empty")]
@@ -329,6 +331,22 @@ impl Default for TrainConfig {
     }
 }
 
+/// The `[early_stopping]` table: the run stops when `train.best_metric` has not improved by
+/// `min_delta` for `patience` epochs, and its model becomes the best epoch's. Off with
+/// `patience = 0` (the default).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct EarlyStoppingConfig {
+    pub patience: usize,
+    pub min_delta: f64,
+}
+
+impl EarlyStoppingConfig {
+    pub fn is_on(&self) -> bool {
+        self.patience > 0
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MonitorConfig {
@@ -371,6 +389,7 @@ impl Default for Experiment {
             augment: AugmentConfig::default(),
             train: TrainConfig::default(),
             schedule: Default::default(),
+            early_stopping: EarlyStoppingConfig::default(),
             monitor: MonitorConfig::default(),
             slurm: SlurmConfig::default(),
             sweep: Default::default(),

@@ -136,6 +136,10 @@ pub const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "early_stopping",
+        &[("patience", Kind::Integer), ("min_delta", Kind::Float)],
+    ),
+    (
         "monitor",
         &[
             ("gap_threshold", Kind::Float),

@@ -331,6 +331,13 @@ fn check_schedule(c: &mut Checker, experiment: &Experiment) {
         s.patience,
         "expected at least 1 epoch",
     );
+    let stop = &experiment.early_stopping;
+    c.require(
+        stop.min_delta.is_finite() && stop.min_delta >= 0.0,
+        "early_stopping.min_delta",
+        stop.min_delta,
+        "expected a non-negative improvement",
+    );
     c.require(
         s.warmup_epochs < experiment.train.epochs,
         "schedule.warmup_epochs",

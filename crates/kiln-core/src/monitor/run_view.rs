@@ -284,6 +284,15 @@ impl RunView {
         Some(rates)
     }
 
+    /// Early stopping's count: epochs without improvement so far, and the patience; `None` for
+    /// a run that does not stop early.
+    pub fn patience(&self) -> Option<(usize, usize)> {
+        let stop = self.started.as_ref()?.early_stopping?;
+        let waited =
+            diagnose::epochs_without_improvement(&self.epochs, stop.metric, stop.min_delta);
+        Some((waited, stop.patience))
+    }
+
     /// The run's class names (empty before its start event).
     pub fn class_names(&self) -> &[String] {
         self.started

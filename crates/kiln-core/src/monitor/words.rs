@@ -120,6 +120,9 @@ pub fn words(event: &Event, detail: Detail, run: &Context) -> Vec<Said> {
         (EventKind::Finished(end), detail) => {
             let how = end.outcome.label();
             let mut text = format!("{how} after {} epoch(s)", end.epochs_completed);
+            if let Some(epoch) = end.restored_epoch {
+                text.push_str(&format!(": the model is the best epoch's, {epoch}"));
+            }
             if detail == Line {
                 text.push_str(&format!(" in {:.1}s", end.seconds));
                 if let (Some(epoch), Some(acc)) = (end.best_epoch, end.best_validation_accuracy) {

@@ -166,7 +166,7 @@ pub fn summarise(id: &str, events: &[Event]) -> RunSummary {
             } => summary.dropout = *to,
             EventKind::Finished(end) => {
                 summary.state = match end.outcome {
-                    Outcome::Completed => RunState::Finished,
+                    Outcome::Completed | Outcome::EarlyStopped => RunState::Finished,
                     Outcome::Stopped => RunState::Stopped,
                     Outcome::TimeLimit => RunState::TimedOut,
                 };

@@ -132,6 +132,9 @@ pub(super) struct Session {
     pub machine: crate::machine::Sampler,
     /// The batch whose loss is still being read.
     pub in_flight: Option<InFlight>,
+    /// With early stopping on: the best epoch so far and its model (shared tensors: holding it
+    /// costs one copy of the weights only while later steps write new ones).
+    pub best_model: Option<(usize, Classifier)>,
     /// When the last batch was settled (its images per second count from there).
     pub last_settled: Option<Instant>,
     pub sums: EpochSums,
@@ -158,6 +161,14 @@ impl Session {
             }
         }
         drop(loader);
+        // Stopped early: the run's model becomes the best epoch's.
+        let restored_epoch = match (outcome, self.best_model.take()) {
+            (Outcome::EarlyStopped, Some((epoch, best))) => {
+                self.model = Some(best);
+                Some(epoch)
+            }
+            _ => None,
+        };
         // At the epoch in progress, so a stopped run resumes after its last trained batch.
         let last_epoch = self.position.epoch.max(1);
         self.checkpoint(sink, last_epoch, Taken::Last);
@@ -171,6 +182,7 @@ impl Session {
                 best_epoch: best,
                 best_validation_accuracy: best.map(|e| self.history[e - 1].validation_accuracy),
                 seconds: self.clock.prior_seconds + started.elapsed().as_secs_f64(),
+                restored_epoch,
             }),
         );
         Ok(())
@@ -243,6 +255,9 @@ impl Session {
         );
         self.report_findings(sink, epoch);
         self.keep_if_best(sink, epoch);
+        if self.patience_ran_out() && epoch < self.experiment.train.epochs {
+            return Ok(Flow::Stop(Outcome::EarlyStopped));
+        }
         let every = self.experiment.train.checkpoint_every;
         if every > 0 && epoch.is_multiple_of(every) && epoch < self.experiment.train.epochs {
             self.checkpoint(sink, epoch, Taken::EpochEnd);
@@ -366,6 +381,18 @@ impl Session {
             );
         }
         Ok(())
+    }
+
+    /// Whether early stopping's patience has run out: `train.best_metric` has not improved by
+    /// `early_stopping.min_delta` for `early_stopping.patience` epochs.
+    fn patience_ran_out(&self) -> bool {
+        let stop = self.experiment.early_stopping;
+        stop.is_on()
+            && diagnose::epochs_without_improvement(
+                &self.history,
+                self.experiment.train.best_metric,
+                stop.min_delta,
+            ) >= stop.patience
     }
 
     /// Runs the diagnosis rules on the history; reports the findings when they changed.

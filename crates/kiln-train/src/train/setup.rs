@@ -21,7 +21,8 @@ use crate::diagnose;
 use crate::experiment::Experiment;
 use crate::model::{Classifier, ModelShape};
 use crate::protocol::{
-    BackendSummary, Command, DatasetSummary, EpochMetrics, EventKind, FromCheckpoint, RunStarted,
+    BackendSummary, Command, DatasetSummary, EarlyStopping, EpochMetrics, EventKind,
+    FromCheckpoint, RunStarted,
 };
 use crate::runs::RunDir;
 use crate::schedule::{At, Plan, ScheduledRate};
@@ -174,6 +175,7 @@ pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError
         in_flight: None,
         last_settled: None,
         sums: Default::default(),
+        best_model: None,
     })
 }
 
@@ -465,6 +467,11 @@ impl RunFacts<'_> {
             schedule: (!experiment.schedule.is_constant()).then(|| ScheduledRate {
                 config: experiment.schedule.clone(),
                 base: experiment.train.learning_rate,
+            }),
+            early_stopping: experiment.early_stopping.is_on().then_some(EarlyStopping {
+                patience: experiment.early_stopping.patience,
+                min_delta: experiment.early_stopping.min_delta,
+                metric: experiment.train.best_metric,
             }),
         }
     }

@@ -135,6 +135,9 @@ impl Session {
         if diagnose::best_epoch_by(&self.history, metric) != Some(epoch) {
             return;
         }
+        if self.experiment.early_stopping.is_on() {
+            self.best_model = Some((epoch, self.model().clone()));
+        }
         let started = Instant::now();
         let state = CheckpointState {
             epochs_completed: epoch,

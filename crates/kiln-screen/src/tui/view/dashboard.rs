@@ -76,9 +76,12 @@ fn draw_loss(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
         Some(_) => String::new(),
         None => format!("lr {}  ", lr(run.learning_rate)),
     };
+    let patience = run.patience().map_or_else(String::new, |(waited, of)| {
+        format!("  patience {waited}/{of}")
+    });
     let settings = Line::styled(
         format!(
-            "{rate}drop {:.2}  bn {}  aug {}",
+            "{rate}drop {:.2}  bn {}  aug {}{patience}",
             run.dropout,
             on_off(bn),
             on_off(aug)
@@ -97,8 +100,13 @@ fn draw_loss(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
     ];
     lines.extend(rate_line(run, spark_width, theme));
     lines.push(settings);
+    // Early stopping's count where it reads at a glance: in the panel's title.
+    let title = run.patience().map_or_else(
+        || " loss ".to_string(),
+        |(waited, of)| format!(" loss · patience {waited}/{of} "),
+    );
     frame.render_widget(
-        Paragraph::new(lines).block(Block::bordered().title(" loss ")),
+        Paragraph::new(lines).block(Block::bordered().title(title)),
         area,
     );
 }

@@ -46,6 +46,9 @@ fn status(app: &App, theme: &Theme) -> (String, Style) {
         RunStatus::Finished(Outcome::Completed) => ("FINISHED".into(), reversed(theme.good())),
         RunStatus::Finished(Outcome::Stopped) => ("STOPPED".into(), reversed(theme.accent())),
         RunStatus::Finished(Outcome::TimeLimit) => ("TIME LIMIT".into(), reversed(theme.warn())),
+        RunStatus::Finished(Outcome::EarlyStopped) => {
+            ("STOPPED EARLY".into(), reversed(theme.good()))
+        }
         RunStatus::Failed(_) => ("FAILED".into(), reversed(theme.bad())),
     }
 }
