@@ -14,9 +14,9 @@ pub mod ladder;
 mod pictures;
 
 pub use kiln_core::{
-    control, diagnose, experiment, fixes, fonts, format, here, metrics, monitor, protocol, report,
-    runs, schedule, slurm, sweep, tensorboard,
+    balance, control, diagnose, experiment, fixes, fonts, format, here, lr_find, metrics, monitor,
+    notify, protocol, report, runs, schedule, slurm, sweep, tensorboard, track,
 };
-pub use kiln_screen::{headless, tui};
+pub use kiln_screen::{headless, lr_plot, tui};
 pub use kiln_train::{augment_preview, data, flex_ops, gallery, infer, machine, model, train};
 pub use pictures::install_pictures;

@@ -157,6 +157,16 @@ pub fn kiln_ok<S: AsRef<std::ffi::OsStr>>(args: &[S], runs: &Path) -> std::proce
     output
 }
 
+/// The Python that can import `module`: `KILN_TEST_PYTHON` (set by `.ci/run`), else `python3`.
+pub fn python_with(module: &str) -> Option<String> {
+    let python = std::env::var("KILN_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let found = std::process::Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    found.then_some(python)
+}
+
 /// The bundled digits' shape: 1×8×8 images, 10 classes.
 pub fn digits_shape() -> kiln::model::ModelShape {
     kiln::model::ModelShape {

@@ -387,6 +387,7 @@ fn loader_covers_each_training_image_once_per_epoch() {
         last_epoch: 2,
         normalizer: Normalizer::fit(&dataset, &train),
         augmenter: Augmenter::new(AugmentConfig::default(), 8, 8),
+        sampler: Default::default(),
     };
     assert_eq!(plan.batches_per_epoch(), 4);
     let loader = Loader::spawn(dataset.clone(), plan.clone()).unwrap();

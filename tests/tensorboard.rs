@@ -10,14 +10,8 @@ use kiln::train::{self, TrainOptions};
 
 use crate::common::{repo_path, scratch, training_lock};
 
-/// The Python that has `tensorboard`: `KILN_TEST_PYTHON` (set by `.ci/run`), else `python3`.
 fn python_with_tensorboard() -> Option<String> {
-    let python = std::env::var("KILN_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let found = Command::new(&python)
-        .args(["-c", "import tensorboard"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    found.then_some(python)
+    crate::common::python_with("tensorboard")
 }
 
 #[test]
@@ -144,5 +138,91 @@ fn tensorboard_reads_the_exported_run() {
     assert!(
         change.contains("dropout") && change.contains("0.25"),
         "{change}"
+    );
+}
+
+/// What TensorBoard's reader finds in `dir`, as the support script prints it.
+fn read_board(python: &str, dir: &std::path::Path) -> serde_json::Value {
+    let read = Command::new(python)
+        .arg(repo_path("tests/support/read_tensorboard.py"))
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(read.status.success(), "{read:?}");
+    serde_json::from_slice(&read.stdout).unwrap()
+}
+
+/// The validation accuracies a reader found, by epoch.
+fn validation_accuracy(found: &serde_json::Value) -> Vec<(i64, f64)> {
+    found["scalars"]["accuracy/validation"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no validation accuracy in {found}"))
+        .iter()
+        .map(|p| (p[0].as_i64().unwrap(), p[1].as_f64().unwrap()))
+        .collect()
+}
+
+/// The run directory's own event file, written as the run trains: TensorBoard's reader reads it
+/// while the run is still going (paused after its second epoch), and again once it ended.
+#[test]
+fn tensorboard_reads_the_live_file_while_the_run_trains() {
+    let Some(python) = python_with_tensorboard() else {
+        assert!(
+            std::env::var_os("KILN_REQUIRE_TENSORBOARD").is_none(),
+            "TENSORBOARD NOT INSTALLED: the live file was NOT read"
+        );
+        eprintln!("SKIPPED: TensorBoard is not installed; the live file was not read");
+        return;
+    };
+    let _lock = training_lock();
+    let experiment = Experiment::load(
+        &repo_path("experiments/digits.toml"),
+        &[
+            "train.epochs=6".to_string(),
+            "train.backend=\"cpu\"".to_string(),
+        ],
+    )
+    .unwrap();
+    let handle = train::spawn(TrainOptions {
+        experiment,
+        runs_dir: scratch("tensorboard-live"),
+    })
+    .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        seen.extend(crate::common::wait_for(&handle.events, "an epoch", |k| {
+            matches!(k, kiln::protocol::EventKind::Epoch(_))
+        }));
+    }
+    handle.commands.send(TrainCommand::Pause).unwrap();
+    seen.extend(crate::common::wait_for(&handle.events, "the pause", |k| {
+        matches!(k, kiln::protocol::EventKind::Paused { .. })
+    }));
+    let live = read_board(&python, &handle.run.path);
+    let logged = kiln::protocol::epoch_history(&seen);
+    let found = validation_accuracy(&live);
+    assert_eq!(found.len(), 2, "two epochs while it trains: {found:?}");
+    for ((step, value), (i, m)) in found.iter().zip(logged.iter().enumerate()) {
+        assert_eq!(*step, i as i64 + 1);
+        assert!((value - m.validation_accuracy as f32 as f64).abs() < 1e-9);
+    }
+    assert!(
+        live["texts"]["experiment"].to_string().contains("digits"),
+        "{live}"
+    );
+    assert!(
+        live["scalars"]["loss/train_step"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+    );
+
+    handle.commands.send(TrainCommand::Stop).unwrap();
+    let path = handle.run.path.clone();
+    let rest: Vec<_> = handle.events.iter().collect();
+    handle.join();
+    let epochs = kiln::protocol::epoch_history(seen.iter().chain(&rest)).len();
+    assert_eq!(
+        validation_accuracy(&read_board(&python, &path)).len(),
+        epochs
     );
 }

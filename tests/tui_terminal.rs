@@ -167,6 +167,7 @@ fn live_screen_pause_dropout_resume_stop_quit() {
         "1",
         "the live screen uses the alternate screen"
     );
+    assert_eq!(tmux.flag("#{window_bell_flag}"), "0", "no bell yet");
 
     tmux.keys("Space");
     let screen = tmux.wait_for("PAUSED");
@@ -208,6 +209,12 @@ fn live_screen_pause_dropout_resume_stop_quit() {
     tmux.keys("s");
     let screen = tmux.wait_for("STOPPED");
     assert!(screen.contains("run stopped"), "{screen}");
+    // The end rang the terminal's bell, through tmux (which flags the window).
+    let rang = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        tmux.flag("#{window_bell_flag}") == "1"
+    });
+    assert!(rang, "the stopped run rang no bell");
 
     tmux.keys("q");
     let screen = tmux.wait_for("KILN-EXIT=");

@@ -114,6 +114,7 @@ pub fn synthetic_run(epochs: usize, batches: usize) -> Vec<crate::protocol::Even
         placement: None,
         schedule: None,
         early_stopping: None,
+        controls: Vec::new(),
     };
     let mut events = vec![at(None, 0, EventKind::RunStarted(Box::new(start)))];
     let mut step = 0;
@@ -216,6 +217,7 @@ pub fn loader_images_per_second(
         first_epoch: 1,
         skip_batches: 0,
         last_epoch: 3,
+        sampler: Default::default(),
         augmenter: Augmenter::new(
             AugmentConfig {
                 rotation: 15.0,

@@ -64,6 +64,9 @@ pub(crate) enum Action {
     Cancel(CancelArgs),
     /// Measure training speed: kiln's full loop against a bare burn loop, side by side.
     Bench(BenchArgs),
+    /// Find a learning rate: a short run whose rate grows each step, the loss against the rate
+    /// drawn here (and as a PNG), a suggested rate and the line to put in the file.
+    LrFind(LrFindArgs),
 }
 
 impl Action {
@@ -76,6 +79,7 @@ impl Action {
             Action::Ladder(args) => args.backend,
             Action::Sweep(args) => args.backend,
             Action::Bench(args) => Some(args.backend),
+            Action::LrFind(args) => args.backend,
             Action::Evaluate(args) => args.model.backend,
             Action::Predict(args) => args.model.backend,
             _ => None,
@@ -256,6 +260,21 @@ pub(crate) struct FollowOptions {
     /// Where to train; overrides train.backend.
     #[arg(long, value_enum)]
     pub(crate) backend: Option<BackendChoice>,
+    /// A shell command to run when the run ends, fails or gets a new problem, with KILN_RUN_ID,
+    /// KILN_STATUS, KILN_BEST_ACCURACY, KILN_MESSAGE, … in its environment (sets
+    /// notify.command).
+    #[arg(long, value_name = "CMD")]
+    pub(crate) notify: Option<String>,
+}
+
+impl FollowOptions {
+    /// `--notify` as a `--set` override, so it travels wherever overrides do (detached runs,
+    /// Slurm jobs) and stays in the run's experiment.toml.
+    pub(crate) fn notify_override(&self) -> Option<String> {
+        self.notify
+            .as_ref()
+            .map(|command| crate::experiment::string_override("notify.command", command))
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -328,13 +347,13 @@ pub(crate) struct CompareArgs {
 /// Which run(s) to export and to what.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("format").required(true).multiple(true)
-    .args(["csv", "classes_csv", "png", "tensorboard", "misclassified"])))]
+    .args(["csv", "classes_csv", "png", "tensorboard", "misclassified", "mlflow"])))]
 #[command(group(clap::ArgGroup::new("which").required(true).args(["run", "all"])))]
 pub(crate) struct ExportArgs {
     /// Run id, a unique prefix of it, or its directory.
     pub(crate) run: Option<String>,
     /// Every run in the runs folder (with --tensorboard only).
-    #[arg(long, conflicts_with_all = ["csv", "classes_csv", "png", "misclassified"])]
+    #[arg(long, conflicts_with_all = ["csv", "classes_csv", "png", "misclassified", "mlflow"])]
     pub(crate) all: bool,
     #[arg(long, value_name = "DIR", default_value = DEFAULT_RUNS_DIR)]
     pub(crate) runs_dir: PathBuf,
@@ -358,6 +377,11 @@ pub(crate) struct ExportArgs {
     /// The checkpoint --misclassified uses: best, last or an epoch number.
     #[arg(long, value_name = "WHICH", default_value = "best")]
     pub(crate) checkpoint: crate::infer::CheckpointChoice,
+    /// Send the run to this MLflow tracking server, again if it was sent before: its
+    /// parameters, the epochs the server lacks, its status and model (into
+    /// track.mlflow_experiment, else the experiment's name).
+    #[arg(long, value_name = "URI")]
+    pub(crate) mlflow: Option<String>,
 }
 
 /// Which run's model `evaluate` and `predict` use, from which checkpoint, and where.
@@ -489,6 +513,33 @@ pub(crate) struct AugmentPreviewArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub(crate) struct LrFindArgs {
+    /// Experiment file (TOML); its data, model, optimiser and batch size are swept.
+    pub(crate) experiment: Option<PathBuf>,
+    /// Override a setting, e.g. --set train.batch_size=32 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(crate) overrides: Vec<String>,
+    /// The first rate of the sweep.
+    #[arg(long, default_value_t = 1e-7)]
+    pub(crate) start: f64,
+    /// The last rate of the sweep (it stops earlier once the loss blows up).
+    #[arg(long, default_value_t = 10.0)]
+    pub(crate) end: f64,
+    /// Training steps (batches) in the sweep, one rate each.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) steps: usize,
+    /// Also draw the curve to this PNG file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) png: Option<PathBuf>,
+    /// Where to train; overrides train.backend.
+    #[arg(long, value_enum)]
+    pub(crate) backend: Option<BackendChoice>,
+    /// Draw the curve with plain ASCII dots.
+    #[arg(long)]
+    pub(crate) ascii: bool,
+}
+
+#[derive(Debug, clap::Args)]
 pub(crate) struct CheckArgs {
     /// Experiment file (TOML).
     pub(crate) experiment: PathBuf,
@@ -511,6 +562,7 @@ impl TrainArgs {
                 },
                 runs_dir: PathBuf::from(DEFAULT_RUNS_DIR),
                 backend: None,
+                notify: None,
             },
             detach: false,
             slurm: SlurmArgs::default(),

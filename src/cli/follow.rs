@@ -13,13 +13,15 @@ use crate::control;
 use crate::experiment::Experiment;
 use crate::headless::{self, LineFormatter};
 use crate::monitor::RunEnd;
+use crate::notify::NotifyConfig;
 use crate::protocol::{Command, Event, EventKind};
 use crate::runs::{self, RunState};
 use crate::train::{self, ForkRequest, TrainOptions, TrainerHandle};
 use crate::tui::app::{self, App};
 use crate::tui::{self, Ui, theme::Theme};
 
-pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
+pub fn train(mut args: TrainArgs) -> anyhow::Result<ExitCode> {
+    args.overrides.extend(args.follow.notify_override());
     let path = args
         .experiment
         .clone()
@@ -44,17 +46,21 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         };
         return super::sweep::submit_to_slurm(&target, &crate::sweep::Grid::default(), &args.slurm);
     }
+    let notify = experiment.notify.clone();
     let handle = train::spawn(TrainOptions {
         experiment,
         runs_dir: args.follow.runs_dir.clone(),
     })
     .context("cannot create the run directory")?;
-    follow_run(handle, Vec::new(), args.follow, path)
+    follow_run(handle, Vec::new(), args.follow, (path, notify))
 }
 
 pub fn resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
     let path = runs::resolve_run(&args.follow.runs_dir, &args.run)?;
-    let plan = train::plan_resume(path.clone(), args.follow.backend)?;
+    let mut plan = train::plan_resume(path.clone(), args.follow.backend)?;
+    if let Some(command) = &args.follow.notify {
+        plan.experiment.notify.command = Some(command.clone());
+    }
     if args.slurm.slurm {
         let resubmit = super::sweep::Resubmit {
             run: &path,
@@ -70,12 +76,19 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
         plan.experiment.train.precision,
     )?;
     let id = plan.run.id.clone();
+    let notify = plan.experiment.notify.clone();
     let handle = train::resume(plan.experiment, plan.run, plan.restart)
         .with_context(|| format!("cannot resume {id}"))?;
-    follow_run(handle, plan.events, args.follow, plan.experiment_file)
+    follow_run(
+        handle,
+        plan.events,
+        args.follow,
+        (plan.experiment_file, notify),
+    )
 }
 
-pub fn fork(args: ForkArgs) -> anyhow::Result<ExitCode> {
+pub fn fork(mut args: ForkArgs) -> anyhow::Result<ExitCode> {
+    args.overrides.extend(args.follow.notify_override());
     let path = runs::resolve_run(&args.follow.runs_dir, &args.run)?;
     let request = ForkRequest {
         epoch: args.epoch,
@@ -88,6 +101,7 @@ pub fn fork(args: ForkArgs) -> anyhow::Result<ExitCode> {
         plan.experiment.train.backend,
         plan.experiment.train.precision,
     )?;
+    let notify = plan.experiment.notify.clone();
     let handle = train::fork(
         TrainOptions {
             experiment: plan.experiment,
@@ -96,34 +110,46 @@ pub fn fork(args: ForkArgs) -> anyhow::Result<ExitCode> {
         plan.restart,
     )
     .context("cannot create the run directory")?;
-    follow_run(handle, Vec::new(), args.follow, plan.experiment_file)
+    follow_run(
+        handle,
+        Vec::new(),
+        args.follow,
+        (plan.experiment_file, notify),
+    )
 }
 
 /// Shows a started run to its end: the live screen on a terminal, progress lines otherwise.
 /// `history` is what the run's log held before (a resumed run): shown, not printed again.
+/// `experiment` is the run's experiment file and its `[notify]` settings.
 fn follow_run(
     handle: TrainerHandle,
     history: Vec<Event>,
     options: FollowOptions,
-    experiment_file: PathBuf,
+    experiment: (PathBuf, NotifyConfig),
 ) -> anyhow::Result<ExitCode> {
+    let (experiment_file, notify) = experiment;
     if options.headless || !interactive() {
         stop_on_interrupt(handle.commands.clone());
         let mut formatter = LineFormatter::new(handle.run.path.display().to_string());
         for event in &history {
             formatter.line(event);
         }
-        let end = headless::follow(
-            &handle.events,
-            &mut formatter,
-            &mut std::io::stdout().lock(),
-        );
+        let events = handle.events.clone();
+        let end = headless::follow(&events, &mut formatter, &mut std::io::stdout().lock());
         handle.join();
+        // What the run logged after its end (a notify command that failed) is shown too.
+        for event in events.try_iter() {
+            if let Some(line) = formatter.line(&event) {
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+            }
+        }
         return Ok(super::run_exit_code(end));
     }
     let mut app = App::live();
     app.experiment_file = Some(experiment_file);
+    let alerts = app::Alerts::new(&notify, &history);
     replay(&mut app, history);
+    app.alerts = alerts;
     let theme = options.screen.theme();
     Ok(super::run_exit_code(follow_live(
         &handle,
@@ -229,7 +255,15 @@ pub fn attach(args: AttachArgs) -> anyhow::Result<ExitCode> {
         )));
     }
     let mut app = App::attached();
+    // The bell and desktop notification as the run's own experiment asks.
+    let notify = std::fs::read_to_string(path.join(runs::EXPERIMENT_FILE))
+        .ok()
+        .and_then(|text| Experiment::from_toml(&text).ok())
+        .map(|experiment| experiment.notify)
+        .unwrap_or_default();
+    let alerts = app::Alerts::new(&notify, &attached.history);
     replay(&mut app, attached.history);
+    app.alerts = alerts;
     let ui = tui::run(
         Ui::new(app),
         attached.events,

@@ -6,6 +6,7 @@ mod args;
 mod cancel;
 mod detach;
 mod follow;
+mod lr_find;
 mod model;
 mod prune;
 mod review;
@@ -116,6 +117,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Some(Action::Sweep(args)) => sweep::sweep(args),
         Some(Action::Cancel(args)) => cancel::cancel(args),
         Some(Action::Bench(args)) => bench(args),
+        Some(Action::LrFind(args)) => lr_find::lr_find(args),
         None => follow::train(TrainArgs::default_run()),
     }
 }

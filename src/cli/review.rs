@@ -5,6 +5,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
+
 use super::args::{
     AugmentPreviewArgs, CheckArgs, CompareArgs, ExportArgs, ReviewOptions, RunsArgs, ShowArgs,
 };
@@ -142,6 +144,26 @@ pub fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &args.tensorboard {
         let file = tensorboard(&run, dir)?;
         let _ = writeln!(out, "wrote {}", file.display());
+    }
+    if let Some(uri) = &args.mlflow {
+        let toml = std::fs::read_to_string(path.join(runs::EXPERIMENT_FILE))
+            .with_context(|| format!("{}: no experiment.toml", path.display()))?;
+        let experiment = Experiment::from_toml(&toml)
+            .with_context(|| format!("{}: unreadable experiment.toml", path.display()))?;
+        let destination = crate::track::destination(&experiment, &run.summary.id, uri);
+        let into = destination.experiment.clone();
+        let sent = crate::track::mlflow::resend(
+            destination,
+            &path,
+            crate::track::params_of(&toml),
+            &run.events,
+        )
+        .with_context(|| format!("mlflow at {uri}"))?;
+        let _ = writeln!(
+            out,
+            "sent {} to {uri} (experiment {into}): {sent} epoch(s) it lacked, its status and model",
+            run.summary.id
+        );
     }
     if let Some(dir) = &args.misclassified {
         let trained = TrainedModel::open(&path, args.checkpoint, None)?;

@@ -7,6 +7,7 @@
 //! The rule of this crate: it depends on neither burn nor a terminal library, so `cargo test -p
 //! kiln-core` builds in seconds (kiln's tests check the rule: `tests/crate_rules.rs`).
 
+pub mod balance;
 pub mod control;
 pub mod diagnose;
 pub mod experiment;
@@ -15,12 +16,16 @@ pub mod fonts;
 pub mod format;
 pub mod gallery;
 pub mod here;
+pub mod lr_find;
 pub mod metrics;
 pub mod monitor;
+pub mod notify;
 pub mod protocol;
 pub mod report;
 pub mod runs;
 pub mod schedule;
 pub mod slurm;
 pub mod sweep;
+pub mod tap;
 pub mod tensorboard;
+pub mod track;

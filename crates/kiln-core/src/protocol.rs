@@ -299,6 +299,10 @@ pub struct RunStarted {
     /// When the run stops early, if it may.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_stopping: Option<EarlyStopping>,
+    /// The training controls in force, in words (`class weights balanced (0.55, 5.50)`,
+    /// `label smoothing 0.1`, `balanced sampler`, `gradient norm ≤ 1`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controls: Vec<String>,
 }
 
 /// A run's early stopping: after `patience` epochs in which `metric` did not improve by

@@ -83,6 +83,11 @@ impl EventWriter {
         self.summary(step, wall_time, &summary_value)
     }
 
+    /// Hands what is buffered to the file, so a reader sees it now.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+
     pub fn finish(mut self) -> std::io::Result<PathBuf> {
         self.file.flush()?;
         self.file.get_ref().sync_all()?;

@@ -18,6 +18,7 @@ pub fn context() -> Context {
         dense: vec![128],
         epochs: 20,
         class_names: (0..10).map(|d| d.to_string()).collect(),
+        controls: Default::default(),
     }
 }
 
@@ -87,6 +88,28 @@ fn overfitting_needs_patience_epochs_then_names_fixes() {
     assert!(
         fixes.contains(&&Fix::Stop),
         "best epoch 3 is behind: {fixes:?}"
+    );
+    assert!(
+        fixes
+            .iter()
+            .any(|f| matches!(f, Fix::NewExperiment { suffix, settings }
+            if suffix == "early-stop"
+                && settings == &vec![("early_stopping.patience".to_string(), "3".to_string())])),
+        "early stopping is offered: {fixes:?}"
+    );
+    let stopping = Context {
+        controls: kiln_core::diagnose::Controls {
+            early_stopping: true,
+            ..Default::default()
+        },
+        ..context()
+    };
+    assert!(
+        !diagnose(&h, &stopping)[0]
+            .remedies
+            .iter()
+            .any(|r| r.text.starts_with("early stopping")),
+        "not to a run that has it"
     );
     assert_eq!(best_epoch(&h), Some(3));
 }
@@ -171,9 +194,28 @@ fn underfitting_is_low_and_flat() {
         remedies[0].starts_with("bigger model (conv [32, 64, 128], dense [256])"),
         "{remedies:?}"
     );
+    // A plateau: a lower rate now, or a schedule that lowers it on plateaus.
     assert_eq!(
         findings[0].remedies[1].fix,
-        Fix::SetLearningRate { value: 2e-3 }
+        Fix::SetLearningRate { value: 1e-4 }
+    );
+    assert!(matches!(&findings[0].remedies[2].fix,
+        Fix::NewExperiment { suffix, settings } if suffix == "plateau"
+            && settings == &vec![("schedule.kind".to_string(), "\"plateau\"".to_string())]));
+    let scheduled = Context {
+        controls: kiln_core::diagnose::Controls {
+            scheduled: true,
+            ..Default::default()
+        },
+        ..context()
+    };
+    let findings = diagnose(&h, &scheduled);
+    assert!(
+        !findings[0]
+            .remedies
+            .iter()
+            .any(|r| r.text.contains("schedule")),
+        "a run with a schedule is not offered one"
     );
 }
 
@@ -325,6 +367,14 @@ fn a_class_far_below_the_others_is_a_finding_with_its_remedy() {
         weak.evidence
     );
     assert!(matches!(weak.remedies[0].fix, Fix::NewExperiment { .. }));
+    assert!(
+        weak.remedies
+            .iter()
+            .any(|r| matches!(&r.fix, Fix::NewExperiment { settings, .. }
+            if settings == &vec![("train.class_weights".to_string(), "\"balanced\"".to_string())])),
+        "balanced class weights are offered: {:?}",
+        weak.remedies
+    );
     // Within the gap (recall 0.74 vs 0.96) it is no finding; old logs without counts neither.
     let close: Vec<EpochMetrics> = (0..3).map(|_| epoch(37)).collect();
     assert!(

@@ -36,6 +36,17 @@ pub struct Script {
     findings: Vec<Finding>,
 }
 
+/// Five epochs whose train − validation gap widens: overfitting from epoch 3.
+// Used by kiln-screen's tests; kiln's include this file too.
+#[allow(dead_code)]
+pub const OVERFITTING: [(f64, f64); 5] = [
+    (0.80, 0.79),
+    (0.90, 0.84),
+    (0.96, 0.85),
+    (0.99, 0.85),
+    (1.0, 0.84),
+];
+
 impl Script {
     pub fn new(total_epochs: usize) -> Self {
         Self {
@@ -120,6 +131,7 @@ impl Script {
                 placement: None,
                 schedule: None,
                 early_stopping: None,
+                controls: Vec::new(),
             })),
         });
         self
@@ -190,6 +202,7 @@ impl Script {
             dense: vec![128],
             epochs: self.total_epochs,
             class_names: (0..10).map(|d| d.to_string()).collect(),
+            controls: Default::default(),
         }
     }
 

@@ -4,7 +4,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 use crate::render::{render_ui, text};
-use crate::script::Script;
+use crate::script::{OVERFITTING, Script};
 use kiln_core::protocol::{HyperParameter, Outcome};
 use kiln_screen::tui::app::{Action, App, Message, update};
 use kiln_screen::tui::theme::Theme;
@@ -31,16 +31,7 @@ fn early() -> Script {
 }
 
 fn overfitting() -> Script {
-    Script::new(20)
-        .started()
-        .epochs(&[
-            (0.80, 0.79),
-            (0.90, 0.84),
-            (0.96, 0.85),
-            (0.99, 0.85),
-            (1.0, 0.84),
-        ])
-        .batches(1)
+    Script::new(20).started().epochs(&OVERFITTING).batches(1)
 }
 
 fn with_change() -> Script {

@@ -8,7 +8,7 @@ use kiln_screen::tui::app::{
 };
 use kiln_screen::tui::keys::action_for;
 
-use crate::script::{Script, at};
+use crate::script::{OVERFITTING, Script, at};
 
 fn started_app() -> App {
     let mut app = App::live();
@@ -559,4 +559,53 @@ fn early_stopping_shows_its_patience() {
     );
     let screen = crate::render::render_ui(&Ui::new(app), 100, 30, Theme::default());
     assert!(screen.contains("patience 0/5"), "{screen}");
+}
+
+/// The terminal alerts: a new problem and the end ring it, the replayed history does not, and
+/// `[notify]` with bell and desktop off keeps it quiet.
+#[test]
+fn the_end_and_a_new_problem_ring_the_terminal_once() {
+    use kiln_core::notify::{Desktop, NotifyConfig};
+    use kiln_screen::tui::app::Alerts;
+
+    let alerts_of = |effects: Vec<Effect>| -> Vec<String> {
+        effects
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Alert { notice, .. } => Some(notice.title),
+                _ => None,
+            })
+            .collect()
+    };
+    // Overfitting from epoch 3 of this script (a widening gap), then the end; the screen opens
+    // after the first epoch (a resumed run's replay).
+    let events = Script::new(8)
+        .started()
+        .epochs(&OVERFITTING)
+        .finished(Outcome::Completed, 5)
+        .events;
+    let first_epoch = events
+        .iter()
+        .position(|e| matches!(e.kind, EventKind::Epoch(_)))
+        .unwrap();
+    let (history, rest) = events.split_at(first_epoch + 1);
+    let mut app = App::live();
+    app.alerts = Alerts::new(&NotifyConfig::default(), history);
+    let mut rung = Vec::new();
+    for event in history.iter().chain(rest) {
+        rung.extend(alerts_of(update(&mut app, Message::Trainer(event.clone()))));
+    }
+    assert_eq!(
+        rung,
+        vec![
+            "kiln: baseline: overfitting".to_string(),
+            "kiln: baseline finished".to_string()
+        ]
+    );
+    let quiet = NotifyConfig {
+        bell: false,
+        desktop: Desktop::Off,
+        ..NotifyConfig::default()
+    };
+    assert_eq!(Alerts::new(&quiet, &[]), None);
 }

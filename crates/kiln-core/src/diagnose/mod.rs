@@ -26,6 +26,18 @@ pub struct Context {
     pub epochs: usize,
     /// The class names, for findings about one class.
     pub class_names: Vec<String>,
+    /// The training controls already on, so a remedy never offers what the run has: a
+    /// learning-rate schedule, early stopping, class weights or the balanced sampler.
+    pub controls: Controls,
+}
+
+/// Which of the training controls a run uses (see [`Context::controls`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Controls {
+    pub scheduled: bool,
+    pub early_stopping: bool,
+    /// Class weights or the balanced sampler.
+    pub class_balance: bool,
 }
 
 /// The 1-based epoch with the highest validation accuracy (the earliest of equals).
@@ -247,6 +259,15 @@ fn weak_class(history: &[EpochMetrics], context: &Context) -> Option<Finding> {
             fix: augment_fix(),
         });
     }
+    if !context.controls.class_balance {
+        remedies.push(Remedy {
+            text: "balanced class weights".into(),
+            fix: Fix::NewExperiment {
+                suffix: "balanced".into(),
+                settings: vec![("train.class_weights".into(), "\"balanced\"".into())],
+            },
+        });
+    }
     Some(Finding {
         problem: Problem::WeakClass,
         severity: Severity::Notice,
@@ -328,6 +349,18 @@ fn overfitting(history: &[EpochMetrics], context: &Context, since: usize) -> Fin
             fix: Fix::Stop,
         });
     }
+    if !context.controls.early_stopping {
+        remedies.push(Remedy {
+            text: format!("early stopping (patience {EARLY_STOPPING_PATIENCE})"),
+            fix: Fix::NewExperiment {
+                suffix: "early-stop".into(),
+                settings: vec![(
+                    "early_stopping.patience".into(),
+                    EARLY_STOPPING_PATIENCE.to_string(),
+                )],
+            },
+        });
+    }
     let smaller: Vec<usize> = context.dense.iter().map(|d| (d / 2).max(8)).collect();
     if !context.dense.is_empty() && smaller != context.dense {
         remedies.push(Remedy {
@@ -344,6 +377,21 @@ fn overfitting(history: &[EpochMetrics], context: &Context, since: usize) -> Fin
         since_epoch: since,
         evidence: evidence.join("; "),
         remedies,
+    }
+}
+
+/// The patience the overfitting remedy proposes: enough epochs to ride out one noisy epoch,
+/// few enough to stop before the gap grows much.
+const EARLY_STOPPING_PATIENCE: usize = 3;
+
+/// A schedule as a remedy: a new experiment with `[schedule] kind`.
+fn schedule_remedy(text: &str, kind: &str) -> Remedy {
+    Remedy {
+        text: text.into(),
+        fix: Fix::NewExperiment {
+            suffix: kind.replace('_', "-"),
+            settings: vec![("schedule.kind".into(), format!("\"{kind}\""))],
+        },
     }
 }
 
@@ -376,7 +424,26 @@ fn bigger_fix(context: &Context) -> (String, Fix) {
 fn underfitting(history: &[EpochMetrics], context: &Context, since: usize) -> Finding {
     let last = &history[history.len() - 1];
     let (text, fix) = bigger_fix(context);
-    let lr = context.learning_rate * 2.0;
+    // Flat at a high loss: the steps may be too large to settle (what reduce-on-plateau
+    // answers), when the model is not simply too small.
+    let lr = context.learning_rate / 10.0;
+    let mut remedies = vec![
+        Remedy { text, fix },
+        Remedy {
+            text: format!("lower learning rate {lr:.0e}"),
+            fix: Fix::SetLearningRate { value: lr },
+        },
+    ];
+    if !context.controls.scheduled {
+        remedies.push(schedule_remedy("reduce-on-plateau schedule", "plateau"));
+    }
+    remedies.push(Remedy {
+        text: format!("{} epochs", context.epochs * 2),
+        fix: Fix::NewExperiment {
+            suffix: "longer".into(),
+            settings: vec![("train.epochs".into(), (context.epochs * 2).to_string())],
+        },
+    });
     Finding {
         problem: Problem::Underfitting,
         severity: Severity::Warning,
@@ -387,20 +454,7 @@ fn underfitting(history: &[EpochMetrics], context: &Context, since: usize) -> Fi
             last.train_accuracy * 100.0,
             context.monitor.underfit_accuracy * 100.0
         ),
-        remedies: vec![
-            Remedy { text, fix },
-            Remedy {
-                text: format!("learning rate {lr:.0e}"),
-                fix: Fix::SetLearningRate { value: lr },
-            },
-            Remedy {
-                text: format!("{} epochs", context.epochs * 2),
-                fix: Fix::NewExperiment {
-                    suffix: "longer".into(),
-                    settings: vec![("train.epochs".into(), (context.epochs * 2).to_string())],
-                },
-            },
-        ],
+        remedies,
     }
 }
 
@@ -423,6 +477,10 @@ fn slow_convergence(history: &[EpochMetrics], context: &Context, since: usize) -
         text: format!("learning rate {lr:.0e}"),
         fix: Fix::SetLearningRate { value: lr },
     });
+    if !context.controls.scheduled {
+        // One-cycle's high middle rates are what it is known for: fast convergence.
+        remedies.push(schedule_remedy("one-cycle schedule", "one_cycle"));
+    }
     Some(Finding {
         problem: Problem::SlowConvergence,
         severity: Severity::Notice,

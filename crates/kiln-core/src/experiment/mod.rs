@@ -64,6 +64,13 @@ pub struct Experiment {
     /// When to stop before the last epoch (`[early_stopping]`; off by default).
     pub early_stopping: EarlyStoppingConfig,
     pub monitor: MonitorConfig,
+    /// Who hears when the run ends, fails or gets a new problem (`[notify]`).
+    #[serde(skip_serializing_if = "NotifyConfig::is_default")]
+    pub notify: NotifyConfig,
+    /// Where the run is tracked besides its own log (`[track]`): the live TensorBoard file,
+    /// an MLflow server.
+    #[serde(skip_serializing_if = "TrackConfig::is_default")]
+    pub track: TrackConfig,
     /// How `--slurm` submits this experiment's runs (the job script's `#SBATCH` lines).
     #[serde(skip_serializing_if = "SlurmConfig::is_empty")]
     pub slurm: SlurmConfig,
@@ -308,6 +315,47 @@ pub struct TrainConfig {
     pub keep_checkpoints: usize,
     /// Which epoch `checkpoints/best/` keeps.
     pub best_metric: BestMetric,
+    /// Label smoothing of the training loss: the target puts `1 − a` on the true class and
+    /// spreads `a` over all classes (0 is off).
+    pub label_smoothing: f64,
+    /// Weights on each class's share of the training loss: `"balanced"` (inverse to its
+    /// training images) or one number per class; unweighted when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class_weights: Option<ClassWeights>,
+    /// How each epoch's batches draw the training images.
+    pub sampler: Sampler,
+    /// Gradient clipping: each parameter tensor's gradient is scaled down to at most this L2
+    /// norm before the step (burn's clipping, per tensor); 0 is off.
+    pub grad_clip_norm: f64,
+}
+
+/// `train.class_weights`: a rule or the weights themselves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ClassWeights {
+    Rule(WeightRule),
+    /// One weight per class, in the order of the data's classes.
+    Given(Vec<f64>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightRule {
+    /// Each class weighs `images / (classes × images of the class)`, so every class carries
+    /// the same share of the loss (scikit-learn's rule).
+    Balanced,
+}
+
+/// `train.sampler`: the order each epoch sees the training images in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Sampler {
+    /// Every image once per epoch, shuffled.
+    #[default]
+    Shuffle,
+    /// As many draws as images per epoch, with replacement, each class equally likely: a rare
+    /// class's images come round more often, a common class's less.
+    Balanced,
 }
 
 impl Default for TrainConfig {
@@ -327,6 +375,10 @@ impl Default for TrainConfig {
             // long run's disk use stays bounded (the best epoch's is kept besides).
             keep_checkpoints: 5,
             best_metric: BestMetric::ValAccuracy,
+            label_smoothing: 0.0,
+            class_weights: None,
+            sampler: Sampler::Shuffle,
+            grad_clip_norm: 0.0,
         }
     }
 }
@@ -344,6 +396,85 @@ pub struct EarlyStoppingConfig {
 impl EarlyStoppingConfig {
     pub fn is_on(&self) -> bool {
         self.patience > 0
+    }
+}
+
+/// The `[notify]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// A shell command (`sh -c`) run when the run ends, fails or gets a new problem, with the
+    /// run's id, status and best accuracy in its environment (`--notify` sets it); see `crate::notify`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// The live screen rings the terminal's bell.
+    pub bell: bool,
+    /// The live screen asks the terminal for a desktop notification.
+    pub desktop: Desktop,
+    /// Also notify when the diagnosis raises a problem the run did not have (not only at the
+    /// end).
+    pub problems: bool,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            command: None,
+            bell: true,
+            desktop: Desktop::Osc9,
+            problems: true,
+        }
+    }
+}
+
+impl NotifyConfig {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Which escape sequence asks the terminal for a desktop notification. Terminals differ:
+/// iTerm2, WezTerm, kitty, ghostty and Windows Terminal read OSC 9; VTE terminals (GNOME
+/// Terminal, Tilix), foot and urxvt OSC 777.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Desktop {
+    Osc9,
+    Osc777,
+    /// Both (a terminal that reads both shows two).
+    Both,
+    Off,
+}
+
+/// The `[track]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackConfig {
+    /// Write the run's TensorBoard event file into its directory while it trains.
+    pub tensorboard: bool,
+    /// An MLflow tracking server's address (`http://127.0.0.1:5000`): the run's parameters,
+    /// per-epoch metrics, status and best model go there as it trains.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mlflow_uri: Option<String>,
+    /// The MLflow experiment the run goes in (created if missing); kiln's experiment name when
+    /// absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mlflow_experiment: Option<String>,
+}
+
+impl Default for TrackConfig {
+    fn default() -> Self {
+        Self {
+            tensorboard: true,
+            mlflow_uri: None,
+            mlflow_experiment: None,
+        }
+    }
+}
+
+impl TrackConfig {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
     }
 }
 
@@ -391,6 +522,8 @@ impl Default for Experiment {
             schedule: Default::default(),
             early_stopping: EarlyStoppingConfig::default(),
             monitor: MonitorConfig::default(),
+            notify: Default::default(),
+            track: Default::default(),
             slurm: SlurmConfig::default(),
             sweep: Default::default(),
         }
@@ -435,6 +568,12 @@ impl Experiment {
     pub fn from_toml(text: &str) -> Result<Experiment, toml::de::Error> {
         toml::from_str(text)
     }
+}
+
+/// A `--set` argument that sets `key` to the string `value`, quoted as TOML reads it back
+/// whatever it holds (quotes, spaces, `=`).
+pub fn string_override(key: &str, value: &str) -> String {
+    format!("{key}={}", toml::Value::String(value.to_string()))
 }
 
 /// The keys a list of `--set` arguments sets, read as [`Experiment::load`] reads them.

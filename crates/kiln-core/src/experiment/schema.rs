@@ -15,6 +15,8 @@ pub enum Kind {
     StringList,
     /// A string from a fixed set.
     Choice(&'static [&'static str]),
+    /// A string from a fixed set, or a list of numbers.
+    ChoiceOrNumbers(&'static [&'static str]),
 }
 
 impl Kind {
@@ -29,6 +31,9 @@ impl Kind {
             Kind::Choice(names) => {
                 let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
                 format!("one of {}", quoted.join(", "))
+            }
+            Kind::ChoiceOrNumbers(names) => {
+                format!("{} or a list of numbers", Kind::Choice(names).describe())
             }
         }
     }
@@ -45,6 +50,12 @@ impl Kind {
                 items.iter().all(|item| item.is_integer())
             }
             (Kind::StringList, toml::Value::Array(items)) => items.iter().all(|item| item.is_str()),
+            (Kind::ChoiceOrNumbers(names), toml::Value::String(_)) => {
+                Kind::Choice(names).accepts(value)
+            }
+            (Kind::ChoiceOrNumbers(_), toml::Value::Array(items)) => items
+                .iter()
+                .all(|item| item.is_float() || item.is_integer()),
             _ => false,
         }
     }
@@ -114,6 +125,10 @@ pub const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
             ("checkpoint_every", Kind::Integer),
             ("keep_checkpoints", Kind::Integer),
             ("best_metric", Kind::Choice(&["val_accuracy", "val_loss"])),
+            ("label_smoothing", Kind::Float),
+            ("class_weights", Kind::ChoiceOrNumbers(&["balanced"])),
+            ("sampler", Kind::Choice(&["shuffle", "balanced"])),
+            ("grad_clip_norm", Kind::Float),
         ],
     ),
     (
@@ -148,6 +163,23 @@ pub const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
             ("slow_loss_drop", Kind::Float),
             ("min_images_per_class", Kind::Integer),
             ("class_recall_gap", Kind::Float),
+        ],
+    ),
+    (
+        "notify",
+        &[
+            ("command", Kind::String),
+            ("bell", Kind::Boolean),
+            ("desktop", Kind::Choice(&["osc9", "osc777", "both", "off"])),
+            ("problems", Kind::Boolean),
+        ],
+    ),
+    (
+        "track",
+        &[
+            ("tensorboard", Kind::Boolean),
+            ("mlflow_uri", Kind::String),
+            ("mlflow_experiment", Kind::String),
         ],
     ),
     (

@@ -245,6 +245,26 @@ fn check_train(c: &mut Checker, experiment: &Experiment) {
         "expected a non-negative weight decay",
     );
     c.require(
+        t.label_smoothing.is_finite() && (0.0..1.0).contains(&t.label_smoothing),
+        "train.label_smoothing",
+        t.label_smoothing,
+        "expected a share in [0, 1), e.g. 0.1",
+    );
+    c.require(
+        t.grad_clip_norm.is_finite() && t.grad_clip_norm >= 0.0,
+        "train.grad_clip_norm",
+        t.grad_clip_norm,
+        "expected a non-negative gradient norm (0 is off), e.g. 1.0",
+    );
+    if let Some(super::ClassWeights::Given(weights)) = &t.class_weights {
+        c.require(
+            !weights.is_empty() && weights.iter().all(|w| w.is_finite() && *w > 0.0),
+            "train.class_weights",
+            format!("{weights:?}"),
+            "expected \"balanced\" or one positive number per class",
+        );
+    }
+    c.require(
         t.backend.is_built(),
         "train.backend",
         "\"torch\"",

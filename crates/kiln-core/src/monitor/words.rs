@@ -171,7 +171,11 @@ fn run_started(start: &RunStarted) -> String {
             augmentation: start.augmentation,
         }
         .sentence(),
-    )
+    ) + &start
+        .controls
+        .iter()
+        .map(|control| format!(" · {control}"))
+        .collect::<String>()
 }
 
 /// Where a resumed or forked run continues from, and how its checkpoint scores.

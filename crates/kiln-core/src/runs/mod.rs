@@ -26,7 +26,7 @@ pub use store::{
     rename_run, resolve_run, summary_of,
 };
 pub use summary::{RunState, RunSummary, summarise};
-pub use tensorboard::export_tensorboard;
+pub use tensorboard::{LiveBoard, export_tensorboard};
 
 pub const EVENTS_FILE: &str = "events.jsonl";
 pub const EXPERIMENT_FILE: &str = "experiment.toml";

@@ -171,6 +171,15 @@ fn execute(ui: &Ui, effect: UiEffect, outside: &Outside) -> Vec<UiMessage> {
             let (text, ok) = write_fix(ui.app.experiment_file.as_deref(), &suffix, &settings);
             vec![UiMessage::Run(Message::Report { text, ok })]
         }
+        UiEffect::Run(Effect::Alert { notice, config }) => {
+            let tmux = std::env::var_os("TMUX").is_some();
+            let bytes = kiln_core::notify::terminal::sequence(&notice, &config, tmux);
+            // Between frames: the sequences move no cursor and draw nothing.
+            let mut out = std::io::stdout().lock();
+            let _ = std::io::Write::write_all(&mut out, bytes.as_bytes())
+                .and_then(|_| std::io::Write::flush(&mut out));
+            Vec::new()
+        }
         UiEffect::Run(Effect::OpenBrowser) => vec![UiMessage::BrowserOpened(Box::new(
             Browser::new(outside.runs_dir.to_path_buf()),
         ))],

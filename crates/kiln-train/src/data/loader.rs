@@ -6,7 +6,6 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, bounded};
 use rand::SeedableRng;
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::{Augmenter, Dataset};
@@ -112,6 +111,8 @@ pub struct LoaderPlan {
     pub last_epoch: usize,
     pub normalizer: Normalizer,
     pub augmenter: Augmenter,
+    /// How each epoch draws its images from `train`.
+    pub sampler: crate::experiment::Sampler,
 }
 
 impl LoaderPlan {
@@ -188,10 +189,12 @@ fn epoch_batches<'a>(
     epoch: usize,
     skip: usize,
 ) -> impl Iterator<Item = Batch> + 'a {
-    let mut order = plan.train.clone();
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(derived_seed(
-        plan.seed, epoch, 0,
-    )));
+    let order = super::sampler::epoch_order(
+        &plan.train,
+        &dataset.labels,
+        plan.sampler,
+        &mut ChaCha8Rng::seed_from_u64(derived_seed(plan.seed, epoch, 0)),
+    );
     let chunks: Vec<Vec<usize>> = order
         .chunks(plan.batch_size)
         .map(<[usize]>::to_vec)

@@ -7,6 +7,7 @@ mod decode;
 mod folder;
 mod loader;
 mod preprocessing;
+pub mod sampler;
 mod split;
 
 use std::path::Path;

@@ -19,6 +19,8 @@ pub enum TrainError {
         train: usize,
         validation: usize,
     },
+    #[error(transparent)]
+    ClassWeights(#[from] kiln_core::balance::WeightsMismatch),
     #[error("cannot load the checkpoint: {0}")]
     Restore(#[source] CheckpointError),
     #[error("cannot read metrics from the device: {0}")]

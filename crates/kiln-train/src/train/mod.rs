@@ -4,14 +4,16 @@
 //!
 //! Modules: [`setup`] (what a run needs before its first batch), [`session`] (the loop and its
 //! commands), [`readback`] (reading losses without waiting), [`storage`] (pausing on a full
-//! disk), [`eval`] (validation), [`optim`], [`restart`] (resume and fork), [`checkpoint`],
+//! disk), [`eval`] (validation), [`loss`], [`optim`], [`restart`] (resume and fork), [`checkpoint`],
 //! [`backend`] (where to train), [`sink`] (where events go).
 
 mod backend;
 pub mod checkpoint;
 mod error;
 pub mod eval;
-mod optim;
+pub mod loss;
+pub mod lr_find;
+pub mod optim;
 pub mod prune;
 pub mod readback;
 mod restart;
@@ -108,7 +110,7 @@ fn start(
     if resuming {
         checkpoint::remove_partial(&run.checkpoints_path());
     } else {
-        std::fs::write(run.experiment_path(), toml)?;
+        std::fs::write(run.experiment_path(), &toml)?;
     }
     let log = EventLog::create(&run.events_path())?;
     let hub = Hub::new(log.bytes());
@@ -129,6 +131,15 @@ fn start(
             )
         })
         .ok();
+    if let Some(command) = experiment.notify.command.clone() {
+        start_notifier(&mut sink, command, &run, &experiment);
+    }
+    if experiment.track.tensorboard {
+        start_live_board(&mut sink, &run, &toml);
+    }
+    if let Some(uri) = &experiment.track.mlflow_uri {
+        start_mlflow(&mut sink, &run, &experiment, uri, &toml);
+    }
     let thread_run = run.clone();
     let thread = std::thread::Builder::new()
         .name("kiln-trainer".into())
@@ -141,6 +152,7 @@ fn start(
                 restart,
             };
             run_to_end(start, &mut sink);
+            sink.finish_taps();
             // The final event is out: viewers are let go, then the run is marked unclaimed,
             // and only then does the front end's channel close (so a process that exits
             // when it closes leaves no claim behind).
@@ -154,6 +166,66 @@ fn start(
         run,
         thread,
     })
+}
+
+/// Runs the experiment's notify command for this run's notices; one that cannot start is a
+/// warning, never a reason not to train.
+fn start_notifier(sink: &mut EventSink, command: String, run: &RunDir, experiment: &Experiment) {
+    use kiln_core::notify::command::{Runner, TIME_LIMIT};
+    match Runner::start(command, run.path.clone(), TIME_LIMIT) {
+        Ok(runner) => sink.add_tap(Box::new(kiln_core::notify::CommandNotifier {
+            watcher: kiln_core::notify::Watcher::new(&run.id, &experiment.name, &experiment.notify),
+            runner,
+            run_dir: run.path.clone(),
+        })),
+        Err(err) => sink.emit(
+            None,
+            Some(0),
+            EventKind::Warning {
+                message: format!("the notify command will not run: {err}"),
+            },
+        ),
+    }
+}
+
+/// Sends the run to an MLflow server as it trains; a thread that cannot start is a warning.
+fn start_mlflow(
+    sink: &mut EventSink,
+    run: &RunDir,
+    experiment: &Experiment,
+    uri: &str,
+    experiment_toml: &str,
+) {
+    use kiln_core::track::{destination, mlflow::Tracker, params_of};
+    let destination = destination(experiment, &run.id, uri);
+    match Tracker::start(destination, &run.path, params_of(experiment_toml)) {
+        Ok(tracker) => sink.add_tap(Box::new(tracker)),
+        Err(err) => sink.emit(
+            None,
+            Some(0),
+            EventKind::Warning {
+                message: format!("mlflow: the tracking thread did not start: {err}"),
+            },
+        ),
+    }
+}
+
+/// Writes the run's TensorBoard file as it trains; one that cannot be opened is a warning.
+fn start_live_board(sink: &mut EventSink, run: &RunDir, experiment_toml: &str) {
+    // A resumed run's log named its classes already; the new file names its recall tags so too.
+    let classes = crate::runs::read_events(&run.events_path())
+        .map(|log| crate::protocol::class_names(&log.events))
+        .unwrap_or_default();
+    match crate::runs::LiveBoard::create(&run.path, experiment_toml, classes) {
+        Ok(board) => sink.add_tap(Box::new(board)),
+        Err(err) => sink.emit(
+            None,
+            Some(0),
+            EventKind::Warning {
+                message: format!("no live TensorBoard file in {}: {err}", run.path.display()),
+            },
+        ),
+    }
 }
 
 /// Runs one experiment to its end; every outcome, failures included, ends in an event.

@@ -135,6 +135,8 @@ pub(super) struct Session {
     /// With early stopping on: the best epoch so far and its model (shared tensors: holding it
     /// costs one copy of the weights only while later steps write new ones).
     pub best_model: Option<(usize, Classifier)>,
+    /// The training loss's class weights (none: unweighted).
+    pub class_weights: Option<Vec<f64>>,
     /// When the last batch was settled (its images per second count from there).
     pub last_settled: Option<Instant>,
     pub sums: EpochSums,
@@ -152,7 +154,11 @@ impl Session {
         let started = Instant::now();
         let loader = Loader::spawn(self.dataset.clone(), self.loader_plan.clone())
             .map_err(TrainError::LoaderStart)?;
-        let loss_fn = CrossEntropyLoss::new(None, &self.train_device);
+        let loss_fn = super::loss::training_loss(
+            &self.experiment.train,
+            self.class_weights.as_deref(),
+            &self.train_device,
+        );
         let mut outcome = Outcome::Completed;
         for epoch in self.loader_plan.first_epoch..=self.experiment.train.epochs {
             if let Flow::Stop(how) = self.train_epoch(sink, &loader, &loss_fn, epoch)? {

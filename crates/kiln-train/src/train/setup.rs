@@ -61,20 +61,12 @@ pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError
     };
     let resuming = restart.as_ref().is_some_and(Restart::is_resume);
     let (first_epoch, skip_batches) = weights.restored.as_ref().map_or((1, 0), start_position);
-    let loader_plan = LoaderPlan {
-        train: data.split.train.clone(),
-        batch_size: experiment.train.batch_size,
-        seed: experiment.train.seed,
+    let loader_plan = data.loader_plan(
+        &experiment,
         first_epoch,
         skip_batches,
-        last_epoch: experiment.train.epochs,
-        normalizer: data.normalizer.clone(),
-        augmenter: Augmenter::new(
-            experiment.augment.clone(),
-            data.dataset.height,
-            data.dataset.width,
-        ),
-    };
+        experiment.train.epochs,
+    );
     let plan = Plan {
         schedule: &experiment.schedule,
         base: experiment.train.learning_rate,
@@ -93,6 +85,7 @@ pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError
             experiment: &experiment,
             dataset: &data.dataset,
             split: &data.split,
+            class_weights: data.class_weights.as_deref(),
             loader_plan: &loader_plan,
             model: &weights.model,
         };
@@ -124,7 +117,7 @@ pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError
     if let Some(message) = weights.warning.take() {
         sink.emit(None, Some(0), EventKind::Warning { message });
     }
-    let context = diagnosis_context(&experiment, &data.dataset, &data.split, &weights.model);
+    let context = diagnosis_context(&experiment, &data, &weights.model);
     // A resumed run's time includes the epochs trained before it was interrupted.
     let prior_seconds = if resuming {
         history.iter().map(|m| m.seconds).sum()
@@ -176,22 +169,52 @@ pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError
         last_settled: None,
         sums: Default::default(),
         best_model: None,
+        class_weights: data.class_weights,
     })
 }
 
 /// A run's data: the images, their split, the normaliser fitted on the training part, the
 /// model's input and output sizes, and the validation set ready on the device.
-struct RunData {
-    dataset: Arc<Dataset>,
-    split: Split,
-    normalizer: Normalizer,
-    shape: ModelShape,
-    validation: ValidationSet,
+pub(super) struct RunData {
+    pub(super) dataset: Arc<Dataset>,
+    pub(super) split: Split,
+    /// Training images of each class.
+    pub(super) class_counts: Vec<usize>,
+    /// The resolved class weights of the training loss (none: unweighted).
+    pub(super) class_weights: Option<Vec<f64>>,
+    pub(super) normalizer: Normalizer,
+    pub(super) shape: ModelShape,
+    pub(super) validation: ValidationSet,
 }
 
 impl RunData {
+    /// The loader's work from `first_epoch` (after its first `skip_batches`) to `last_epoch`.
+    pub(super) fn loader_plan(
+        &self,
+        experiment: &Experiment,
+        first_epoch: usize,
+        skip_batches: usize,
+        last_epoch: usize,
+    ) -> LoaderPlan {
+        LoaderPlan {
+            train: self.split.train.clone(),
+            batch_size: experiment.train.batch_size,
+            seed: experiment.train.seed,
+            first_epoch,
+            skip_batches,
+            last_epoch,
+            normalizer: self.normalizer.clone(),
+            augmenter: Augmenter::new(
+                experiment.augment.clone(),
+                self.dataset.height,
+                self.dataset.width,
+            ),
+            sampler: experiment.train.sampler,
+        }
+    }
+
     /// The experiment's data (or `dataset`, already in memory), split and prepared.
-    fn load(
+    pub(super) fn load(
         experiment: &Experiment,
         dataset: Option<Arc<Dataset>>,
         device: &burn::tensor::Device,
@@ -201,6 +224,15 @@ impl RunData {
             None => Arc::new(data::load(&experiment.data)?),
         };
         let split = split(&dataset, experiment)?;
+        let mut class_counts = vec![0; dataset.classes.len()];
+        for &i in &split.train {
+            class_counts[dataset.labels[i]] += 1;
+        }
+        let class_weights = kiln_core::balance::class_weights(
+            experiment.train.class_weights.as_ref(),
+            &class_counts,
+            &dataset.classes,
+        )?;
         let normalizer = Normalizer::fit(&dataset, &split.train);
         let shape = ModelShape {
             channels: dataset.channels,
@@ -219,6 +251,8 @@ impl RunData {
         Ok(Self {
             dataset,
             split,
+            class_counts,
+            class_weights,
             normalizer,
             shape,
             validation,
@@ -422,6 +456,7 @@ struct RunFacts<'a> {
     experiment: &'a Experiment,
     dataset: &'a Dataset,
     split: &'a Split,
+    class_weights: Option<&'a [f64]>,
     loader_plan: &'a LoaderPlan,
     model: &'a Classifier,
 }
@@ -435,6 +470,7 @@ impl RunFacts<'_> {
             experiment,
             dataset,
             split,
+            class_weights,
             loader_plan,
             model,
         } = self;
@@ -473,24 +509,44 @@ impl RunFacts<'_> {
                 min_delta: experiment.early_stopping.min_delta,
                 metric: experiment.train.best_metric,
             }),
+            controls: controls_in_words(&experiment.train, *class_weights),
         }
     }
+}
+
+/// The training controls in force, for the run-start line.
+fn controls_in_words(
+    train: &crate::experiment::TrainConfig,
+    weights: Option<&[f64]>,
+) -> Vec<String> {
+    let mut controls = Vec::new();
+    if let (Some(config), Some(weights)) = (&train.class_weights, weights) {
+        controls.push(format!(
+            "class weights {}",
+            kiln_core::balance::describe(config, weights)
+        ));
+    }
+    if train.label_smoothing > 0.0 {
+        controls.push(format!("label smoothing {}", train.label_smoothing));
+    }
+    if train.sampler == crate::experiment::Sampler::Balanced {
+        controls.push("balanced sampler".into());
+    }
+    if train.grad_clip_norm > 0.0 {
+        controls.push(format!("gradient norm ≤ {}", train.grad_clip_norm));
+    }
+    controls
 }
 
 /// What the diagnosis rules need besides the history.
 fn diagnosis_context(
     experiment: &Experiment,
-    dataset: &Dataset,
-    split: &Split,
+    data: &RunData,
     model: &Classifier,
 ) -> diagnose::Context {
-    let mut class_counts = vec![0; dataset.classes.len()];
-    for &i in &split.train {
-        class_counts[dataset.labels[i]] += 1;
-    }
     diagnose::Context {
         monitor: experiment.monitor.clone(),
-        class_counts,
+        class_counts: data.class_counts.clone(),
         parameters: model.num_params(),
         dropout: experiment.model.dropout,
         learning_rate: experiment.train.learning_rate,
@@ -499,6 +555,12 @@ fn diagnosis_context(
         conv_channels: experiment.model.conv_channels.clone(),
         dense: experiment.model.dense.clone(),
         epochs: experiment.train.epochs,
-        class_names: dataset.classes.clone(),
+        class_names: data.dataset.classes.clone(),
+        controls: diagnose::Controls {
+            scheduled: !experiment.schedule.is_constant(),
+            early_stopping: experiment.early_stopping.is_on(),
+            class_balance: experiment.train.class_weights.is_some()
+                || experiment.train.sampler == crate::experiment::Sampler::Balanced,
+        },
     }
 }

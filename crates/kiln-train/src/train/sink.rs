@@ -1,11 +1,14 @@
 //! Where the trainer's events go: appended to the run's log first, then sent to the in-process
-//! front end and to every viewer attached through the control socket. A front end that has
-//! gone away is not an error: the run carries on and keeps logging.
+//! front end and to every viewer attached through the control socket, and to the notify
+//! command when one is set. A front end that has gone away is not an error: the run carries on
+//! and keeps logging.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crossbeam_channel::Sender;
+
+use kiln_core::tap::Tap;
 
 use crate::control::server::Hub;
 use crate::protocol::{Event, EventKind};
@@ -19,6 +22,8 @@ pub struct EventSink {
     pending: VecDeque<String>,
     /// A write failure the trainer has not been told about.
     failure: Option<String>,
+    /// Followers of the events besides the log and the front ends.
+    taps: Vec<Box<dyn Tap>>,
 }
 
 impl EventSink {
@@ -29,12 +34,50 @@ impl EventSink {
             hub,
             pending: VecDeque::new(),
             failure: None,
+            taps: Vec::new(),
         }
+    }
+
+    /// Hands every event from now on to `tap` too.
+    pub fn add_tap(&mut self, tap: Box<dyn Tap>) {
+        self.taps.push(tap);
     }
 
     pub fn emit(&mut self, epoch: Option<usize>, step: Option<u64>, kind: EventKind) {
         let event = kiln_core::here::event(epoch, step, kind);
-        let mut line = serde_json::to_string(&event).unwrap_or_default();
+        self.publish(&event);
+        let problems: Vec<String> = self
+            .taps
+            .iter_mut()
+            .flat_map(|tap| tap.observe(&event))
+            .collect();
+        // Logged, not handed to the taps again: a tap's trouble is no news for the others.
+        for message in problems {
+            self.publish(&kiln_core::here::event(
+                epoch,
+                step,
+                EventKind::Warning { message },
+            ));
+        }
+    }
+
+    /// Lets each tap finish its last work (each within its own time limit) and logs what went
+    /// wrong: after the run's final event, since they follow it.
+    pub fn finish_taps(&mut self) {
+        for tap in std::mem::take(&mut self.taps) {
+            for message in tap.finish() {
+                self.publish(&kiln_core::here::event(
+                    None,
+                    None,
+                    EventKind::Warning { message },
+                ));
+            }
+        }
+    }
+
+    /// Appends `event` to the log and hands it to the front end and the viewers.
+    fn publish(&mut self, event: &crate::protocol::Event) {
+        let mut line = serde_json::to_string(event).unwrap_or_default();
         line.push('\n');
         let line: Arc<str> = Arc::from(line);
         if self.pending.is_empty() {
@@ -49,7 +92,7 @@ impl EventSink {
         // After the append: a viewer attaching now reads this line from the file or gets it
         // here, never neither.
         self.hub.publish(&line, self.log.bytes());
-        let _ = self.channel.send(event);
+        let _ = self.channel.send(event.clone());
     }
 
     /// A write failure since the last call, for the trainer to pause on.

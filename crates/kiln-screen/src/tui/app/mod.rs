@@ -214,6 +214,11 @@ pub enum Effect {
     },
     /// Open the run browser over the screen (the run keeps training).
     OpenBrowser,
+    /// Ring the terminal: the bell and a desktop notification, as `config` asks.
+    Alert {
+        notice: kiln_core::notify::Notice,
+        config: kiln_core::notify::NotifyConfig,
+    },
     /// Build a gallery off the screen's thread; the result comes back as
     /// [`Message::Gallery`]. `request` doubles as the augmentation seed.
     LoadGallery {
@@ -251,6 +256,30 @@ pub struct App {
     pub gallery: Option<Gallery>,
     /// Galleries asked for so far.
     pub gallery_requests: u64,
+    /// The terminal's bell and desktop notifications for the run, when they are on.
+    pub alerts: Option<Alerts>,
+}
+
+/// What rings the terminal: the run's `[notify]` settings and the watcher that picks the events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alerts {
+    pub config: kiln_core::notify::NotifyConfig,
+    pub watcher: kiln_core::notify::Watcher,
+}
+
+impl Alerts {
+    /// Alerts for a run whose log so far is `history` (not alerted again); none when the
+    /// settings turn both the bell and the desktop notification off.
+    pub fn new<'a>(
+        config: &kiln_core::notify::NotifyConfig,
+        history: impl IntoIterator<Item = &'a Event>,
+    ) -> Option<Self> {
+        let silent = !config.bell && config.desktop == kiln_core::notify::Desktop::Off;
+        (!silent).then(|| Self {
+            config: config.clone(),
+            watcher: kiln_core::notify::Watcher::primed(config, history),
+        })
+    }
 }
 
 impl Default for App {
@@ -278,6 +307,7 @@ impl App {
             experiment_file: None,
             gallery: None,
             gallery_requests: 0,
+            alerts: None,
         }
     }
 

@@ -21,7 +21,7 @@ pub fn update(app: &mut App, message: Message) -> Vec<Effect> {
     match message {
         Message::Trainer(event) => {
             on_event(app, &event);
-            Vec::new()
+            alert(app, &event).into_iter().collect()
         }
         Message::TrainerGone => {
             if app.run.is_active() {
@@ -88,6 +88,16 @@ fn page_gallery(app: &mut App, tiles: isize) {
         let first = gallery.first as isize + tiles;
         gallery.first = first.clamp(0, count.saturating_sub(1) as isize) as usize;
     }
+}
+
+/// The terminal alert `event` deserves: the run ended, failed or has a new problem.
+fn alert(app: &mut App, event: &Event) -> Option<Effect> {
+    let alerts = app.alerts.as_mut()?;
+    let notice = alerts.watcher.observe(event)?;
+    Some(Effect::Alert {
+        notice,
+        config: alerts.config.clone(),
+    })
 }
 
 fn on_event(app: &mut App, event: &Event) {
