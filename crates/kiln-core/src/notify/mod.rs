@@ -117,11 +117,15 @@ impl Watcher {
     /// A watcher that has seen `history` (a resumed run's log, a screen's replay) without
     /// notifying any of it.
     pub fn primed<'a>(config: &NotifyConfig, history: impl IntoIterator<Item = &'a Event>) -> Self {
-        let mut watcher = Self::new("", "", config);
+        Self::new("", "", config).seen(history)
+    }
+
+    /// This watcher once it has seen `history` without notifying any of it.
+    pub fn seen<'a>(mut self, history: impl IntoIterator<Item = &'a Event>) -> Self {
         for event in history {
-            watcher.observe(event);
+            self.observe(event);
         }
-        watcher
+        self
     }
 
     /// The notice `event` deserves, if any.

@@ -131,15 +131,7 @@ fn start(
             )
         })
         .ok();
-    if let Some(command) = experiment.notify.command.clone() {
-        start_notifier(&mut sink, command, &run, &experiment);
-    }
-    if experiment.track.tensorboard {
-        start_live_board(&mut sink, &run, &toml);
-    }
-    if let Some(uri) = &experiment.track.mlflow_uri {
-        start_mlflow(&mut sink, &run, &experiment, uri, &toml);
-    }
+    start_taps(&mut sink, &run, &experiment, &toml, resuming);
     let thread_run = run.clone();
     let thread = std::thread::Builder::new()
         .name("kiln-trainer".into())
@@ -168,13 +160,48 @@ fn start(
     })
 }
 
+/// The followers of the run's events besides its log and front ends: the notify command, the
+/// live TensorBoard file, MLflow. A resumed run's are told what its log said before, so they
+/// neither notify a problem again nor lose its class names.
+fn start_taps(
+    sink: &mut EventSink,
+    run: &RunDir,
+    experiment: &Experiment,
+    experiment_toml: &str,
+    resuming: bool,
+) {
+    let before = if resuming {
+        crate::runs::read_events(&run.events_path())
+            .map(|log| log.events)
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    if let Some(command) = experiment.notify.command.clone() {
+        start_notifier(sink, command, run, experiment, &before);
+    }
+    if experiment.track.tensorboard {
+        start_live_board(sink, run, experiment_toml, &before);
+    }
+    if let Some(uri) = &experiment.track.mlflow_uri {
+        start_mlflow(sink, run, experiment, uri, experiment_toml);
+    }
+}
+
 /// Runs the experiment's notify command for this run's notices; one that cannot start is a
 /// warning, never a reason not to train.
-fn start_notifier(sink: &mut EventSink, command: String, run: &RunDir, experiment: &Experiment) {
+fn start_notifier(
+    sink: &mut EventSink,
+    command: String,
+    run: &RunDir,
+    experiment: &Experiment,
+    before: &[Event],
+) {
     use kiln_core::notify::command::{Runner, TIME_LIMIT};
     match Runner::start(command, run.path.clone(), TIME_LIMIT) {
         Ok(runner) => sink.add_tap(Box::new(kiln_core::notify::CommandNotifier {
-            watcher: kiln_core::notify::Watcher::new(&run.id, &experiment.name, &experiment.notify),
+            watcher: kiln_core::notify::Watcher::new(&run.id, &experiment.name, &experiment.notify)
+                .seen(before),
             runner,
             run_dir: run.path.clone(),
         })),
@@ -211,11 +238,9 @@ fn start_mlflow(
 }
 
 /// Writes the run's TensorBoard file as it trains; one that cannot be opened is a warning.
-fn start_live_board(sink: &mut EventSink, run: &RunDir, experiment_toml: &str) {
+fn start_live_board(sink: &mut EventSink, run: &RunDir, experiment_toml: &str, before: &[Event]) {
     // A resumed run's log named its classes already; the new file names its recall tags so too.
-    let classes = crate::runs::read_events(&run.events_path())
-        .map(|log| crate::protocol::class_names(&log.events))
-        .unwrap_or_default();
+    let classes = crate::protocol::class_names(before);
     match crate::runs::LiveBoard::create(&run.path, experiment_toml, classes) {
         Ok(board) => sink.add_tap(Box::new(board)),
         Err(err) => sink.emit(
