@@ -15,6 +15,7 @@ static PIN_BURN_DEFAULT_DEVICE: extern "C" fn() = {
 };
 
 mod allocator;
+mod backbones;
 mod backends;
 mod bench_harness;
 mod checkpoints;

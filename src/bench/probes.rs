@@ -115,6 +115,7 @@ pub fn synthetic_run(epochs: usize, batches: usize) -> Vec<crate::protocol::Even
         schedule: None,
         early_stopping: None,
         controls: Vec::new(),
+        backbone: None,
     };
     let mut events = vec![at(None, 0, EventKind::RunStarted(Box::new(start)))];
     let mut step = 0;

@@ -299,6 +299,9 @@ pub struct RunStarted {
     /// When the run stops early, if it may.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_stopping: Option<EarlyStopping>,
+    /// The backbone the model is (`resnet18`, …); none for kiln's CNN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backbone: Option<String>,
     /// The training controls in force, in words (`class weights balanced (0.55, 5.50)`,
     /// `label smoothing 0.1`, `balanced sampler`, `gradient norm ≤ 1`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -18,6 +18,7 @@ pub fn context() -> Context {
         dense: vec![128],
         epochs: 20,
         class_names: (0..10).map(|d| d.to_string()).collect(),
+        backbone: None,
         controls: Default::default(),
     }
 }
@@ -216,6 +217,25 @@ fn underfitting_is_low_and_flat() {
             .iter()
             .any(|r| r.text.contains("schedule")),
         "a run with a schedule is not offered one"
+    );
+    // A backbone grows to the next deeper ResNet; past ResNet-50 there is none to offer.
+    use kiln_core::experiment::Backbone;
+    let on = |backbone| Context {
+        backbone: Some(backbone),
+        ..context()
+    };
+    let findings = diagnose(&h, &on(Backbone::Resnet18));
+    assert!(matches!(&findings[0].remedies[0].fix,
+        Fix::NewExperiment { settings, .. }
+            if settings == &vec![("model.backbone".to_string(), "\"resnet34\"".to_string())]));
+    let findings = diagnose(&h, &on(Backbone::Resnet50));
+    assert!(
+        !findings[0]
+            .remedies
+            .iter()
+            .any(|r| r.text.starts_with("bigger")),
+        "{:?}",
+        findings[0].remedies
     );
 }
 

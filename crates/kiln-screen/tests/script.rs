@@ -132,6 +132,7 @@ impl Script {
                 schedule: None,
                 early_stopping: None,
                 controls: Vec::new(),
+                backbone: None,
             })),
         });
         self
@@ -202,6 +203,7 @@ impl Script {
             dense: vec![128],
             epochs: self.total_epochs,
             class_names: (0..10).map(|d| d.to_string()).collect(),
+            backbone: None,
             controls: Default::default(),
         }
     }

@@ -7,6 +7,7 @@
 //! library (kiln's tests check the rule: `tests/crate_rules.rs`).
 
 pub mod augment_preview;
+pub mod backbone;
 pub mod data;
 pub mod flex_ops;
 pub mod gallery;

@@ -1,5 +1,6 @@
-//! The CNN an experiment describes: conv blocks (conv → [batch norm] → ReLU → max pool), then a
-//! dense head with dropout, whose probability can change while a run trains.
+//! The model an experiment describes: kiln's CNN (conv blocks — conv → [batch norm] → ReLU →
+//! max pool — then a dense head), or a ResNet / MobileNetV2 backbone with a linear head; either
+//! way with dropout before the output, whose probability can change while a run trains.
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -7,9 +8,11 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d, Relu,
 };
-use burn::tensor::{DType, Device, FloatDType, Tensor};
+use burn::tensor::{Device, FloatDType, Tensor};
 
-use crate::experiment::{ModelConfig, Precision};
+use crate::backbone::mobilenet::{self, MobileNetV2};
+use crate::backbone::resnet::{Depth, ResNet};
+use crate::experiment::{Backbone, ModelConfig, Precision};
 use crate::flex_ops;
 
 /// Input and output sizes that come from the data rather than the experiment's `[model]`.
@@ -62,16 +65,14 @@ impl ConvBlock {
     }
 }
 
-/// Batch norm in f32 whatever the input's precision: its statistics need f32's range, and its
-/// running mean and variance are shared f32 state (as PyTorch's autocast keeps them).
+/// Batch norm in f32 whatever the input's precision (see [`flex_ops::batch_norm_in_f32`]).
 fn normalize(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
-    if x.dtype() == DType::BF16 {
-        flex_ops::batch_norm(norm, x.cast(FloatDType::F32)).cast(FloatDType::BF16)
-    } else {
-        flex_ops::batch_norm(norm, x)
-    }
+    flex_ops::batch_norm_in_f32(norm, x)
 }
 
+/// One model for every experiment: with a backbone its conv blocks and hidden layers are empty
+/// and `output` is the backbone's head. (Separate optional fields rather than an enum keep the
+/// checkpoints of CNN runs from before backbones loadable: their tensors' paths are unchanged.)
 #[derive(Module, Debug)]
 pub struct Classifier {
     blocks: Vec<ConvBlock>,
@@ -80,10 +81,47 @@ pub struct Classifier {
     dropout: Dropout,
     dropout_after_conv: bool,
     activation: Relu,
+    resnet: Option<ResNet>,
+    mobilenet: Option<MobileNetV2>,
 }
 
 impl Classifier {
     pub fn new(config: &ModelConfig, shape: ModelShape, device: &Device) -> Self {
+        match config.backbone {
+            Some(backbone) => Self::with_backbone(backbone, config, shape, device),
+            None => Self::cnn(config, shape, device),
+        }
+    }
+
+    /// A backbone, kiln's dropout, and a linear layer from its features to the classes.
+    fn with_backbone(
+        backbone: Backbone,
+        config: &ModelConfig,
+        shape: ModelShape,
+        device: &Device,
+    ) -> Self {
+        let depth = match backbone {
+            Backbone::Resnet18 => Some(Depth::R18),
+            Backbone::Resnet34 => Some(Depth::R34),
+            Backbone::Resnet50 => Some(Depth::R50),
+            Backbone::MobilenetV2 => None,
+        };
+        let features = depth.map_or(mobilenet::FEATURES, ResNet::features);
+        Self {
+            blocks: Vec::new(),
+            hidden: Vec::new(),
+            output: LinearConfig::new(features, shape.classes).init(device),
+            dropout: DropoutConfig::new(config.dropout).init(),
+            dropout_after_conv: false,
+            activation: Relu::new(),
+            resnet: depth.map(|d| ResNet::new(d, shape.channels, device)),
+            mobilenet: depth
+                .is_none()
+                .then(|| MobileNetV2::new(shape.channels, device)),
+        }
+    }
+
+    fn cnn(config: &ModelConfig, shape: ModelShape, device: &Device) -> Self {
         let mut channels = shape.channels;
         let (mut height, mut width) = (shape.height, shape.width);
         let mut blocks = Vec::with_capacity(config.conv_channels.len());
@@ -111,11 +149,21 @@ impl Classifier {
             dropout: DropoutConfig::new(config.dropout).init(),
             dropout_after_conv: config.dropout_after_conv,
             activation: Relu::new(),
+            resnet: None,
+            mobilenet: None,
         }
     }
 
     /// `[batch, channels, height, width]` → logits `[batch, classes]`
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        let features = match (&self.resnet, &self.mobilenet) {
+            (Some(resnet), _) => Some(resnet.forward(images.clone())),
+            (None, Some(mobilenet)) => Some(mobilenet.forward(images.clone())),
+            (None, None) => None,
+        };
+        if let Some(features) = features {
+            return self.output.forward(self.dropout.forward(features));
+        }
         let mut x = images;
         for block in &self.blocks {
             x = block.forward(x);
@@ -150,6 +198,14 @@ impl Classifier {
         }
     }
 
+    /// The parameters an optimiser trains: every float tensor but batch norm's running
+    /// statistics, which burn's `num_params` counts too (PyTorch's `parameters()` does not).
+    pub fn trainable_params(&self) -> usize {
+        let mut counter = TrainableCounter::default();
+        self.visit(&mut counter);
+        counter.count
+    }
+
     pub fn dropout(&self) -> f64 {
         self.dropout.prob
     }
@@ -157,6 +213,34 @@ impl Classifier {
     /// Changes the dropout probability from the next forward pass on; `prob` must be in [0, 1).
     pub fn set_dropout(&mut self, prob: f64) {
         self.dropout.prob = prob;
+    }
+}
+
+/// Counts float tensors by size, leaving out batch norm's running statistics (known by their
+/// field names).
+#[derive(Default)]
+struct TrainableCounter {
+    fields: Vec<String>,
+    count: usize,
+}
+
+impl burn::module::ModuleVisitor for TrainableCounter {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.fields.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.fields.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let statistic = matches!(
+            self.fields.last().map(String::as_str),
+            Some("running_mean" | "running_var")
+        );
+        if !statistic {
+            self.count += param.shape().num_elements();
+        }
     }
 }
 

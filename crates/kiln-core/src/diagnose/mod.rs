@@ -26,6 +26,8 @@ pub struct Context {
     pub epochs: usize,
     /// The class names, for findings about one class.
     pub class_names: Vec<String>,
+    /// The backbone the model is, if it is one (kiln's CNN otherwise).
+    pub backbone: Option<crate::experiment::Backbone>,
     /// The training controls already on, so a remedy never offers what the run has: a
     /// learning-rate schedule, early stopping, class weights or the balanced sampler.
     pub controls: Controls,
@@ -395,7 +397,24 @@ fn schedule_remedy(text: &str, kind: &str) -> Remedy {
     }
 }
 
-fn bigger_fix(context: &Context) -> (String, Fix) {
+/// A bigger model: kiln's CNN twice as wide with a third block, or the next deeper ResNet
+/// (none past ResNet-50 and MobileNetV2, whose bigger siblings kiln does not build).
+fn bigger_fix(context: &Context) -> Option<(String, Fix)> {
+    use crate::experiment::Backbone;
+    if let Some(backbone) = context.backbone {
+        let deeper = match backbone {
+            Backbone::Resnet18 => Backbone::Resnet34,
+            Backbone::Resnet34 => Backbone::Resnet50,
+            Backbone::Resnet50 | Backbone::MobilenetV2 => return None,
+        };
+        return Some((
+            format!("bigger model ({})", deeper.name()),
+            Fix::NewExperiment {
+                suffix: "bigger".into(),
+                settings: vec![("model.backbone".into(), format!("\"{}\"", deeper.name()))],
+            },
+        ));
+    }
     let mut conv: Vec<usize> = context.conv_channels.iter().map(|c| c * 2).collect();
     if conv.len() < 3 {
         conv.push(conv.last().copied().unwrap_or(16) * 2);
@@ -405,7 +424,7 @@ fn bigger_fix(context: &Context) -> (String, Fix) {
     } else {
         context.dense.iter().map(|d| d * 2).collect()
     };
-    (
+    Some((
         format!(
             "bigger model (conv {}, dense {})",
             list(&conv),
@@ -418,22 +437,22 @@ fn bigger_fix(context: &Context) -> (String, Fix) {
                 ("model.dense".into(), list(&dense)),
             ],
         },
-    )
+    ))
 }
 
 fn underfitting(history: &[EpochMetrics], context: &Context, since: usize) -> Finding {
     let last = &history[history.len() - 1];
-    let (text, fix) = bigger_fix(context);
     // Flat at a high loss: the steps may be too large to settle (what reduce-on-plateau
     // answers), when the model is not simply too small.
     let lr = context.learning_rate / 10.0;
-    let mut remedies = vec![
-        Remedy { text, fix },
-        Remedy {
-            text: format!("lower learning rate {lr:.0e}"),
-            fix: Fix::SetLearningRate { value: lr },
-        },
-    ];
+    let mut remedies: Vec<Remedy> = bigger_fix(context)
+        .map(|(text, fix)| Remedy { text, fix })
+        .into_iter()
+        .collect();
+    remedies.push(Remedy {
+        text: format!("lower learning rate {lr:.0e}"),
+        fix: Fix::SetLearningRate { value: lr },
+    });
     if !context.controls.scheduled {
         remedies.push(schedule_remedy("reduce-on-plateau schedule", "plateau"));
     }

@@ -156,6 +156,33 @@ pub struct ModelConfig {
     pub batch_norm: bool,
     /// Batch norm after the ReLU instead of before it (the article's placement).
     pub batch_norm_after_relu: bool,
+    /// A ResNet or MobileNetV2 (torchvision's architecture) instead of kiln's CNN; then
+    /// `conv_channels`, `kernel_size`, `dense` and the batch-norm keys do not apply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backbone: Option<Backbone>,
+}
+
+/// `model.backbone`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backbone {
+    Resnet18,
+    Resnet34,
+    Resnet50,
+    #[serde(rename = "mobilenet_v2")]
+    MobilenetV2,
+}
+
+impl Backbone {
+    /// The name an experiment file uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backbone::Resnet18 => "resnet18",
+            Backbone::Resnet34 => "resnet34",
+            Backbone::Resnet50 => "resnet50",
+            Backbone::MobilenetV2 => "mobilenet_v2",
+        }
+    }
 }
 
 impl Default for ModelConfig {
@@ -168,6 +195,7 @@ impl Default for ModelConfig {
             dropout_after_conv: false,
             batch_norm: false,
             batch_norm_after_relu: false,
+            backbone: None,
         }
     }
 }

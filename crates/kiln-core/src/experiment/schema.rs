@@ -94,6 +94,10 @@ pub const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
             ("dropout_after_conv", Kind::Boolean),
             ("batch_norm", Kind::Boolean),
             ("batch_norm_after_relu", Kind::Boolean),
+            (
+                "backbone",
+                Kind::Choice(&["resnet18", "resnet34", "resnet50", "mobilenet_v2"]),
+            ),
         ],
     ),
     (

@@ -151,7 +151,7 @@ fn check_model(c: &mut Checker, experiment: &Experiment) {
             list(&m.conv_channels),
             "every conv block needs at least 1 channel",
         );
-    } else {
+    } else if m.backbone.is_none() {
         let blocks = m.conv_channels.len();
         let size = experiment
             .data

@@ -150,7 +150,7 @@ fn run_started(start: &RunStarted) -> String {
     };
     format!(
         "kiln · {} · {} ({} train / {} validation, {} classes, {}x{}x{}) · {} on {}{precision}: {}\n\
-         model: {} parameters · batch {} · lr {} · {}",
+         model: {}{} parameters · batch {} · lr {} · {}",
         start.experiment,
         d.name,
         d.train_images,
@@ -162,6 +162,10 @@ fn run_started(start: &RunStarted) -> String {
         start.backend.name,
         start.backend.device,
         start.backend.reason_in_full(),
+        start
+            .backbone
+            .as_ref()
+            .map_or(String::new(), |b| format!("{b}, ")),
         start.parameters,
         start.batch_size,
         start.learning_rate,

@@ -87,6 +87,16 @@ fn is_flex(device: &Device) -> bool {
     device.clone().inner() == Device::flex()
 }
 
+/// Batch norm in f32 whatever the input's precision: its statistics need f32's range, and its
+/// running mean and variance are shared f32 state (as PyTorch's autocast keeps them).
+pub fn batch_norm_in_f32(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    if x.dtype() == DType::BF16 {
+        batch_norm(norm, x.cast(burn::tensor::FloatDType::F32)).cast(burn::tensor::FloatDType::BF16)
+    } else {
+        batch_norm(norm, x)
+    }
+}
+
 /// `norm.forward(input)`: in training on flex (f32), through kiln's fused batch norm, updating the
 /// running statistics as burn's does; burn's own everywhere else.
 pub fn batch_norm(norm: &BatchNorm, input: Tensor<4>) -> Tensor<4> {

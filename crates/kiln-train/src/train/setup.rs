@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use crossbeam_channel::Receiver;
 
@@ -493,9 +492,11 @@ impl RunFacts<'_> {
             batch_size: experiment.train.batch_size,
             learning_rate: experiment.train.learning_rate,
             dropout: experiment.model.dropout,
-            batch_norm: experiment.model.batch_norm,
+            // Every backbone has batch norm throughout.
+            batch_norm: experiment.model.batch_norm || experiment.model.backbone.is_some(),
+            backbone: experiment.model.backbone.map(|b| b.name().to_string()),
             augmentation: experiment.augment.is_active(),
-            parameters: model.num_params(),
+            parameters: model.trainable_params(),
             gap_threshold: experiment.monitor.gap_threshold,
             patience: experiment.monitor.patience,
             parent: None,
@@ -547,15 +548,16 @@ fn diagnosis_context(
     diagnose::Context {
         monitor: experiment.monitor.clone(),
         class_counts: data.class_counts.clone(),
-        parameters: model.num_params(),
+        parameters: model.trainable_params(),
         dropout: experiment.model.dropout,
         learning_rate: experiment.train.learning_rate,
-        batch_norm: experiment.model.batch_norm,
+        batch_norm: experiment.model.batch_norm || experiment.model.backbone.is_some(),
         augmentation: experiment.augment.is_active(),
         conv_channels: experiment.model.conv_channels.clone(),
         dense: experiment.model.dense.clone(),
         epochs: experiment.train.epochs,
         class_names: data.dataset.classes.clone(),
+        backbone: experiment.model.backbone,
         controls: diagnose::Controls {
             scheduled: !experiment.schedule.is_constant(),
             early_stopping: experiment.early_stopping.is_on(),
