@@ -18,5 +18,7 @@ pub use kiln_core::{
     notify, protocol, report, runs, schedule, slurm, sweep, tensorboard, track,
 };
 pub use kiln_screen::{headless, lr_plot, tui};
-pub use kiln_train::{augment_preview, data, flex_ops, gallery, infer, machine, model, train};
+pub use kiln_train::{
+    augment_preview, backbone, data, flex_ops, gallery, infer, machine, model, pretrained, train,
+};
 pub use pictures::install_pictures;

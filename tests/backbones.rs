@@ -103,3 +103,211 @@ fn a_resnet_run_trains_and_its_checkpoint_loads_back() {
         11_689_512 - 1000 * 512 - 1000 + 10 * 512 + 10 - 64 * 2 * 49
     );
 }
+
+/// torchvision's own ResNet-18 and MobileNetV2 (random weights, written by
+/// `tests/support/torchvision_reference.py` with PyTorch from PyPI, which `.ci/run` installs):
+/// kiln loads each state_dict, as `.pth` and as `.safetensors`, and gives the same logits on the
+/// same images, within 1e-4.
+#[test]
+fn torchvision_weights_load_and_give_torchvisions_logits() {
+    let Some(python) = crate::common::python_with("torchvision") else {
+        let message = "PYTORCH NOT INSTALLED: the backbones were NOT compared with torchvision; \
+                       run .ci/run, or pip install torch torchvision safetensors and set \
+                       KILN_TEST_PYTHON to that python";
+        assert!(
+            std::env::var_os("KILN_REQUIRE_TORCH").is_none(),
+            "{message}"
+        );
+        eprintln!("SKIPPED: {message}");
+        return;
+    };
+    let dir = scratch("torchvision");
+    let made = std::process::Command::new(&python)
+        .arg(repo_path("tests/support/torchvision_reference.py"))
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
+    let floats = |v: &serde_json::Value| -> Vec<f32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
+    };
+    let device = Device::default();
+    let images = Tensor::<4>::from_data(
+        burn::tensor::TensorData::new(floats(&reference["images"]), [2, 3, 64, 64]),
+        &device,
+    );
+    let imagenet = ModelShape {
+        channels: 3,
+        height: 64,
+        width: 64,
+        classes: 1000,
+    };
+    for (backbone, name) in [
+        (Backbone::Resnet18, "resnet18"),
+        (Backbone::MobilenetV2, "mobilenet_v2"),
+    ] {
+        let expected = floats(&reference["models"][name]["logits"]);
+        assert_eq!(
+            reference["models"][name]["parameters"].as_u64().unwrap() as usize,
+            Classifier::new(&with_backbone(backbone), imagenet, &device).trainable_params()
+        );
+        for format in ["pth", "safetensors"] {
+            let fresh = Classifier::new(&with_backbone(backbone), imagenet, &device);
+            let file = dir.join(format!("{name}.{format}"));
+            let loaded = kiln::pretrained::load(fresh, backbone, &file)
+                .unwrap_or_else(|err| panic!("{err}"));
+            assert!(
+                loaded.replaced_head.is_empty(),
+                "1000 classes: the head fits"
+            );
+            let got: Vec<f32> = loaded
+                .model
+                .forward(images.clone())
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec()
+                .unwrap();
+            assert_eq!(got.len(), expected.len());
+            let worst = got
+                .iter()
+                .zip(&expected)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            eprintln!("{name}.{format}: logits within {worst:e} of torchvision's");
+            assert!(
+                worst < 1e-4,
+                "{name}.{format}: logits differ by up to {worst}"
+            );
+        }
+    }
+
+    // A head for other classes is replaced and said so; a file of the other architecture, or
+    // a truncated one, is refused naming the file and the first key that does not fit.
+    let ten = ModelShape {
+        classes: 10,
+        ..imagenet
+    };
+    let loaded = kiln::pretrained::load(
+        Classifier::new(&with_backbone(Backbone::Resnet18), ten, &device),
+        Backbone::Resnet18,
+        &dir.join("resnet18.safetensors"),
+    )
+    .unwrap();
+    let mut replaced = loaded.replaced_head.clone();
+    replaced.sort();
+    assert_eq!(replaced, vec!["output.bias", "output.weight"]);
+    let wrong = kiln::pretrained::load(
+        Classifier::new(&with_backbone(Backbone::Resnet18), imagenet, &device),
+        Backbone::Resnet18,
+        &dir.join("mobilenet_v2.pth"),
+    )
+    .err()
+    .expect("a MobileNet file is no ResNet")
+    .to_string();
+    assert!(
+        wrong.contains("mobilenet_v2.pth") && wrong.contains("resnet18"),
+        "{wrong}"
+    );
+    let bytes = std::fs::read(dir.join("resnet18.safetensors")).unwrap();
+    let cut = dir.join("cut.safetensors");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let truncated = kiln::pretrained::load(
+        Classifier::new(&with_backbone(Backbone::Resnet18), imagenet, &device),
+        Backbone::Resnet18,
+        &cut,
+    )
+    .err()
+    .expect("half a file")
+    .to_string();
+    assert!(
+        truncated.starts_with(&cut.display().to_string()),
+        "{truncated}"
+    );
+
+    // Fine-tuning: torchvision's weights, a new head for digits' ten classes, ImageNet's
+    // normalisation, grey digits repeated into three channels.
+    let _guard = training_lock();
+    let weights = dir.join("resnet18.safetensors");
+    let experiment = Experiment::load(
+        &repo_path("experiments/digits.toml"),
+        &[
+            "train.backend=\"cpu\"".to_string(),
+            "train.epochs=1".into(),
+            "data.train_images=256".into(),
+            "data.image_size=32".into(),
+            "data.channels=3".into(),
+            "model.backbone=\"resnet18\"".into(),
+            kiln::experiment::string_override("model.weights", &weights.display().to_string()),
+        ],
+    )
+    .unwrap();
+    let handle = train::spawn(TrainOptions {
+        experiment,
+        runs_dir: scratch("fine-tune"),
+    })
+    .unwrap();
+    let path = handle.run.path.clone();
+    let events: Vec<_> = handle.events.iter().collect();
+    handle.join();
+    assert_eq!(epoch_history(&events).len(), 1, "{:?}", events.last());
+    let Some(kiln::protocol::EventKind::RunStarted(start)) = events.first().map(|e| &e.kind) else {
+        panic!("no start")
+    };
+    assert_eq!(
+        start.controls[0],
+        "weights resnet18.safetensors (100 tensors, a new head for 10 classes)"
+    );
+    let preprocessing = std::fs::read_to_string(path.join("preprocessing.json")).unwrap();
+    assert!(preprocessing.contains("0.485"), "{preprocessing}");
+}
+
+#[test]
+fn weights_that_cannot_be_used_are_refused_before_any_run() {
+    let runs = scratch("weights-refused");
+    let refused = |settings: &[&str], expected: &str| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"));
+        command
+            .args([
+                "train",
+                "experiments/digits.toml",
+                "--headless",
+                "--runs-dir",
+            ])
+            .arg(&runs)
+            .current_dir(repo_path(""));
+        for setting in settings {
+            command.args(["--set", setting]);
+        }
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{settings:?}: {stderr}");
+    };
+    refused(
+        &[
+            "model.backbone=resnet18",
+            "data.channels=3",
+            "model.weights=nowhere.pth",
+        ],
+        "no such file",
+    );
+    refused(
+        &["model.weights=Cargo.toml", "data.channels=3"],
+        "pretrained weights need model.backbone",
+    );
+    refused(
+        &["model.backbone=resnet18", "model.weights=Cargo.toml"],
+        "set data.channels = 3",
+    );
+    assert!(
+        std::fs::read_dir(&runs).map_or(true, |mut d| d.next().is_none()),
+        "no run left"
+    );
+}

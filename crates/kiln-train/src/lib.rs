@@ -14,6 +14,7 @@ pub mod gallery;
 pub mod infer;
 pub mod machine;
 pub mod model;
+pub mod pretrained;
 pub mod train;
 
 // kiln-core's modules under their own names, as the training code has always named them.

@@ -160,6 +160,10 @@ pub struct ModelConfig {
     /// `conv_channels`, `kernel_size`, `dense` and the batch-norm keys do not apply.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backbone: Option<Backbone>,
+    /// torchvision weights for the backbone (a `state_dict` as `.pth` or `.safetensors`),
+    /// relative to the file that names it; fresh weights when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weights: Option<String>,
 }
 
 /// `model.backbone`.
@@ -196,6 +200,7 @@ impl Default for ModelConfig {
             batch_norm: false,
             batch_norm_after_relu: false,
             backbone: None,
+            weights: None,
         }
     }
 }
@@ -582,6 +587,9 @@ impl Experiment {
                 .unwrap_or_else(|| "experiment".into());
         }
         resolve_dataset_path(&mut experiment, &layer.origin("data.dataset"));
+        if let Some(weights) = &experiment.model.weights {
+            experiment.model.weights = Some(relative_to(weights, &layer.origin("model.weights")));
+        }
         validate::check(&experiment, &layer)?;
         Ok(experiment)
     }
@@ -618,9 +626,14 @@ fn resolve_dataset_path(experiment: &mut Experiment, origin: &Origin) {
     if experiment.data.is_bundled() {
         return;
     }
-    let given = PathBuf::from(&experiment.data.dataset);
+    experiment.data.dataset = relative_to(&experiment.data.dataset, origin);
+}
+
+/// `path` made absolute: relative to the file that set it, or to the working directory.
+fn relative_to(path: &str, origin: &Origin) -> String {
+    let given = PathBuf::from(path);
     if given.is_absolute() {
-        return;
+        return path.to_string();
     }
     let base = match origin {
         Origin::File { path, .. } => path.parent().map(Path::to_path_buf).unwrap_or_default(),
@@ -628,5 +641,5 @@ fn resolve_dataset_path(experiment: &mut Experiment, origin: &Origin) {
     };
     let joined = base.join(given);
     let resolved = std::path::absolute(&joined).unwrap_or(joined);
-    experiment.data.dataset = resolved.to_string_lossy().into_owned();
+    resolved.to_string_lossy().into_owned()
 }

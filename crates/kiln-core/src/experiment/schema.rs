@@ -98,6 +98,7 @@ pub const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
                 "backbone",
                 Kind::Choice(&["resnet18", "resnet34", "resnet50", "mobilenet_v2"]),
             ),
+            ("weights", Kind::String),
         ],
     ),
     (

@@ -181,6 +181,29 @@ fn check_model(c: &mut Checker, experiment: &Experiment) {
         list(&m.dense),
         "every dense layer needs at least 1 unit",
     );
+    if let Some(weights) = &m.weights {
+        let shown = format!("\"{weights}\"");
+        if m.backbone.is_none() {
+            c.fail(
+                "model.weights",
+                &shown,
+                "pretrained weights need model.backbone (\"resnet18\", \"resnet34\", \
+                 \"resnet50\" or \"mobilenet_v2\")",
+            );
+        } else if !Path::new(weights).is_file() {
+            c.fail("model.weights", &shown, "no such file");
+        }
+        let channels = experiment.data.channel_count();
+        c.require(
+            channels == 3,
+            "model.weights",
+            shown,
+            &format!(
+                "torchvision's weights take RGB images, but the data has {channels} channel(s): \
+                 set data.channels = 3 (grey images are repeated into three)"
+            ),
+        );
+    }
     c.require(
         m.dropout.is_finite() && (0.0..1.0).contains(&m.dropout),
         "model.dropout",

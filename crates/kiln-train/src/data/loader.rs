@@ -22,6 +22,14 @@ pub struct Normalizer {
 }
 
 impl Normalizer {
+    /// The per-channel statistics torchvision's pretrained weights were trained with (RGB).
+    pub fn imagenet() -> Self {
+        Self {
+            mean: vec![0.485, 0.456, 0.406],
+            std: vec![0.229, 0.224, 0.225],
+        }
+    }
+
     pub fn fit(dataset: &Dataset, indices: &[usize]) -> Self {
         let plane = dataset.height * dataset.width;
         let mut sum = vec![0f64; dataset.channels];

@@ -20,6 +20,8 @@ pub enum TrainError {
         validation: usize,
     },
     #[error(transparent)]
+    Weights(#[from] crate::pretrained::WeightsError),
+    #[error(transparent)]
     ClassWeights(#[from] kiln_core::balance::WeightsMismatch),
     #[error("cannot load the checkpoint: {0}")]
     Restore(#[source] CheckpointError),

@@ -55,7 +55,7 @@ pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError
     train_device.seed(experiment.train.seed);
     let fresh = Classifier::new(&experiment.model, data.shape, &train_device);
     let mut weights = match &restart {
-        None => Weights::fresh(fresh, &experiment),
+        None => Weights::fresh(fresh, &experiment, data.shape.classes)?,
         Some(restart) => Weights::restored(restart, fresh, &experiment)?,
     };
     let resuming = restart.as_ref().is_some_and(Restart::is_resume);
@@ -85,6 +85,7 @@ pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError
             dataset: &data.dataset,
             split: &data.split,
             class_weights: data.class_weights.as_deref(),
+            pretrained: weights.pretrained.as_deref(),
             loader_plan: &loader_plan,
             model: &weights.model,
         };
@@ -232,7 +233,12 @@ impl RunData {
             &class_counts,
             &dataset.classes,
         )?;
-        let normalizer = Normalizer::fit(&dataset, &split.train);
+        // Pretrained weights expect their own inputs: ImageNet's statistics, not these images'.
+        let normalizer = if experiment.model.weights.is_some() {
+            Normalizer::imagenet()
+        } else {
+            Normalizer::fit(&dataset, &split.train)
+        };
         let shape = ModelShape {
             channels: dataset.channels,
             height: dataset.height,
@@ -343,6 +349,8 @@ struct Weights {
     restored: Option<CheckpointState>,
     /// Why the optimiser state was not restored, if it was not.
     warning: Option<String>,
+    /// Where pretrained weights came from, in words for the start line.
+    pretrained: Option<String>,
 }
 
 impl Weights {
@@ -383,13 +391,36 @@ impl Weights {
         }
     }
 
-    fn fresh(model: Classifier, experiment: &Experiment) -> Self {
-        Self {
+    /// A new run's weights: fresh, or torchvision's when `model.weights` names a file.
+    fn fresh(
+        model: Classifier,
+        experiment: &Experiment,
+        classes: usize,
+    ) -> Result<Self, TrainError> {
+        let (model, pretrained) = match (&experiment.model.weights, experiment.model.backbone) {
+            (Some(file), Some(backbone)) => {
+                let path = std::path::Path::new(file);
+                let loaded = crate::pretrained::load(model, backbone, path)?;
+                let name = path
+                    .file_name()
+                    .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
+                let head = if loaded.replaced_head.is_empty() {
+                    String::new()
+                } else {
+                    format!(", a new head for {classes} classes")
+                };
+                let words = format!("weights {name} ({} tensors{head})", loaded.applied);
+                (loaded.model, Some(words))
+            }
+            _ => (model, None),
+        };
+        Ok(Self {
             model,
             optimizer: optim::build(&experiment.train),
             restored: None,
             warning: None,
-        }
+            pretrained,
+        })
     }
 
     /// Loads a checkpoint's weights into `model` and its optimiser state. An optimiser state
@@ -418,6 +449,7 @@ impl Weights {
             optimizer,
             restored: Some(state),
             warning,
+            pretrained: None,
         })
     }
 }
@@ -456,6 +488,7 @@ struct RunFacts<'a> {
     dataset: &'a Dataset,
     split: &'a Split,
     class_weights: Option<&'a [f64]>,
+    pretrained: Option<&'a str>,
     loader_plan: &'a LoaderPlan,
     model: &'a Classifier,
 }
@@ -470,6 +503,7 @@ impl RunFacts<'_> {
             dataset,
             split,
             class_weights,
+            pretrained,
             loader_plan,
             model,
         } = self;
@@ -510,7 +544,11 @@ impl RunFacts<'_> {
                 min_delta: experiment.early_stopping.min_delta,
                 metric: experiment.train.best_metric,
             }),
-            controls: controls_in_words(&experiment.train, *class_weights),
+            controls: pretrained
+                .map(str::to_string)
+                .into_iter()
+                .chain(controls_in_words(&experiment.train, *class_weights))
+                .collect(),
         }
     }
 }
