@@ -232,40 +232,94 @@ fn torchvision_weights_load_and_give_torchvisions_logits() {
     );
 
     // Fine-tuning: torchvision's weights, a new head for digits' ten classes, ImageNet's
-    // normalisation, grey digits repeated into three channels.
+    // normalisation, grey digits repeated into three channels; the backbone frozen for the
+    // first epoch (its weights and batch norm statistics untouched while the head trains),
+    // then trained.
     let _guard = training_lock();
     let weights = dir.join("resnet18.safetensors");
     let experiment = Experiment::load(
         &repo_path("experiments/digits.toml"),
         &[
             "train.backend=\"cpu\"".to_string(),
-            "train.epochs=1".into(),
+            "train.epochs=2".into(),
             "data.train_images=256".into(),
             "data.image_size=32".into(),
             "data.channels=3".into(),
             "model.backbone=\"resnet18\"".into(),
+            "model.freeze_epochs=1".into(),
             kiln::experiment::string_override("model.weights", &weights.display().to_string()),
         ],
     )
     .unwrap();
     let handle = train::spawn(TrainOptions {
-        experiment,
+        experiment: experiment.clone(),
         runs_dir: scratch("fine-tune"),
     })
     .unwrap();
     let path = handle.run.path.clone();
     let events: Vec<_> = handle.events.iter().collect();
     handle.join();
-    assert_eq!(epoch_history(&events).len(), 1, "{:?}", events.last());
+    assert_eq!(epoch_history(&events).len(), 2, "{:?}", events.last());
     let Some(kiln::protocol::EventKind::RunStarted(start)) = events.first().map(|e| &e.kind) else {
         panic!("no start")
     };
     assert_eq!(
-        start.controls[0],
-        "weights resnet18.safetensors (100 tensors, a new head for 10 classes)"
+        start.controls[..2],
+        [
+            "weights resnet18.safetensors (100 tensors, a new head for 10 classes)",
+            "backbone frozen for 1 epoch(s)"
+        ]
     );
     let preprocessing = std::fs::read_to_string(path.join("preprocessing.json")).unwrap();
     assert!(preprocessing.contains("0.485"), "{preprocessing}");
+
+    // Every float tensor of a checkpoint's model: the head's two first, then the backbone's
+    // (batch norm's running statistics included).
+    let digits = ModelShape {
+        channels: 3,
+        height: 32,
+        width: 32,
+        classes: 10,
+    };
+    let tensors_of = |model: Classifier| crate::mixed_precision::weights_of(&model).values;
+    let pretrained = tensors_of(
+        kiln::pretrained::load(
+            Classifier::new(&experiment.model, digits, &device),
+            Backbone::Resnet18,
+            &weights,
+        )
+        .unwrap()
+        .model,
+    );
+    let after_epoch = |epoch: usize| {
+        let (checkpoint, _) = checkpoint::list(&path.join("checkpoints"))
+            .into_iter()
+            .find(|(_, state)| state.epochs_completed == epoch)
+            .unwrap_or_else(|| panic!("a checkpoint after epoch {epoch}"));
+        tensors_of(
+            checkpoint::load_weights(
+                &checkpoint,
+                Classifier::new(&experiment.model, digits, &device),
+            )
+            .unwrap(),
+        )
+    };
+    let (first, second) = (after_epoch(1), after_epoch(2));
+    assert_eq!(
+        first[2..],
+        pretrained[2..],
+        "the frozen backbone is as loaded after epoch 1"
+    );
+    assert_ne!(first[..2], second[..2], "the head trains");
+    let changed = second[2..]
+        .iter()
+        .zip(&pretrained[2..])
+        .filter(|(a, b)| a != b)
+        .count();
+    assert!(
+        changed > 50,
+        "unfrozen, the backbone trains: {changed} tensors changed"
+    );
 }
 
 #[test]

@@ -83,6 +83,8 @@ pub struct Classifier {
     activation: Relu,
     resnet: Option<ResNet>,
     mobilenet: Option<MobileNetV2>,
+    /// Whether the backbone is frozen (no gradients, batch norm in inference mode).
+    backbone_frozen: bool,
 }
 
 impl Classifier {
@@ -118,6 +120,7 @@ impl Classifier {
             mobilenet: depth
                 .is_none()
                 .then(|| MobileNetV2::new(shape.channels, device)),
+            backbone_frozen: false,
         }
     }
 
@@ -151,6 +154,7 @@ impl Classifier {
             activation: Relu::new(),
             resnet: None,
             mobilenet: None,
+            backbone_frozen: false,
         }
     }
 
@@ -208,6 +212,24 @@ impl Classifier {
 
     pub fn dropout(&self) -> f64 {
         self.dropout.prob
+    }
+
+    pub fn backbone_frozen(&self) -> bool {
+        self.backbone_frozen
+    }
+
+    /// Freezes or unfreezes the backbone, if there is one: frozen, its weights get no gradients
+    /// and its batch norms normalise with their running statistics, leaving them untouched
+    /// (burn's `freeze`); the head trains either way.
+    pub fn with_backbone_frozen(mut self, frozen: bool) -> Self {
+        self.resnet = self
+            .resnet
+            .map(|m| if frozen { m.freeze() } else { m.unfreeze() });
+        self.mobilenet = self
+            .mobilenet
+            .map(|m| if frozen { m.freeze() } else { m.unfreeze() });
+        self.backbone_frozen = frozen && (self.resnet.is_some() || self.mobilenet.is_some());
+        self
     }
 
     /// Changes the dropout probability from the next forward pass on; `prob` must be in [0, 1).

@@ -164,6 +164,9 @@ pub struct ModelConfig {
     /// relative to the file that names it; fresh weights when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weights: Option<String>,
+    /// Epochs the backbone stays frozen (its weights and batch norm statistics untouched) while
+    /// the head trains; then the whole network trains.
+    pub freeze_epochs: usize,
 }
 
 /// `model.backbone`.
@@ -201,6 +204,7 @@ impl Default for ModelConfig {
             batch_norm_after_relu: false,
             backbone: None,
             weights: None,
+            freeze_epochs: 0,
         }
     }
 }

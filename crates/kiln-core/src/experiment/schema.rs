@@ -99,6 +99,7 @@ pub const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
                 Kind::Choice(&["resnet18", "resnet34", "resnet50", "mobilenet_v2"]),
             ),
             ("weights", Kind::String),
+            ("freeze_epochs", Kind::Integer),
         ],
     ),
     (

@@ -181,6 +181,12 @@ fn check_model(c: &mut Checker, experiment: &Experiment) {
         list(&m.dense),
         "every dense layer needs at least 1 unit",
     );
+    c.require(
+        m.freeze_epochs == 0 || m.backbone.is_some(),
+        "model.freeze_epochs",
+        m.freeze_epochs,
+        "only a backbone can be frozen: set model.backbone",
+    );
     if let Some(weights) = &m.weights {
         let shown = format!("\"{weights}\"");
         if m.backbone.is_none() {

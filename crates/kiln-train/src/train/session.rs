@@ -206,6 +206,13 @@ impl Session {
         let epoch_start = Instant::now();
         self.clock.idle = Duration::ZERO;
         self.position.epoch = epoch;
+        // The backbone stays frozen for the first `freeze_epochs` epochs (a resumed run too:
+        // it follows from the epoch).
+        let frozen = epoch <= self.experiment.model.freeze_epochs;
+        if self.model().backbone_frozen() != frozen {
+            let model = self.model.take().expect("model present between steps");
+            self.model = Some(model.with_backbone_frozen(frozen));
+        }
         let batches = self.loader_plan.batches_per_epoch();
         let first_batch = if epoch == self.loader_plan.first_epoch {
             self.loader_plan.skip_batches + 1

@@ -547,6 +547,12 @@ impl RunFacts<'_> {
             controls: pretrained
                 .map(str::to_string)
                 .into_iter()
+                .chain((experiment.model.freeze_epochs > 0).then(|| {
+                    format!(
+                        "backbone frozen for {} epoch(s)",
+                        experiment.model.freeze_epochs
+                    )
+                }))
                 .chain(controls_in_words(&experiment.train, *class_weights))
                 .collect(),
         }
