@@ -8,7 +8,7 @@ use ratatui::symbols::Marker;
 use ratatui::text::Span;
 use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Widget};
 
-use kiln_core::lr_find::{Suggestion, Sweep, rate_text};
+use kiln_core::lr_find::{Suggestion, Sweep, loss_axis, rate_text};
 
 /// The smoothed loss against the rate (log scale), the suggested rate as a dotted vertical line;
 /// `width` × `height` cells, braille dots or, with `ascii`, plain dots.
@@ -22,17 +22,15 @@ pub fn text_chart(
     let (Some(&first), Some(&last)) = (sweep.rates.first(), sweep.rates.last()) else {
         return String::new();
     };
-    let low = sweep.smoothed.iter().copied().fold(f64::INFINITY, f64::min);
-    // Up to a little over the starting loss: the blow-up at the end would flatten the rest.
-    let high = sweep.smoothed[0].max(low) * 1.1 + 1e-9;
+    let smoothed = sweep.smoothed();
+    let y = loss_axis(&smoothed);
     let x = [first.log10(), last.log10().max(first.log10() + 1e-6)];
-    let y = [low * 0.95, high];
     let marker = if ascii { Marker::Dot } else { Marker::Braille };
     let curve: Vec<(f64, f64)> = sweep
         .rates
         .iter()
-        .zip(&sweep.smoothed)
-        .map(|(&r, &l)| (r.log10(), l.min(high)))
+        .zip(&smoothed)
+        .map(|(&r, &l)| (r.log10(), l.min(y[1])))
         .collect();
     let mark: Vec<(f64, f64)> = suggestion
         .map(|s| vec![(s.steepest.log10(), y[0]), (s.steepest.log10(), y[1])])

@@ -161,13 +161,15 @@ impl Classifier {
     /// `[batch, channels, height, width]` → logits `[batch, classes]`
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         let features = match (&self.resnet, &self.mobilenet) {
-            (Some(resnet), _) => Some(resnet.forward(images.clone())),
-            (None, Some(mobilenet)) => Some(mobilenet.forward(images.clone())),
-            (None, None) => None,
+            (Some(resnet), _) => resnet.forward(images),
+            (None, Some(mobilenet)) => mobilenet.forward(images),
+            (None, None) => return self.cnn_forward(images),
         };
-        if let Some(features) = features {
-            return self.output.forward(self.dropout.forward(features));
-        }
+        self.output.forward(self.dropout.forward(features))
+    }
+
+    /// Kiln's CNN: conv blocks, then the dense head.
+    fn cnn_forward(&self, images: Tensor<4>) -> Tensor<2> {
         let mut x = images;
         for block in &self.blocks {
             x = block.forward(x);

@@ -11,7 +11,7 @@ use burn_store::{
     SafetensorsStore,
 };
 
-use crate::experiment::Backbone;
+use crate::experiment::{Backbone, ModelConfig};
 use crate::model::Classifier;
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +118,31 @@ fn read_error(path: &Path, err: impl std::fmt::Display) -> WeightsError {
         path: path.to_path_buf(),
         message: err.to_string(),
     }
+}
+
+/// `model` as a new run (or lr-find) starts it: with the weights `config` names
+/// (`model.weights`, for its backbone), or as it is when it names none; with them, the words
+/// for the run's first line (`weights resnet18.pth (100 tensors, a new head for 2 classes)`).
+pub fn for_config(
+    model: Classifier,
+    config: &ModelConfig,
+    classes: usize,
+) -> Result<(Classifier, Option<String>), WeightsError> {
+    let (Some(file), Some(backbone)) = (&config.weights, config.backbone) else {
+        return Ok((model, None));
+    };
+    let path = Path::new(file);
+    let loaded = load(model, backbone, path)?;
+    let name = path
+        .file_name()
+        .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
+    let head = if loaded.replaced_head.is_empty() {
+        String::new()
+    } else {
+        format!(", a new head for {classes} classes")
+    };
+    let words = format!("weights {name} ({} tensors{head})", loaded.applied);
+    Ok((loaded.model, Some(words)))
 }
 
 /// Loads the weights at `path` (a torchvision `backbone` state_dict) into `model`.

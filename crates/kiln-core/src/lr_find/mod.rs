@@ -4,8 +4,6 @@
 
 pub mod png;
 
-use serde::Serialize;
-
 /// How the sweep runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SweepPlan {
@@ -63,16 +61,12 @@ const DIVERGED: f64 = 4.0;
 /// rate.
 const MIN_FALL: f64 = 0.02;
 
-/// The losses measured so far, raw and smoothed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+/// The losses measured so far.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Sweep {
     pub rates: Vec<f64>,
     pub losses: Vec<f64>,
-    /// `losses` averaged over a window centred on each step: a running average would lag
-    /// behind the rate, and move the suggestion up by as much.
-    pub smoothed: Vec<f64>,
     /// The running average (bias-corrected) and its best, for the stopping rule.
-    #[serde(skip)]
     running: (f64, f64),
 }
 
@@ -91,13 +85,18 @@ impl Sweep {
         let average = (RUNNING * raw + (1.0 - RUNNING) * loss) / (1.0 - RUNNING.powi(n));
         let best = if n == 1 { average } else { best.min(average) };
         self.running = (average, best);
-        self.smoothed = centred_average(&self.losses);
         average <= DIVERGED * best
+    }
+
+    /// The losses averaged over a window centred on each step: a running average would lag
+    /// behind the rate, and move the suggestion up by as much.
+    pub fn smoothed(&self) -> Vec<f64> {
+        centred_average(&self.losses)
     }
 
     /// The rate to use, read off the smoothed curve; `None` when no rate lowered the loss.
     pub fn suggestion(&self) -> Option<Suggestion> {
-        let s = &self.smoothed;
+        let s = &self.smoothed();
         let n = s.len();
         if n < 5 {
             return None;
@@ -125,6 +124,15 @@ impl Sweep {
     }
 }
 
+/// The loss axis the curve is drawn on, from a little under the lowest of `smoothed` to a
+/// little over its start: the blow-up at the end would flatten the rest (values above are
+/// drawn at the top).
+pub fn loss_axis(smoothed: &[f64]) -> [f64; 2] {
+    let low = smoothed.iter().copied().fold(f64::INFINITY, f64::min);
+    let start = smoothed.first().copied().unwrap_or(low);
+    [low * 0.95, start.max(low) * 1.1 + 1e-9]
+}
+
 /// Each value averaged with its neighbours, `n / 20` (at least 2) on each side; fewer at the
 /// ends.
 fn centred_average(values: &[f64]) -> Vec<f64> {
@@ -138,7 +146,7 @@ fn centred_average(values: &[f64]) -> Vec<f64> {
 }
 
 /// What the sweep says about the rate.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Suggestion {
     /// Where the smoothed loss falls fastest (per tenfold of rate): the suggestion.
     pub steepest: f64,

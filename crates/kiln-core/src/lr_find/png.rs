@@ -5,7 +5,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::{Suggestion, Sweep, rate_text};
+use super::{Suggestion, Sweep, loss_axis, rate_text};
 
 /// Draws `sweep` to `path` (1000×600).
 pub fn write_png(
@@ -31,18 +31,14 @@ fn draw(
     let (Some(&first), Some(&last)) = (sweep.rates.first(), sweep.rates.last()) else {
         return Ok(());
     };
-    let low = sweep.smoothed.iter().copied().fold(f64::INFINITY, f64::min);
-    // Up to the start's loss and a little over: the blow-up past it would flatten the curve.
-    let high = sweep.smoothed[0].max(low) * 1.1 + 1e-9;
+    let smoothed = sweep.smoothed();
+    let [low, high] = loss_axis(&smoothed);
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 24))
         .margin(20)
         .x_label_area_size(45)
         .y_label_area_size(70)
-        .build_cartesian_2d(
-            (first..last.max(first * 1.0001)).log_scale(),
-            low * 0.95..high,
-        )?;
+        .build_cartesian_2d((first..last.max(first * 1.0001)).log_scale(), low..high)?;
     chart
         .configure_mesh()
         .x_desc("learning rate")
@@ -55,7 +51,7 @@ fn draw(
             sweep
                 .rates
                 .iter()
-                .zip(&sweep.smoothed)
+                .zip(&smoothed)
                 .map(|(&r, &l)| (r, l.min(high))),
             BLUE.stroke_width(2),
         ))?
@@ -64,7 +60,7 @@ fn draw(
     if let Some(s) = suggestion {
         chart
             .draw_series(LineSeries::new(
-                [(s.steepest, low * 0.95), (s.steepest, high)],
+                [(s.steepest, low), (s.steepest, high)],
                 RED.stroke_width(1),
             ))?
             .label(format!("suggested {}", rate_text(s.steepest)))

@@ -32,11 +32,12 @@ pub fn lr_find(experiment: &Experiment, plan: SweepPlan) -> Result<LrFind, Train
     let data = RunData::load(experiment, None, &device)?;
     let train_device = device.clone().autodiff();
     train_device.seed(experiment.train.seed);
-    let mut fresh = Classifier::new(&experiment.model, data.shape, &train_device);
     // Fine-tuning sweeps from the pretrained weights the run would start from.
-    if let (Some(file), Some(backbone)) = (&experiment.model.weights, experiment.model.backbone) {
-        fresh = crate::pretrained::load(fresh, backbone, std::path::Path::new(file))?.model;
-    }
+    let (fresh, _) = crate::pretrained::for_config(
+        Classifier::new(&experiment.model, data.shape, &train_device),
+        &experiment.model,
+        data.shape.classes,
+    )?;
     let mut model = Some(fresh);
     let mut optimizer = optim::build(&experiment.train);
     let loss_fn = loss::training_loss(

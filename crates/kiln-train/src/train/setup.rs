@@ -397,23 +397,7 @@ impl Weights {
         experiment: &Experiment,
         classes: usize,
     ) -> Result<Self, TrainError> {
-        let (model, pretrained) = match (&experiment.model.weights, experiment.model.backbone) {
-            (Some(file), Some(backbone)) => {
-                let path = std::path::Path::new(file);
-                let loaded = crate::pretrained::load(model, backbone, path)?;
-                let name = path
-                    .file_name()
-                    .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
-                let head = if loaded.replaced_head.is_empty() {
-                    String::new()
-                } else {
-                    format!(", a new head for {classes} classes")
-                };
-                let words = format!("weights {name} ({} tensors{head})", loaded.applied);
-                (loaded.model, Some(words))
-            }
-            _ => (model, None),
-        };
+        let (model, pretrained) = crate::pretrained::for_config(model, &experiment.model, classes)?;
         Ok(Self {
             model,
             optimizer: optim::build(&experiment.train),
@@ -544,27 +528,26 @@ impl RunFacts<'_> {
                 min_delta: experiment.early_stopping.min_delta,
                 metric: experiment.train.best_metric,
             }),
-            controls: pretrained
-                .map(str::to_string)
-                .into_iter()
-                .chain((experiment.model.freeze_epochs > 0).then(|| {
-                    format!(
-                        "backbone frozen for {} epoch(s)",
-                        experiment.model.freeze_epochs
-                    )
-                }))
-                .chain(controls_in_words(&experiment.train, *class_weights))
-                .collect(),
+            controls: controls_in_words(experiment, *class_weights, *pretrained),
         }
     }
 }
 
-/// The training controls in force, for the run-start line.
+/// The training controls in force, for the run-start line: where the weights came from, the
+/// frozen epochs, then the loss and sampling settings.
 fn controls_in_words(
-    train: &crate::experiment::TrainConfig,
+    experiment: &Experiment,
     weights: Option<&[f64]>,
+    pretrained: Option<&str>,
 ) -> Vec<String> {
-    let mut controls = Vec::new();
+    let train = &experiment.train;
+    let mut controls: Vec<String> = pretrained.map(str::to_string).into_iter().collect();
+    if experiment.model.freeze_epochs > 0 {
+        controls.push(format!(
+            "backbone frozen for {} epoch(s)",
+            experiment.model.freeze_epochs
+        ));
+    }
     if let (Some(config), Some(weights)) = (&train.class_weights, weights) {
         controls.push(format!(
             "class weights {}",

@@ -45,15 +45,16 @@ impl EventSink {
 
     pub fn emit(&mut self, epoch: Option<usize>, step: Option<u64>, kind: EventKind) {
         let event = kiln_core::here::event(epoch, step, kind);
-        self.publish(&event);
+        self.record(&event);
         let problems: Vec<String> = self
             .taps
             .iter_mut()
             .flat_map(|tap| tap.observe(&event))
             .collect();
+        let _ = self.channel.send(event);
         // Logged, not handed to the taps again: a tap's trouble is no news for the others.
         for message in problems {
-            self.publish(&kiln_core::here::event(
+            self.publish(kiln_core::here::event(
                 epoch,
                 step,
                 EventKind::Warning { message },
@@ -66,7 +67,7 @@ impl EventSink {
     pub fn finish_taps(&mut self) {
         for tap in std::mem::take(&mut self.taps) {
             for message in tap.finish() {
-                self.publish(&kiln_core::here::event(
+                self.publish(kiln_core::here::event(
                     None,
                     None,
                     EventKind::Warning { message },
@@ -75,8 +76,14 @@ impl EventSink {
         }
     }
 
-    /// Appends `event` to the log and hands it to the front end and the viewers.
-    fn publish(&mut self, event: &crate::protocol::Event) {
+    /// Appends `event` to the log and hands it to the viewers and the front end.
+    fn publish(&mut self, event: Event) {
+        self.record(&event);
+        let _ = self.channel.send(event);
+    }
+
+    /// Appends `event` to the log and hands it to the viewers attached through the socket.
+    fn record(&mut self, event: &Event) {
         let mut line = serde_json::to_string(event).unwrap_or_default();
         line.push('\n');
         let line: Arc<str> = Arc::from(line);
@@ -92,7 +99,6 @@ impl EventSink {
         // After the append: a viewer attaching now reads this line from the file or gets it
         // here, never neither.
         self.hub.publish(&line, self.log.bytes());
-        let _ = self.channel.send(event.clone());
     }
 
     /// A write failure since the last call, for the trainer to pause on.
