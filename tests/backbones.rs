@@ -270,6 +270,20 @@ fn torchvision_weights_load_and_give_torchvisions_logits() {
             "backbone frozen for 1 epoch(s)"
         ]
     );
+    // It starts frozen, and the unfreezing at epoch 2 is an event (marked on the curves).
+    assert!(start.backbone_frozen);
+    let switches: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e.kind {
+            kiln::protocol::EventKind::HyperParameterChanged {
+                parameter: kiln::protocol::HyperParameter::BackboneFrozen,
+                from,
+                to,
+            } => Some((e.epoch, from, to)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(switches, [(Some(2), 1.0, 0.0)]);
     let preprocessing = std::fs::read_to_string(path.join("preprocessing.json")).unwrap();
     assert!(preprocessing.contains("0.485"), "{preprocessing}");
 

@@ -18,6 +18,7 @@ fn state(learning_rate: f64) -> CheckpointState {
         learning_rate,
         lr_scale: Some(1.0),
         dropout: 0.1,
+        backbone_frozen_by_hand: None,
         requested: false,
     }
 }
@@ -91,6 +92,7 @@ fn at_epoch(epoch: usize, step: u64, requested: bool) -> (std::path::PathBuf, Ch
         learning_rate: 1e-3,
         lr_scale: None,
         dropout: 0.0,
+        backbone_frozen_by_hand: None,
         requested,
     };
     (std::path::PathBuf::from("checkpoints").join(name), state)

@@ -27,6 +27,7 @@ mod crate_rules;
 mod datasets;
 mod docs_commands;
 mod experiment_cli;
+mod fine_tune;
 mod headless_output;
 mod lr_find;
 mod mixed_precision;

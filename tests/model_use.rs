@@ -189,7 +189,7 @@ fn the_best_checkpoint_and_evaluate_agree_with_the_log() {
 }
 
 /// Writes the run's validation images as PNG files in class folders; returns how many.
-fn write_validation_pngs(run: &Path, folder: &Path) -> usize {
+pub(crate) fn write_validation_pngs(run: &Path, folder: &Path) -> usize {
     let experiment = Experiment::load(&run.join("experiment.toml"), &[]).unwrap();
     let dataset = kiln::data::load(&experiment.data).unwrap();
     let split = kiln::train::split(&dataset, &experiment).unwrap();

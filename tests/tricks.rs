@@ -119,7 +119,7 @@ fn new_experiment_fixes_extend_the_current_file() {
 }
 
 /// `images/` and `train.csv` with `image_names,emergency_or_not`, as the case study ships.
-fn vehicles_like(count: usize) -> std::path::PathBuf {
+pub(crate) fn vehicles_like(count: usize) -> std::path::PathBuf {
     let root = scratch("vehicles");
     std::fs::create_dir_all(root.join("images")).unwrap();
     let mut csv = String::from("image_names,emergency_or_not\n");
@@ -209,6 +209,7 @@ fn a_rung_restarted_from_a_checkpoint_counts_its_epochs_once() {
                 reason: "test".into(),
                 ..Default::default()
             },
+            backbone_frozen: None,
         })),
     ));
     let again = Script::new(3).started().epochs(&[(0.8, 0.8), (0.9, 0.85)]);

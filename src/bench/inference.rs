@@ -197,6 +197,7 @@ fn article_model(
             learning_rate: 0.0,
             lr_scale: None,
             dropout: 0.0,
+            backbone_frozen_by_hand: None,
             requested: false,
         },
         note: None,

@@ -116,6 +116,8 @@ pub fn synthetic_run(epochs: usize, batches: usize) -> Vec<crate::protocol::Even
         early_stopping: None,
         controls: Vec::new(),
         backbone: None,
+        backbone_parameters: None,
+        backbone_frozen: false,
     };
     let mut events = vec![at(None, 0, EventKind::RunStarted(Box::new(start)))];
     let mut step = 0;

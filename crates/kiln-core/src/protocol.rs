@@ -17,6 +17,11 @@ pub enum Command {
     SetLearningRate {
         value: f64,
     },
+    /// Freezes (`true`) or unfreezes the backbone of a model that has one; the choice holds
+    /// from then on, over `model.freeze_epochs`.
+    SetBackboneFrozen {
+        frozen: bool,
+    },
     Checkpoint,
     Stop,
     /// The scheduler's time limit is near (Slurm's `--signal`): stop as `Stop` does —
@@ -144,6 +149,9 @@ pub struct FromCheckpoint {
     pub validation_loss: f64,
     pub validation_accuracy: f64,
     pub backend: BackendSummary,
+    /// Whether the backbone trains on frozen; absent for a model without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backbone_frozen: Option<bool>,
 }
 
 /// The run a fork started from.
@@ -302,6 +310,11 @@ pub struct RunStarted {
     /// The backbone the model is (`resnet18`, …); none for kiln's CNN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backbone: Option<String>,
+    /// The backbone's trainable parameters (of `parameters`), and whether it starts frozen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backbone_parameters: Option<usize>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backbone_frozen: bool,
     /// The training controls in force, in words (`class weights balanced (0.55, 5.50)`,
     /// `label smoothing 0.1`, `balanced sampler`, `gradient norm ≤ 1`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -444,6 +457,8 @@ impl EpochMetrics {
 pub enum HyperParameter {
     Dropout,
     LearningRate,
+    /// 1 when the backbone is frozen, 0 when it trains.
+    BackboneFrozen,
 }
 
 impl HyperParameter {
@@ -452,6 +467,17 @@ impl HyperParameter {
         match self {
             HyperParameter::Dropout => "dropout",
             HyperParameter::LearningRate => "learning rate",
+            HyperParameter::BackboneFrozen => "backbone frozen",
+        }
+    }
+
+    /// A switch's change in words (`backbone frozen`, `backbone unfrozen`); `None` for a
+    /// parameter with a numeric value.
+    pub fn switched(self, to: f64) -> Option<&'static str> {
+        match self {
+            HyperParameter::BackboneFrozen if to != 0.0 => Some("backbone frozen"),
+            HyperParameter::BackboneFrozen => Some("backbone unfrozen"),
+            HyperParameter::Dropout | HyperParameter::LearningRate => None,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! clears after as many good ones, and does not flap on noise.
 
 use kiln_core::diagnose::{Context, best_epoch, diagnose};
-use kiln_core::experiment::MonitorConfig;
+use kiln_core::experiment::{Backbone, Experiment, MonitorConfig};
 use kiln_core::protocol::{EpochMetrics, Finding, Fix, Problem};
 
 pub fn context() -> Context {
@@ -19,6 +19,8 @@ pub fn context() -> Context {
         epochs: 20,
         class_names: (0..10).map(|d| d.to_string()).collect(),
         backbone: None,
+        pretrained: false,
+        image_side: 28,
         controls: Default::default(),
     }
 }
@@ -472,4 +474,69 @@ fn early_stopping_counts_epochs_without_improvement() {
         0
     );
     assert_eq!(epochs_without_improvement(&[], BestMetric::ValLoss, 0.0), 0);
+}
+
+#[test]
+fn photos_with_too_little_data_are_offered_a_pretrained_backbone() {
+    let photos = Context {
+        class_counts: vec![30; 2],
+        class_names: vec!["car".into(), "ambulance".into()],
+        image_side: 224,
+        ..context()
+    };
+    let h = history(&[(0.7, 0.7, 1.0, 1.0)]);
+    let remedies = |context: &Context| -> Vec<String> {
+        diagnose(&h, context)
+            .iter()
+            .flat_map(|f| f.remedies.iter().map(|r| r.text.clone()))
+            .collect()
+    };
+    let pretrained = "pretrained ResNet-18 (ImageNet weights at weights/resnet18.pth)";
+    assert_eq!(remedies(&photos), ["augmentation", pretrained]);
+    // Augmented already: the backbone is what is left to try; with pretrained weights, or on
+    // images too small for ImageNet's features, it is not offered.
+    let augmented = Context {
+        augmentation: true,
+        ..photos.clone()
+    };
+    assert_eq!(remedies(&augmented), [pretrained]);
+    let fine_tuned = Context {
+        pretrained: true,
+        ..augmented.clone()
+    };
+    assert!(remedies(&fine_tuned).is_empty());
+    let icons = Context {
+        image_side: 32,
+        ..augmented
+    };
+    assert!(remedies(&icons).is_empty());
+
+    // The remedy's file extends the run's experiment; until the weights are there it says how
+    // to get them, then it loads as a fine-tuning experiment.
+    let Some(Fix::NewExperiment { suffix, settings }) = diagnose(&h, &photos)
+        .into_iter()
+        .flat_map(|f| f.remedies)
+        .map(|r| r.fix)
+        .next_back()
+    else {
+        panic!("no new experiment")
+    };
+    let dir = crate::common::scratch("pretrained-remedy");
+    let base = dir.join("photos.toml");
+    std::fs::write(&base, "name = \"photos\"\n[data]\ndataset = \"digits\"\n").unwrap();
+    let written = kiln_core::fixes::write_extending(&base, &suffix, &settings).unwrap();
+    assert_eq!(written, dir.join("photos-pretrained.toml"));
+    let missing = Experiment::load(&written, &[]).unwrap_err().to_string();
+    assert!(missing.contains("model.weights"), "{missing}");
+    assert!(
+        missing.contains("torchvision.models.resnet18(weights='DEFAULT')"),
+        "{missing}"
+    );
+    std::fs::create_dir_all(dir.join("weights")).unwrap();
+    std::fs::write(dir.join("weights/resnet18.pth"), b"a state_dict").unwrap();
+    let experiment = Experiment::load(&written, &[]).unwrap();
+    assert_eq!(experiment.model.backbone, Some(Backbone::Resnet18));
+    assert_eq!(experiment.model.freeze_epochs, 2);
+    assert_eq!(experiment.model.backbone_lr_factor, 0.1);
+    assert_eq!(experiment.data.channel_count(), 3);
 }

@@ -72,6 +72,7 @@ fn sample_events() -> Vec<Event> {
                     reason: "asked for".into(),
                     ..Default::default()
                 },
+                backbone_frozen: None,
             })),
         ),
         kiln_core::here::event(

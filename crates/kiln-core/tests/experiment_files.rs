@@ -37,14 +37,22 @@ fn every_shipped_experiment_loads() {
                 .unwrap()
                 .to_string_lossy()
                 .starts_with("vehicles");
-            let overrides = if vehicles {
+            let mut overrides = Vec::new();
+            if vehicles {
                 let folder = scratch("vehicles-layout");
                 std::fs::create_dir_all(folder.join("images")).unwrap();
                 write(&folder.join("train.csv"), "image_names,emergency_or_not\n");
-                vec![format!("data.dataset={}", folder.display())]
-            } else {
-                Vec::new()
-            };
+                overrides.push(format!("data.dataset={}", folder.display()));
+            }
+            // Nor are torchvision's weights: the user saves them (docs/fine-tuning.md).
+            if path.to_string_lossy().contains("pretrained") {
+                let weights = scratch("weights").join("resnet18.pth");
+                write(&weights, "a state_dict");
+                overrides.push(kiln_core::experiment::string_override(
+                    "model.weights",
+                    &weights.display().to_string(),
+                ));
+            }
             let experiment = Experiment::load(&path, &overrides)
                 .unwrap_or_else(|err| panic!("{} does not load: {err}", path.display()));
             names.push(experiment.name);
@@ -63,6 +71,7 @@ fn every_shipped_experiment_loads() {
         "vehicles-all",
         "vehicles-batchnorm",
         "vehicles-dropout",
+        "vehicles-pretrained",
     ] {
         assert!(names.contains(&expected.to_string()), "missing {expected}");
     }

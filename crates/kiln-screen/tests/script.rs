@@ -133,6 +133,8 @@ impl Script {
                 early_stopping: None,
                 controls: Vec::new(),
                 backbone: None,
+                backbone_parameters: None,
+                backbone_frozen: false,
             })),
         });
         self
@@ -204,6 +206,8 @@ impl Script {
             epochs: self.total_epochs,
             class_names: (0..10).map(|d| d.to_string()).collect(),
             backbone: None,
+            pretrained: false,
+            image_side: 28,
             controls: Default::default(),
         }
     }
@@ -212,6 +216,7 @@ impl Script {
         match parameter {
             HyperParameter::Dropout => self.dropout = to,
             HyperParameter::LearningRate => self.learning_rate = to,
+            HyperParameter::BackboneFrozen => {}
         }
         self.events.push(at(
             self.epoch + 1,

@@ -609,3 +609,69 @@ fn the_end_and_a_new_problem_ring_the_terminal_once() {
     };
     assert_eq!(Alerts::new(&quiet, &[]), None);
 }
+
+/// `b` freezes or unfreezes a backbone: the command goes out, the trainer's change confirms it,
+/// and the header counts the frozen parameters. A model without a backbone says so instead.
+#[test]
+fn b_toggles_the_backbone_and_the_header_counts_what_is_frozen() {
+    use kiln_core::protocol::Event;
+    use kiln_screen::tui::Ui;
+    use kiln_screen::tui::theme::Theme;
+
+    let mut events: Vec<Event> = Script::new(10).started().events;
+    let EventKind::RunStarted(start) = &mut events[0].kind else {
+        panic!("the script starts with the run")
+    };
+    start.backbone = Some("resnet18".into());
+    start.parameters = 11_175_370;
+    start.backbone_parameters = Some(11_170_240);
+    start.backbone_frozen = true;
+    let mut app = App::live();
+    for event in events {
+        update(&mut app, Message::Trainer(event));
+    }
+    let header = |app: &App| {
+        let screen = crate::render::render_ui(&Ui::new(app.clone()), 120, 30, Theme::default());
+        screen.lines().nth(2).unwrap_or_default().to_string()
+    };
+    assert!(
+        header(&app).contains("11.2M params (11.2M frozen)"),
+        "{}",
+        header(&app)
+    );
+    assert_eq!(app.run.parameter_split(), Some((5_130, 11_170_240)));
+
+    assert_eq!(
+        press(&mut app, KeyCode::Char('b')),
+        [Command::SetBackboneFrozen { frozen: false }]
+    );
+    trainer(
+        &mut app,
+        1,
+        3,
+        EventKind::HyperParameterChanged {
+            parameter: HyperParameter::BackboneFrozen,
+            from: 1.0,
+            to: 0.0,
+        },
+    );
+    let notice = app.notice.clone().unwrap();
+    assert_eq!(notice.state, NoticeState::Confirmed);
+    assert_eq!(notice.text, "backbone unfrozen applied at step 3");
+    assert!(!app.run.backbone_frozen);
+    assert!(
+        header(&app).contains("11.2M params") && !header(&app).contains("frozen"),
+        "{}",
+        header(&app)
+    );
+    assert_eq!(
+        press(&mut app, KeyCode::Char('b')),
+        [Command::SetBackboneFrozen { frozen: true }]
+    );
+
+    let mut cnn = started_app();
+    assert!(press(&mut cnn, KeyCode::Char('b')).is_empty());
+    let notice = cnn.notice.clone().unwrap();
+    assert_eq!(notice.state, NoticeState::Rejected);
+    assert!(notice.text.contains("no backbone"), "{}", notice.text);
+}

@@ -2,7 +2,7 @@
 //! max pool — then a dense head), or a ResNet / MobileNetV2 backbone with a linear head; either
 //! way with dropout before the output, whose probability can change while a run trains.
 
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::{Module, ModuleMapper, Param, ParamGroup};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{
@@ -212,6 +212,32 @@ impl Classifier {
         counter.count
     }
 
+    /// The backbone's parameters (as [`Classifier::trainable_params`] counts them); `None`
+    /// for kiln's CNN.
+    pub fn backbone_params(&self) -> Option<usize> {
+        let mut counter = TrainableCounter::default();
+        match (&self.resnet, &self.mobilenet) {
+            (Some(resnet), _) => resnet.visit(&mut counter),
+            (None, Some(mobilenet)) => mobilenet.visit(&mut counter),
+            (None, None) => return None,
+        }
+        Some(counter.count)
+    }
+
+    /// The backbone's parameters as a group (burn's), for a learning rate of their own;
+    /// `None` for kiln's CNN.
+    pub fn backbone_group(&self) -> Option<ParamGroup> {
+        match (&self.resnet, &self.mobilenet) {
+            (Some(resnet), _) => Some(ParamGroup::ids_from_module(resnet.clone())),
+            (None, Some(mobilenet)) => Some(ParamGroup::ids_from_module(mobilenet.clone())),
+            (None, None) => None,
+        }
+    }
+
+    pub fn has_backbone(&self) -> bool {
+        self.resnet.is_some() || self.mobilenet.is_some()
+    }
+
     pub fn dropout(&self) -> f64 {
         self.dropout.prob
     }
@@ -230,7 +256,7 @@ impl Classifier {
         self.mobilenet = self
             .mobilenet
             .map(|m| if frozen { m.freeze() } else { m.unfreeze() });
-        self.backbone_frozen = frozen && (self.resnet.is_some() || self.mobilenet.is_some());
+        self.backbone_frozen = frozen && self.has_backbone();
         self
     }
 

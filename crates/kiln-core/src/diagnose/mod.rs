@@ -28,6 +28,10 @@ pub struct Context {
     pub class_names: Vec<String>,
     /// The backbone the model is, if it is one (kiln's CNN otherwise).
     pub backbone: Option<crate::experiment::Backbone>,
+    /// Whether the model starts from pretrained weights (`model.weights`).
+    pub pretrained: bool,
+    /// The model's input: the shorter side of its images, in pixels.
+    pub image_side: usize,
     /// The training controls already on, so a remedy never offers what the run has: a
     /// learning-rate schedule, early stopping, class weights or the balanced sampler.
     pub controls: Controls,
@@ -526,7 +530,15 @@ fn too_little_data(context: &Context) -> Option<Finding> {
         .enumerate()
         .filter(|&(_, count)| count < limit)
         .collect();
-    if context.augmentation || under.is_empty() {
+    let mut remedies = Vec::new();
+    if !context.augmentation {
+        remedies.push(Remedy {
+            text: "augmentation".into(),
+            fix: augment_fix(),
+        });
+    }
+    remedies.extend(pretrained_remedy(context));
+    if remedies.is_empty() || under.is_empty() {
         return None;
     }
     let (fewest_class, fewest) = under
@@ -558,10 +570,42 @@ fn too_little_data(context: &Context) -> Option<Finding> {
         severity: Severity::Notice,
         since_epoch: 0,
         evidence: format!("{which} for {} parameters", context.parameters),
-        remedies: vec![Remedy {
-            text: "augmentation".into(),
-            fix: augment_fix(),
-        }],
+        remedies,
+    })
+}
+
+/// Where [`pretrained_remedy`]'s experiment looks for the weights, relative to its own file;
+/// the weights themselves come from torchvision (docs/fine-tuning.md says how).
+pub const PRETRAINED_WEIGHTS: &str = "weights/resnet18.pth";
+
+/// Images this size or larger carry what ImageNet features describe; smaller ones (digits,
+/// icons) gain little from them.
+const PRETRAINED_MIN_SIDE: usize = 64;
+
+/// Start from an ImageNet-pretrained ResNet-18 (for photos, when the run has no pretrained
+/// weights): its head trains alone for two epochs, then the backbone joins at a tenth of the
+/// rate, as fine-tuning recipes do.
+fn pretrained_remedy(context: &Context) -> Option<Remedy> {
+    if context.pretrained || context.image_side < PRETRAINED_MIN_SIDE {
+        return None;
+    }
+    let settings = [
+        ("data.channels", "3".to_string()),
+        ("model.backbone", "\"resnet18\"".to_string()),
+        ("model.weights", format!("\"{PRETRAINED_WEIGHTS}\"")),
+        ("model.freeze_epochs", "2".to_string()),
+        ("model.backbone_lr_factor", "0.1".to_string()),
+        ("train.learning_rate", "1e-3".to_string()),
+    ];
+    Some(Remedy {
+        text: format!("pretrained ResNet-18 (ImageNet weights at {PRETRAINED_WEIGHTS})"),
+        fix: Fix::NewExperiment {
+            suffix: "pretrained".into(),
+            settings: settings
+                .into_iter()
+                .map(|(key, value)| (key.to_string(), value))
+                .collect(),
+        },
     })
 }
 

@@ -167,6 +167,9 @@ pub struct ModelConfig {
     /// Epochs the backbone stays frozen (its weights and batch norm statistics untouched) while
     /// the head trains; then the whole network trains.
     pub freeze_epochs: usize,
+    /// The backbone's learning rate as a share of the head's (a discriminative rate: 0.1 trains
+    /// the pretrained layers ten times slower than the new head); 1 gives both the same rate.
+    pub backbone_lr_factor: f64,
 }
 
 /// `model.backbone`.
@@ -205,6 +208,7 @@ impl Default for ModelConfig {
             backbone: None,
             weights: None,
             freeze_epochs: 0,
+            backbone_lr_factor: 1.0,
         }
     }
 }

@@ -100,6 +100,7 @@ pub const SECTIONS: &[(&str, &[(&str, Kind)])] = &[
             ),
             ("weights", Kind::String),
             ("freeze_epochs", Kind::Integer),
+            ("backbone_lr_factor", Kind::Float),
         ],
     ),
     (

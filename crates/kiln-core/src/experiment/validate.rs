@@ -187,6 +187,18 @@ fn check_model(c: &mut Checker, experiment: &Experiment) {
         m.freeze_epochs,
         "only a backbone can be frozen: set model.backbone",
     );
+    c.require(
+        m.backbone_lr_factor.is_finite() && m.backbone_lr_factor > 0.0,
+        "model.backbone_lr_factor",
+        m.backbone_lr_factor,
+        "expected a positive factor on the learning rate (0.1: the backbone learns 10x slower)",
+    );
+    c.require(
+        m.backbone_lr_factor == 1.0 || m.backbone.is_some(),
+        "model.backbone_lr_factor",
+        m.backbone_lr_factor,
+        "only a backbone can have its own rate: set model.backbone",
+    );
     if let Some(weights) = &m.weights {
         let shown = format!("\"{weights}\"");
         if m.backbone.is_none() {
@@ -197,7 +209,16 @@ fn check_model(c: &mut Checker, experiment: &Experiment) {
                  \"resnet50\" or \"mobilenet_v2\")",
             );
         } else if !Path::new(weights).is_file() {
-            c.fail("model.weights", &shown, "no such file");
+            let backbone = m.backbone.map_or("resnet18", |b| b.name());
+            c.fail(
+                "model.weights",
+                &shown,
+                format!(
+                    "no such file. torchvision's ImageNet weights go there with PyTorch (once, \
+                     online): python3 -c \"import torch, torchvision; torch.save(torchvision.\
+                     models.{backbone}(weights='DEFAULT').state_dict(), '{weights}')\""
+                ),
+            );
         }
         let channels = experiment.data.channel_count();
         c.require(

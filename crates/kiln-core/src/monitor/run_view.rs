@@ -87,6 +87,8 @@ pub struct RunView {
     pub activity: Vec<Activity>,
     pub learning_rate: f64,
     pub dropout: f64,
+    /// Whether the backbone is frozen now (false for a model without one).
+    pub backbone_frozen: bool,
     pub finished: Option<RunFinished>,
     pub divergence: Option<Finding>,
     /// The trainer's latest diagnosis.
@@ -116,6 +118,7 @@ impl Default for RunView {
             activity: Vec::new(),
             learning_rate: 0.0,
             dropout: 0.0,
+            backbone_frozen: false,
             finished: None,
             divergence: None,
             diagnosis: Vec::new(),
@@ -162,6 +165,7 @@ impl RunView {
             EventKind::RunStarted(start) => {
                 self.learning_rate = start.learning_rate;
                 self.dropout = start.dropout;
+                self.backbone_frozen = start.backbone_frozen;
                 self.status = RunStatus::Running;
                 self.started = Some(start.as_ref().clone());
             }
@@ -198,6 +202,7 @@ impl RunView {
                 match parameter {
                     HyperParameter::Dropout => self.dropout = *to,
                     HyperParameter::LearningRate => self.learning_rate = *to,
+                    HyperParameter::BackboneFrozen => self.backbone_frozen = *to != 0.0,
                 }
                 self.changes.push(Change {
                     epoch: event.epoch.unwrap_or(self.epoch),
@@ -241,6 +246,9 @@ impl RunView {
                 self.epoch = from.epochs_completed;
                 self.learning_rate = from.learning_rate;
                 self.dropout = from.dropout;
+                if let Some(frozen) = from.backbone_frozen {
+                    self.backbone_frozen = frozen;
+                }
                 self.status = RunStatus::Running;
                 self.finished = None;
                 let per_epoch = self.batches_per_epoch();
@@ -307,6 +315,16 @@ impl RunView {
             .enumerate()
             .rev()
             .find_map(|(i, m)| m.classes.as_ref().map(|c| (i + 1, c)))
+    }
+
+    /// Parameters that train now and those frozen (the backbone's while it is frozen).
+    pub fn parameter_split(&self) -> Option<(usize, usize)> {
+        let start = self.started.as_ref()?;
+        let frozen = match start.backbone_parameters {
+            Some(backbone) if self.backbone_frozen => backbone.min(start.parameters),
+            _ => 0,
+        };
+        Some((start.parameters - frozen, frozen))
     }
 
     pub fn total_epochs(&self) -> usize {

@@ -88,7 +88,10 @@ pub fn words(event: &Event, detail: Detail, run: &Context) -> Vec<Said> {
                 to,
             },
             Line,
-        ) => said(format!("{} {from} -> {to}{at}", parameter.label()), Info),
+        ) => match parameter.switched(*to) {
+            Some(switched) => said(format!("{switched}{at}"), Info),
+            None => said(format!("{} {from} -> {to}{at}", parameter.label()), Info),
+        },
         (EventKind::Paused { reason }, Note) => match reason {
             // A divergence and a full disk say so in their own events.
             PauseReason::Requested => said("paused".into(), Info),
@@ -276,5 +279,6 @@ pub fn change(parameter: HyperParameter, from: f64, to: f64) -> String {
     match parameter {
         HyperParameter::Dropout => format!("dropout {from:.2} → {to:.2}"),
         HyperParameter::LearningRate => format!("lr {} → {}", lr(from), lr(to)),
+        HyperParameter::BackboneFrozen => parameter.switched(to).unwrap_or_default().into(),
     }
 }

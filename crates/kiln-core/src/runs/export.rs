@@ -141,6 +141,9 @@ pub fn export_png(events: &[Event], title: &str, path: &Path) -> Result<(), Expo
                 let name = match parameter {
                     HyperParameter::Dropout => format!("dropout {from:.2}→{to:.2}"),
                     HyperParameter::LearningRate => format!("lr {from:e}→{to:e}"),
+                    HyperParameter::BackboneFrozen => {
+                        parameter.switched(*to).unwrap_or_default().to_string()
+                    }
                 };
                 changes.push((event.step.unwrap_or(0) as f64 / batches_per_epoch, name));
             }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::export::ExportError;
 use super::store::OpenedRun;
-use crate::protocol::{EpochMetrics, Event, EventKind, class_names, epoch_events};
+use crate::protocol::{EpochMetrics, Event, EventKind, HyperParameter, class_names, epoch_events};
 use crate::tensorboard::EventWriter;
 
 /// Seconds since the Unix epoch of an event's RFC 3339 time (0 when unreadable).
@@ -114,9 +114,9 @@ impl LiveBoard {
                 to,
             } => {
                 let text = format!(
-                    "step {}: {} {from} → {to}",
+                    "step {}: {}",
                     event.step.unwrap_or(0),
-                    parameter.label()
+                    change_text(*parameter, *from, *to)
                 );
                 self.writer
                     .text("changes", event.epoch.unwrap_or(0) as i64, time, &text)?;
@@ -203,7 +203,7 @@ pub fn export_tensorboard(
                 parameter,
                 from,
                 to,
-            } => changes.push((event, format!("{} {from} → {to}", parameter.label()))),
+            } => changes.push((event, change_text(*parameter, *from, *to))),
             _ => {}
         }
     }
@@ -220,4 +220,12 @@ pub fn export_tensorboard(
             .map_err(fail)?;
     }
     writer.finish().map_err(fail)
+}
+
+/// A change as the `changes` text tag reads it: `dropout 0 → 0.3`, `backbone unfrozen`.
+fn change_text(parameter: HyperParameter, from: f64, to: f64) -> String {
+    match parameter.switched(to) {
+        Some(switched) => switched.to_string(),
+        None => format!("{} {from} → {to}", parameter.label()),
+    }
 }

@@ -40,6 +40,10 @@ pub struct CheckpointState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lr_scale: Option<f64>,
     pub dropout: f64,
+    /// The backbone frozen (`true`) or unfrozen by hand (`b`): it stays so, over
+    /// `model.freeze_epochs`. Absent while the experiment's freeze epochs decide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backbone_frozen_by_hand: Option<bool>,
     /// Taken by hand (`c`): kept whatever the retention policy says.
     #[serde(default)]
     pub requested: bool,

@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use burn::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
+use burn::module::ParamGroup;
 use burn::nn::loss::CrossEntropyLoss;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -119,6 +121,10 @@ pub(super) struct Session {
     pub learning_rate: f64,
     /// The factor live rate changes put on the schedule from their step on.
     pub lr_scale: f64,
+    /// The backbone's parameters, when they learn at `model.backbone_lr_factor` times the rate.
+    pub backbone_rate_group: Option<ParamGroup>,
+    /// The backbone frozen or unfrozen by hand (`b`), which holds over `model.freeze_epochs`.
+    pub frozen_by_hand: Option<bool>,
     pub paused: bool,
     pub clock: Clock,
     pub position: Position,
@@ -207,11 +213,14 @@ impl Session {
         self.clock.idle = Duration::ZERO;
         self.position.epoch = epoch;
         // The backbone stays frozen for the first `freeze_epochs` epochs (a resumed run too:
-        // it follows from the epoch).
-        let frozen = epoch <= self.experiment.model.freeze_epochs;
-        if self.model().backbone_frozen() != frozen {
-            let model = self.model.take().expect("model present between steps");
-            self.model = Some(model.with_backbone_frozen(frozen));
+        // it follows from the epoch), unless frozen or unfrozen by hand.
+        let frozen = frozen_at(
+            self.frozen_by_hand,
+            epoch,
+            self.experiment.model.freeze_epochs,
+        );
+        if self.model().has_backbone() && self.model().backbone_frozen() != frozen {
+            self.set_backbone_frozen(sink, frozen, epoch);
         }
         let batches = self.loader_plan.batches_per_epoch();
         let first_batch = if epoch == self.loader_plan.first_epoch {
@@ -308,7 +317,8 @@ impl Session {
         ));
         let before = (model.clone(), self.optimizer.clone());
         let gradients = GradientsParams::from_grads(loss.backward(), &model);
-        self.model = Some(self.optimizer.step(self.learning_rate, model, gradients));
+        let rates = self.step_rates();
+        self.model = Some(self.optimizer.step(rates, model, gradients));
         let this = InFlight {
             batch: index,
             images: n,
@@ -320,6 +330,37 @@ impl Session {
             Some(previous) => self.settle_batch(sink, previous),
             None => Ok(()),
         }
+    }
+
+    /// The rate of each parameter in this step: the rate in force, and with a discriminative
+    /// rate the backbone's share of it (burn's parameter groups).
+    fn step_rates(&self) -> ModuleLearningRate {
+        let rate = self.learning_rate;
+        match &self.backbone_rate_group {
+            Some(group) => ModuleLrScheduler::new(rate)
+                .with_group(
+                    group.clone(),
+                    rate * self.experiment.model.backbone_lr_factor,
+                )
+                .step(),
+            None => rate.into(),
+        }
+    }
+
+    /// Freezes or unfreezes the backbone and logs it as a change (marked on the curves).
+    fn set_backbone_frozen(&mut self, sink: &mut EventSink, frozen: bool, epoch: usize) {
+        let model = self.model.take().expect("model present between steps");
+        let from = model.backbone_frozen();
+        self.model = Some(model.with_backbone_frozen(frozen));
+        sink.emit(
+            Some(epoch),
+            Some(self.position.step),
+            EventKind::HyperParameterChanged {
+                parameter: HyperParameter::BackboneFrozen,
+                from: f64::from(u8::from(from)),
+                to: f64::from(u8::from(frozen)),
+            },
+        );
     }
 
     /// The schedule's rate (before live changes) for batch `batch` of the epoch in progress.
@@ -547,10 +588,30 @@ impl Session {
                     },
                 );
             }
+            Command::SetBackboneFrozen { frozen } => {
+                if !self.model().has_backbone() {
+                    reject(
+                        sink,
+                        "this model has no backbone to freeze (set model.backbone)".into(),
+                    );
+                } else if self.model().backbone_frozen() == frozen {
+                    let state = if frozen { "frozen" } else { "training" };
+                    reject(sink, format!("the backbone is {state} already"));
+                } else {
+                    self.frozen_by_hand = Some(frozen);
+                    self.set_backbone_frozen(sink, frozen, epoch);
+                }
+            }
             Command::Checkpoint => self.checkpoint(sink, epoch, Taken::Requested),
             Command::Stop => return Flow::Stop(Outcome::Stopped),
             Command::TimeLimit => return Flow::Stop(Outcome::TimeLimit),
         }
         Flow::Continue
     }
+}
+
+/// Whether the backbone is frozen in `epoch`: as set by hand, else for the experiment's first
+/// `freeze_epochs` epochs.
+pub(super) fn frozen_at(by_hand: Option<bool>, epoch: usize, freeze_epochs: usize) -> bool {
+    by_hand.unwrap_or(epoch <= freeze_epochs)
 }

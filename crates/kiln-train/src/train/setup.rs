@@ -78,6 +78,12 @@ pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError
     };
     let in_force = weights.in_force(&experiment, restart.as_ref(), plan, first);
     weights.model.set_dropout(in_force.dropout);
+    let frozen = super::session::frozen_at(
+        in_force.frozen_by_hand,
+        first_epoch,
+        experiment.model.freeze_epochs,
+    );
+    weights.model = weights.model.with_backbone_frozen(frozen);
     if !resuming {
         let facts = RunFacts {
             run: &run,
@@ -109,6 +115,10 @@ pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError
                 validation_loss: evaluation.loss,
                 validation_accuracy: evaluation.accuracy,
                 backend: backend.clone(),
+                backbone_frozen: weights
+                    .model
+                    .has_backbone()
+                    .then(|| weights.model.backbone_frozen()),
             };
             announce_restart(restart, state, from, sink)
         }
@@ -128,9 +138,14 @@ pub fn prepare(start: Start, sink: &mut EventSink) -> Result<Session, TrainError
         .restored
         .as_ref()
         .map_or((0, 0), |s| (s.step, s.epochs_completed));
+    let backbone_rate_group = (experiment.model.backbone_lr_factor != 1.0)
+        .then(|| weights.model.backbone_group())
+        .flatten();
     Ok(Session {
         learning_rate: in_force.learning_rate,
         lr_scale: in_force.lr_scale,
+        backbone_rate_group,
+        frozen_by_hand: in_force.frozen_by_hand,
         experiment,
         run,
         commands,
@@ -272,6 +287,8 @@ struct InForce {
     /// The factor on the schedule that live changes left (1 without any).
     lr_scale: f64,
     dropout: f64,
+    /// The backbone frozen or unfrozen by hand before a resume.
+    frozen_by_hand: Option<bool>,
 }
 
 /// Opens a new run's log (a fresh run's or a fork's): the run-start event, and the
@@ -382,11 +399,13 @@ impl Weights {
                 learning_rate: state.learning_rate,
                 lr_scale,
                 dropout: state.dropout,
+                frozen_by_hand: state.backbone_frozen_by_hand,
             },
             _ => InForce {
                 learning_rate: lr_scale * scheduled,
                 lr_scale,
                 dropout: experiment.model.dropout,
+                frozen_by_hand: None,
             },
         }
     }
@@ -513,6 +532,8 @@ impl RunFacts<'_> {
             // Every backbone has batch norm throughout.
             batch_norm: experiment.model.batch_norm || experiment.model.backbone.is_some(),
             backbone: experiment.model.backbone.map(|b| b.name().to_string()),
+            backbone_parameters: model.backbone_params(),
+            backbone_frozen: model.backbone_frozen(),
             augmentation: experiment.augment.is_active(),
             parameters: model.trainable_params(),
             gap_threshold: experiment.monitor.gap_threshold,
@@ -546,6 +567,12 @@ fn controls_in_words(
         controls.push(format!(
             "backbone frozen for {} epoch(s)",
             experiment.model.freeze_epochs
+        ));
+    }
+    if experiment.model.backbone_lr_factor != 1.0 {
+        controls.push(format!(
+            "backbone learns at {}× the rate",
+            experiment.model.backbone_lr_factor
         ));
     }
     if let (Some(config), Some(weights)) = (&train.class_weights, weights) {
@@ -585,6 +612,8 @@ fn diagnosis_context(
         epochs: experiment.train.epochs,
         class_names: data.dataset.classes.clone(),
         backbone: experiment.model.backbone,
+        pretrained: experiment.model.weights.is_some(),
+        image_side: data.shape.height.min(data.shape.width),
         controls: diagnose::Controls {
             scheduled: !experiment.schedule.is_constant(),
             early_stopping: experiment.early_stopping.is_on(),

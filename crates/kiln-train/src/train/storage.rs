@@ -74,6 +74,7 @@ impl Session {
             learning_rate: self.learning_rate,
             lr_scale: Some(self.lr_scale),
             dropout: self.model().dropout(),
+            backbone_frozen_by_hand: self.frozen_by_hand,
             requested: taken == Taken::Requested,
         };
         let written = checkpoint::write(
@@ -147,6 +148,7 @@ impl Session {
             learning_rate: self.learning_rate,
             lr_scale: Some(self.lr_scale),
             dropout: self.model().dropout(),
+            backbone_frozen_by_hand: self.frozen_by_hand,
             requested: false,
         };
         let written = checkpoint::write_best(

@@ -24,6 +24,8 @@ pub enum Action {
     LearningRateUp,
     /// Open the prompt to type an exact value.
     EditValue,
+    /// Freeze the backbone if it trains, unfreeze it if frozen.
+    ToggleBackbone,
     Checkpoint,
     Stop,
     Quit,

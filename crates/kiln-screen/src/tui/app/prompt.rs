@@ -36,11 +36,14 @@ pub(super) fn edit(mut prompt: Prompt, action: Action, current: &Current) -> Edi
         Action::SwitchField => {
             prompt.field = match prompt.field {
                 HyperParameter::Dropout => HyperParameter::LearningRate,
-                HyperParameter::LearningRate => HyperParameter::Dropout,
+                // The backbone is a switch (`b`), not a typed value.
+                HyperParameter::LearningRate | HyperParameter::BackboneFrozen => {
+                    HyperParameter::Dropout
+                }
             };
             prompt.input = match prompt.field {
-                HyperParameter::Dropout => format!("{:.2}", current.dropout),
                 HyperParameter::LearningRate => lr(current.learning_rate),
+                _ => format!("{:.2}", current.dropout),
             };
             prompt.error = None;
         }

@@ -188,6 +188,7 @@ fn on_action(app: &mut App, action: Action) -> Vec<Effect> {
                     match field {
                         HyperParameter::Dropout => set_dropout(app, value),
                         HyperParameter::LearningRate => set_learning_rate(app, value),
+                        HyperParameter::BackboneFrozen => set_backbone_frozen(app, value != 0.0),
                     }
                 }
             }
@@ -228,6 +229,7 @@ fn on_normal_action(app: &mut App, action: Action) -> Vec<Effect> {
         | Action::LearningRateDown
         | Action::LearningRateUp
         | Action::EditValue
+        | Action::ToggleBackbone
         | Action::Checkpoint
         | Action::Stop
         | Action::ApplyRemedy(_) => match refusal(app) {
@@ -292,6 +294,17 @@ fn steer(app: &mut App, action: Action) -> Vec<Effect> {
             });
             Vec::new()
         }
+        Action::ToggleBackbone => match app.run.started.as_ref().and_then(|s| s.backbone.clone()) {
+            Some(_) => set_backbone_frozen(app, !app.run.backbone_frozen),
+            None => {
+                app.notify(
+                    "this model has no backbone to freeze (model.backbone)",
+                    NoticeState::Rejected,
+                    Awaiting::Nothing,
+                );
+                Vec::new()
+            }
+        },
         Action::Checkpoint => {
             app.notify(
                 "checkpoint requested…",
@@ -395,6 +408,16 @@ fn set_dropout(app: &mut App, value: f64) -> Vec<Effect> {
         Awaiting::Change(HyperParameter::Dropout),
     );
     vec![Effect::Send(Command::SetDropout { value })]
+}
+
+fn set_backbone_frozen(app: &mut App, frozen: bool) -> Vec<Effect> {
+    let what = if frozen { "freezing" } else { "unfreezing" };
+    app.notify(
+        format!("{what} the backbone…"),
+        NoticeState::Pending,
+        Awaiting::Change(HyperParameter::BackboneFrozen),
+    );
+    vec![Effect::Send(Command::SetBackboneFrozen { frozen })]
 }
 
 fn set_learning_rate(app: &mut App, value: f64) -> Vec<Effect> {

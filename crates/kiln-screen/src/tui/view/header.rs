@@ -107,7 +107,7 @@ fn about_line(app: &App, width: usize) -> Line<'static> {
         format!("{} train / {} val", d.train_images, d.validation_images),
         format!("{} classes", d.classes.len()),
         format!("{}×{}×{}", d.channels, d.height, d.width),
-        format!("{} params", crate::format::count(s.parameters)),
+        parameters_piece(&app.run),
         app.run
             .last_checkpoint
             .map_or_else(String::new, |epoch| format!("checkpoint e{epoch}")),
@@ -174,5 +174,22 @@ fn precision_piece(precision: &str) -> String {
         "TF32".into()
     } else {
         precision.split(" (").next().unwrap_or_default().to_string()
+    }
+}
+
+/// `207k params`; with a frozen backbone, how many of them are frozen: `11.2M params (11.2M
+/// frozen)`.
+fn parameters_piece(run: &crate::monitor::RunView) -> String {
+    let count = crate::format::count;
+    match run.parameter_split() {
+        Some((trains, frozen)) if frozen > 0 => {
+            format!(
+                "{} params ({} frozen)",
+                count(trains + frozen),
+                count(frozen)
+            )
+        }
+        Some((trains, _)) => format!("{} params", count(trains)),
+        None => String::new(),
     }
 }
