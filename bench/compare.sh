@@ -32,7 +32,7 @@ case "$backend" in
   *) echo "--backend must be cpu, gpu, cuda, wgpu or torch" >&2; exit 2 ;;
 esac
 
-python3 -c "import torch" 2>/dev/null || python3 -m pip install --quiet torch
+python3 -c "import torch, torchvision" 2>/dev/null || python3 -m pip install --quiet torch torchvision
 case "$backend" in
   cpu) device=cpu ;;
   gpu|cuda|wgpu) device=cuda ;;

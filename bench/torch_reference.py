@@ -29,18 +29,26 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 # name, channels, side, classes, conv channels, dense, batch norm, batch size, epoch images
+# ("resnet18": torchvision's ResNet-18 instead of the CNN, as kiln's model.backbone builds it)
 WORKLOADS = [
     ("digits", 1, 8, 10, [16, 32], [64], False, 32, 1438),
     ("mnist", 1, 28, 10, [16, 32], [128], False, 32, 1000),
     ("small64", 3, 64, 10, [16, 32, 64], [128], False, 32, 1000),
     ("small64-bn", 3, 64, 10, [16, 32, 64], [128], True, 32, 1000),
     ("case-study", 3, 224, 2, [16, 32], [], False, 128, 1485),
+    ("resnet18", 3, 64, 10, [], [], True, 32, 1000),
 ]
+BACKBONES = {"resnet18"}
 
 
-def model_for(channels, side, classes, conv, dense, batch_norm):
+def model_for(channels, side, classes, conv, dense, batch_norm, name=None):
     """conv 3x3 same padding -> [batch norm] -> ReLU -> 2x2 max pool per block, then dense
-    layers with ReLU, then the output layer: kiln's Classifier."""
+    layers with ReLU, then the output layer: kiln's Classifier. A backbone workload gets
+    torchvision's network with a head for its classes."""
+    if name in BACKBONES:
+        import torchvision
+
+        return getattr(torchvision.models, name)(weights=None, num_classes=classes)
     layers = []
     c = channels
     for out in conv:
@@ -86,7 +94,7 @@ def measure(workload, device, warmup, steps, precision="default"):
     torch.manual_seed(7)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    model = model_for(channels, side, classes, conv, dense, bn).to(device)
+    model = model_for(channels, side, classes, conv, dense, bn, name).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(11)
@@ -332,6 +340,8 @@ def main():
     chosen = [w for w in WORKLOADS if not args.workload or w[0] in args.workload]
     if args.ops and not args.workload:
         chosen = [w for w in chosen if w[0] != "case-study"]
+    if args.ops:
+        chosen = [w for w in chosen if w[0] not in BACKBONES]
     if not chosen:
         sys.exit(f"no such workload: {args.workload}")
     results = []

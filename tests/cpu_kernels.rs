@@ -20,8 +20,17 @@ struct Case {
 /// The last two are large enough that kiln unfolds each image in bands of rows (it keeps a
 /// band's unfolded input under 64 Ki values): 12 channels of 5×5 taps on 30-wide rows give bands
 /// of 7 rows, 7/7/7/7/5 over 33 rows, in both directions; 64 channels of 5×5 taps on 48-wide rows
-/// exceed the budget in one row, so each band is a single row.
-const CASES: [Case; 7] = [
+/// exceed the budget in one row, so each band is a single row. The first and the fifth have
+/// planes small enough that several images share one product (16 images of 3×3: groups of up to
+/// 16 / threads).
+const CASES: [Case; 8] = [
+    Case {
+        batch: 16,
+        channels: [6, 5],
+        height: 3,
+        width: 3,
+        kernel: 3,
+    },
     Case {
         batch: 3,
         channels: [2, 4],
@@ -196,17 +205,125 @@ fn kiln_convolution_tracks_the_input_through_frozen_weights() {
     );
 }
 
+/// A ResNet's and MobileNet's stride-1 layers: no bias (batch norm follows), padding written out
+/// as half the kernel on every side (1×1: none). kiln's kernel runs them, and its output and the
+/// input and weight gradients are burn's.
+#[test]
+fn kiln_convolution_runs_the_backbones_unbiased_layers() {
+    let device = Device::flex().autodiff();
+    for (kernel, padding) in [
+        (3, PaddingConfig2d::Explicit(1, 1, 1, 1)),
+        (1, PaddingConfig2d::Valid),
+        (1, PaddingConfig2d::Explicit(0, 0, 0, 0)),
+    ] {
+        let conv = Conv2dConfig::new([6, 5], [kernel, kernel])
+            .with_padding(padding.clone())
+            .with_bias(false)
+            .init(&device);
+        let x = Tensor::<4>::random([3, 6, 7, 9], Distribution::Normal(0.0, 1.0), &device)
+            .require_grad();
+        assert!(flex_ops::runs_on_kiln_conv(&conv, &x), "{padding:?}");
+        let mix: Tensor<4> = Tensor::random([3, 5, 7, 9], Distribution::Normal(0.0, 1.0), &device);
+        let kiln_out = flex_ops::conv2d(&conv, x.clone());
+        let burn_out = conv.forward(x.clone());
+        assert_close("unbiased forward", kiln_out.clone(), burn_out.clone());
+        let kiln_grads = (kiln_out * mix.clone()).sum().backward();
+        let burn_grads = (burn_out * mix).sum().backward();
+        assert_close(
+            "unbiased input gradient",
+            x.grad(&kiln_grads).unwrap(),
+            x.grad(&burn_grads).unwrap(),
+        );
+        assert_close(
+            "unbiased weight gradient",
+            conv.weight.val().grad(&kiln_grads).unwrap(),
+            conv.weight.val().grad(&burn_grads).unwrap(),
+        );
+    }
+}
+
+/// Strided and unpadded layers — a ResNet's 7×7 stem at stride 2, its stride-2 3×3 and 1×1
+/// down-sampling layers, even and oblong kernels, odd image sizes, groups of small images —
+/// run on kiln's strided kernel, and its output and all three gradients are burn's.
+#[test]
+fn kiln_strided_convolution_matches_burn() {
+    let device = Device::flex().autodiff();
+    // (batch, [in, out], [h, w], kernel, stride, padding)
+    type Sizes = [usize; 2];
+    let cases: [(usize, Sizes, Sizes, Sizes, Sizes, Sizes); 7] = [
+        (3, [3, 8], [17, 16], [7, 7], [2, 2], [3, 3]),
+        (4, [6, 10], [9, 8], [3, 3], [2, 2], [1, 1]),
+        (5, [8, 12], [7, 7], [1, 1], [2, 2], [0, 0]),
+        (2, [4, 5], [6, 9], [3, 3], [1, 1], [0, 0]),
+        (3, [2, 3], [8, 6], [2, 2], [2, 2], [0, 0]),
+        (2, [3, 4], [5, 11], [3, 1], [1, 3], [1, 0]),
+        (16, [5, 6], [4, 4], [3, 3], [2, 2], [1, 1]),
+    ];
+    for (batch, channels, [h, w], kernel, stride, [ph, pw]) in cases {
+        let mut config = Conv2dConfig::new(channels, kernel)
+            .with_stride(stride)
+            .with_padding(PaddingConfig2d::Explicit(ph, pw, ph, pw));
+        if batch == 16 {
+            config = config.with_bias(false);
+        }
+        let conv = config.init(&device);
+        let x = Tensor::<4>::random(
+            [batch, channels[0], h, w],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        )
+        .require_grad();
+        assert!(flex_ops::runs_on_kiln_conv(&conv, &x), "{config:?}");
+        let kiln_out = flex_ops::conv2d(&conv, x.clone());
+        let burn_out = conv.forward(x.clone());
+        assert_close("strided forward", kiln_out.clone(), burn_out.clone());
+        let mix: Tensor<4> =
+            Tensor::random(burn_out.dims(), Distribution::Normal(0.0, 1.0), &device);
+        let kiln_grads = (kiln_out * mix.clone()).sum().backward();
+        let burn_grads = (burn_out * mix).sum().backward();
+        assert_close(
+            "strided input gradient",
+            x.grad(&kiln_grads).unwrap(),
+            x.grad(&burn_grads).unwrap(),
+        );
+        assert_close(
+            "strided weight gradient",
+            conv.weight.val().grad(&kiln_grads).unwrap(),
+            conv.weight.val().grad(&burn_grads).unwrap(),
+        );
+        if let Some(bias) = &conv.bias {
+            let out = channels[1];
+            assert_close(
+                "strided bias gradient",
+                bias.val()
+                    .grad(&kiln_grads)
+                    .unwrap()
+                    .reshape([1, 1, 1, out]),
+                bias.val()
+                    .grad(&burn_grads)
+                    .unwrap()
+                    .reshape([1, 1, 1, out]),
+            );
+        }
+    }
+}
+
 #[test]
 fn burn_keeps_the_convolutions_kiln_has_no_kernel_for() {
     let device = Device::flex();
-    let x = Tensor::<4>::zeros([2, 3, 8, 8], &device);
-    let even = Conv2dConfig::new([3, 4], [2, 2]).with_padding(PaddingConfig2d::Same);
-    let strided = Conv2dConfig::new([3, 4], [3, 3]).with_stride([2, 2]);
-    let unpadded = Conv2dConfig::new([3, 4], [3, 3]);
-    let unbiased = Conv2dConfig::new([3, 4], [3, 3])
-        .with_padding(PaddingConfig2d::Same)
+    let x = Tensor::<4>::zeros([2, 4, 8, 8], &device);
+    let even_same = Conv2dConfig::new([4, 4], [2, 2]).with_padding(PaddingConfig2d::Same);
+    let lopsided = Conv2dConfig::new([4, 4], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 0, 0))
         .with_bias(false);
-    for config in [even, strided, unpadded, unbiased] {
+    let grouped = Conv2dConfig::new([4, 4], [3, 3])
+        .with_padding(PaddingConfig2d::Same)
+        .with_groups(4);
+    let dilated = Conv2dConfig::new([4, 4], [3, 3]).with_dilation([2, 2]);
+    let strided_same = Conv2dConfig::new([4, 4], [3, 3])
+        .with_stride([2, 2])
+        .with_padding(PaddingConfig2d::Same);
+    for config in [even_same, lopsided, grouped, dilated, strided_same] {
         let conv = config.init(&device);
         assert!(!flex_ops::runs_on_kiln_conv(&conv, &x), "{config:?}");
         assert_eq!(

@@ -28,7 +28,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, Normalizer};
-use crate::experiment::{BackendChoice, Experiment, Precision};
+use crate::experiment::{Backbone, BackendChoice, Experiment, Precision};
 use crate::model::{Classifier, ModelShape};
 use crate::monitor::RunView;
 use crate::protocol::EventKind;
@@ -48,6 +48,9 @@ pub struct Workload {
     pub batch_size: usize,
     /// Images in one epoch of the real data set this workload stands for.
     pub epoch_images: usize,
+    /// A torchvision backbone instead of the CNN the conv and dense sizes describe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backbone: Option<Backbone>,
 }
 
 /// The workloads, in the order they are reported.
@@ -64,6 +67,7 @@ pub fn workloads() -> Vec<Workload> {
                 batch_norm: bn,
                 batch_size: batch,
                 epoch_images: epoch,
+                backbone: None,
             }
         };
     vec![
@@ -82,6 +86,12 @@ pub fn workloads() -> Vec<Workload> {
             1000,
         ),
         w("case-study", 3, 224, 2, &[16, 32], &[], false, 128, 1485),
+        // Fine-tuning's network: torchvision's ResNet-18 on 64x64 photos (PyTorch's side builds
+        // torchvision's own).
+        Workload {
+            backbone: Some(Backbone::Resnet18),
+            ..w("resnet18", 3, 64, 10, &[], &[], true, 32, 1000)
+        },
     ]
 }
 
@@ -155,7 +165,8 @@ pub(crate) fn experiment_for(
     e.data.train_images = Some(batches * workload.batch_size);
     e.model.conv_channels = workload.conv_channels.clone();
     e.model.dense = workload.dense.clone();
-    e.model.batch_norm = workload.batch_norm;
+    e.model.batch_norm = workload.batch_norm && workload.backbone.is_none();
+    e.model.backbone = workload.backbone;
     e.train.epochs = 1;
     e.train.batch_size = workload.batch_size;
     e.train.backend = backend;

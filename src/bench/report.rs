@@ -39,6 +39,8 @@ pub fn run_ops(options: &BenchOptions, out: &mut impl Write) -> anyhow::Result<V
         // Its 224x224 convolutions take minutes on a small CPU: only when asked for by name.
         chosen.retain(|w| w.name != "case-study");
     }
+    // The operations are the CNN's layers; a backbone's are not listed.
+    chosen.retain(|w| w.backbone.is_none());
     let _ = writeln!(
         out,
         "{:<11} {:<24} {:>16} {:>10}",

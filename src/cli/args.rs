@@ -113,7 +113,8 @@ pub(crate) struct BenchArgs {
     /// f32, or bf16 mixed precision (kiln's loops only; the model and data stay the same).
     #[arg(long, value_enum, default_value = "f32")]
     pub(crate) precision: Precision,
-    /// Only these workloads (repeatable): digits, mnist, small64, small64-bn, case-study.
+    /// Only these workloads (repeatable): digits, mnist, small64, small64-bn, case-study,
+    /// resnet18.
     #[arg(long = "workload", value_name = "NAME")]
     pub(crate) workloads: Vec<String>,
     /// Also write the measurements as JSON here.

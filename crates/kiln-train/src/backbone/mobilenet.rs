@@ -12,6 +12,7 @@ use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::tensor::{Device, Tensor};
 
 use super::{conv, norm, normalize};
+use crate::flex_ops::conv2d;
 
 /// Features per image after the global pool.
 pub const FEATURES: usize = 1280;
@@ -52,7 +53,7 @@ impl ConvNormActivation {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.activation
-            .forward(normalize(&self.norm, self.conv.forward(x)))
+            .forward(normalize(&self.norm, conv2d(&self.conv, x)))
     }
 }
 

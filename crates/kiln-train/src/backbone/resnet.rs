@@ -11,6 +11,7 @@ use burn::nn::{BatchNorm, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Tensor};
 
 use super::{conv, norm, normalize};
+use crate::flex_ops::conv2d;
 
 /// Which ResNet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,13 +95,13 @@ impl Block {
     fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let x = self
             .relu
-            .forward(normalize(&self.bn1, self.conv1.forward(input.clone())));
-        let mut x = normalize(&self.bn2, self.conv2.forward(x));
+            .forward(normalize(&self.bn1, conv2d(&self.conv1, input.clone())));
+        let mut x = normalize(&self.bn2, conv2d(&self.conv2, x));
         if let (Some(conv3), Some(bn3)) = (&self.conv3, &self.bn3) {
-            x = normalize(bn3, conv3.forward(self.relu.forward(x)));
+            x = normalize(bn3, conv2d(conv3, self.relu.forward(x)));
         }
         let identity = match &self.downsample {
-            Some(d) => normalize(&d.norm, d.conv.forward(input)),
+            Some(d) => normalize(&d.norm, conv2d(&d.conv, input)),
             None => input,
         };
         self.relu.forward(x + identity)
@@ -168,7 +169,7 @@ impl ResNet {
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         let x = self
             .relu
-            .forward(normalize(&self.bn1, self.conv1.forward(images)));
+            .forward(normalize(&self.bn1, conv2d(&self.conv1, images)));
         let mut x = self.maxpool.forward(x);
         for block in self
             .layer1

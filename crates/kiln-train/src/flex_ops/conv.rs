@@ -12,6 +12,8 @@
 
 use rayon::prelude::*;
 
+use super::scratch::with_scratch;
+
 /// The sizes of one convolution: `[batch, in, h, w]` through `[out, in, k, k]` gives
 /// `[batch, out, h, w]` (odd `k`, padding `k / 2` on every side).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,14 +68,26 @@ const BAND_BUDGET: usize = 64 * 1024;
 /// a 1-channel one 1.6 against 2.4 + ~8 µs, while 144 rows were even (`gemm` crate, one thread).
 const FEW_TAPS: usize = 32;
 
-/// The split of each image into bands of whole rows, and of the batch into work items (one band
-/// of one image each).
+/// Output positions one product should cover at least when whole images are small (a ResNet's
+/// last layers: 4×4 or 2×2 planes). One image's 2×2 plane made a gemm of 4 columns that read
+/// all 9 MB of a 512-channel layer's weights for 4 positions, image after image; several images
+/// side by side read them once for all.
+pub(super) const GROUP_COLUMNS: usize = 256;
+
+/// The most unfolded input a work item of several images holds: 1 Mi f32 (4 MiB).
+pub(super) const GROUP_BUDGET: usize = 1 << 20;
+
+/// The split of each image into bands of whole rows, and of the batch into work items: one band
+/// of one image each, or, when a whole image is one band, a group of whole images side by side.
 #[derive(Debug, Clone, Copy)]
 struct Bands {
     /// Image rows per band (the last band may have fewer).
     rows: usize,
     /// Bands per image.
     count: usize,
+    /// Images per work item (the last item may have fewer); above 1 only with one band an
+    /// image.
+    images: usize,
     shape: ConvShape,
 }
 
@@ -81,56 +95,102 @@ impl Bands {
     fn of(shape: ConvShape) -> Self {
         let per_row = (shape.patch() * shape.width).max(1);
         let rows = (BAND_BUDGET / per_row).clamp(1, shape.height.max(1));
+        let count = shape.height.div_ceil(rows);
+        let images = if count == 1 {
+            let plane = shape.plane().max(1);
+            let wanted = GROUP_COLUMNS.div_ceil(plane);
+            // Every thread keeps work: no fewer items than threads.
+            let threads = rayon::current_num_threads().max(1);
+            let fair = (shape.batch / threads).max(1);
+            let fits = (GROUP_BUDGET / (shape.patch() * plane).max(1)).max(1);
+            wanted.min(fair).min(fits)
+        } else {
+            1
+        };
         Self {
             rows,
-            count: shape.height.div_ceil(rows),
+            count,
+            images,
             shape,
         }
     }
 
     fn items(&self) -> usize {
-        self.shape.batch * self.count
+        if self.images > 1 {
+            self.shape.batch.div_ceil(self.images)
+        } else {
+            self.shape.batch * self.count
+        }
     }
 
-    /// Output positions (row-major within the image's plane) that one band covers.
+    /// Columns of one work item's unfolded input: output positions of its band or images.
     fn max_len(&self) -> usize {
-        self.rows * self.shape.width
+        self.rows * self.shape.width * self.images
     }
 
-    /// Unfolds work item `item`'s band of the batch `x` into the front of `cols`.
+    /// Unfolds work item `item` of the batch `x` into the front of `cols`: `[patch, len]`, each
+    /// image's positions side by side.
     fn unfold(&self, x: &[f32], item: usize, cols: &mut [f32]) -> Band {
         let shape = self.shape;
+        let image_len = shape.in_channels * shape.plane();
+        if self.images > 1 {
+            let first = item * self.images;
+            let images = self.images.min(shape.batch - first);
+            let plane = shape.plane();
+            let len = images * plane;
+            for i in 0..images {
+                let image = &x[(first + i) * image_len..][..image_len];
+                im2col(shape, image, 0, shape.height, cols, len, i * plane);
+            }
+            return Band {
+                image: first,
+                images,
+                start: 0,
+                len,
+            };
+        }
         let (image, band) = (item / self.count, item % self.count);
         let first_row = band * self.rows;
         let rows = self.rows.min(shape.height - first_row);
-        let image_len = shape.in_channels * shape.plane();
         let len = rows * shape.width;
         im2col(
             shape,
             &x[image * image_len..][..image_len],
             first_row,
             rows,
-            &mut cols[..shape.patch() * len],
+            cols,
+            len,
+            0,
         );
         Band {
             image,
+            images: 1,
             start: first_row * shape.width,
             len,
         }
     }
 }
 
-/// Where one work item's band lies: its image, and the run of output positions (row-major within
-/// the image's plane) that it covers.
+/// Where one work item lies: its (first) image, how many images side by side, and the run of
+/// output positions (row-major within each image's plane) that it covers; `len` counts the
+/// columns of all its images.
 struct Band {
     image: usize,
+    images: usize,
     start: usize,
     len: usize,
 }
 
+impl Band {
+    /// Output positions per image.
+    fn per_image(&self) -> usize {
+        self.len / self.images
+    }
+}
+
 /// The work items each thread takes, in order: the same split for the same thread count, so
 /// the gradients' sums are added in the same order on every run.
-fn per_thread_items(items: usize) -> Vec<std::ops::Range<usize>> {
+pub(super) fn per_thread_items(items: usize) -> Vec<std::ops::Range<usize>> {
     let threads = rayon::current_num_threads().clamp(1, items.max(1));
     let each = items.div_ceil(threads).max(1);
     (0..threads)
@@ -141,7 +201,7 @@ fn per_thread_items(items: usize) -> Vec<std::ops::Range<usize>> {
 
 /// The output slice's base pointer, shared by threads that each write disjoint bands of it.
 #[derive(Clone, Copy)]
-struct SharedOutput(*mut f32);
+pub(super) struct SharedOutput(pub(super) *mut f32);
 
 // SAFETY: threads write through it only at disjoint positions (one band of one image each).
 unsafe impl Send for SharedOutput {}
@@ -150,7 +210,7 @@ unsafe impl Sync for SharedOutput {}
 impl SharedOutput {
     /// # Safety
     /// `offset` must lie within the slice the pointer was taken from.
-    unsafe fn at(self, offset: usize) -> *mut f32 {
+    pub(super) unsafe fn at(self, offset: usize) -> *mut f32 {
         unsafe { self.0.add(offset) }
     }
 }
@@ -167,45 +227,129 @@ pub fn forward(shape: ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>
     per_thread_items(bands.items())
         .into_par_iter()
         .for_each(|items| {
-            let mut cols = vec![0.0; patch * bands.max_len()];
-            for item in items {
-                let Band { image, start, len } = bands.unfold(x, item, &mut cols);
-                // SAFETY: the band starts inside this image's output.
-                let dst = unsafe { output.at(image * image_out + start) };
-                // SAFETY: weight is [out, patch] and cols [patch, len], row-major; dst is this
-                // band's [out, len] block of the image's [out, plane] output (row stride plane),
-                // which no other item writes.
-                unsafe {
-                    gemm(
-                        Matrices {
-                            m: shape.out_channels,
-                            n: len,
-                            k: patch,
-                            dst,
-                            dst_rs: plane as isize,
-                            dst_cs: 1,
-                            accumulate: false,
-                            lhs: weight.as_ptr(),
-                            lhs_rs: patch as isize,
-                            lhs_cs: 1,
-                            rhs: cols.as_ptr(),
-                            rhs_rs: len as isize,
-                            rhs_cs: 1,
-                        },
-                        gemm::Parallelism::None,
-                    )
-                };
-                if let Some(bias) = bias {
-                    for (channel, &b) in bias.iter().enumerate() {
-                        // SAFETY: one row of this item's block, as above.
-                        let row = unsafe {
-                            std::slice::from_raw_parts_mut(dst.add(channel * plane), len)
+            let staged = if bands.images > 1 {
+                shape.out_channels * bands.max_len()
+            } else {
+                0
+            };
+            with_scratch([patch * bands.max_len(), staged], |cols, staged| {
+                for item in items {
+                    let band = bands.unfold(x, item, cols);
+                    if band.images > 1 {
+                        let part = ImageGroup {
+                            out_channels: shape.out_channels,
+                            patch,
+                            plane,
+                            first: band.image,
+                            images: band.images,
                         };
-                        row.iter_mut().for_each(|v| *v += b);
+                        forward_group(part, weight, bias, cols, staged, output);
+                        continue;
+                    }
+                    let Band {
+                        image, start, len, ..
+                    } = band;
+                    // SAFETY: the band starts inside this image's output.
+                    let dst = unsafe { output.at(image * image_out + start) };
+                    // SAFETY: weight is [out, patch] and cols [patch, len], row-major; dst is this
+                    // band's [out, len] block of the image's [out, plane] output (row stride plane),
+                    // which no other item writes.
+                    unsafe {
+                        gemm(
+                            Matrices {
+                                m: shape.out_channels,
+                                n: len,
+                                k: patch,
+                                dst,
+                                dst_rs: plane as isize,
+                                dst_cs: 1,
+                                accumulate: false,
+                                lhs: weight.as_ptr(),
+                                lhs_rs: patch as isize,
+                                lhs_cs: 1,
+                                rhs: cols.as_ptr(),
+                                rhs_rs: len as isize,
+                                rhs_cs: 1,
+                            },
+                            gemm::Parallelism::None,
+                        )
+                    };
+                    if let Some(bias) = bias {
+                        for (channel, &b) in bias.iter().enumerate() {
+                            // SAFETY: one row of this item's block, as above.
+                            let row = unsafe {
+                                std::slice::from_raw_parts_mut(dst.add(channel * plane), len)
+                            };
+                            row.iter_mut().for_each(|v| *v += b);
+                        }
                     }
                 }
-            }
+            });
         });
+}
+
+/// Several whole images' outputs at once: `[out, len]` positions of `images` images, the first
+/// `first`, each with `plane` output positions, from `[patch, len]` unfolded input.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ImageGroup {
+    pub(super) out_channels: usize,
+    pub(super) patch: usize,
+    pub(super) plane: usize,
+    pub(super) first: usize,
+    pub(super) images: usize,
+}
+
+/// `staged [out, len] = weight · cols`, then each image's `[out, plane]` block (plus the bias)
+/// into its place in the output.
+pub(super) fn forward_group(
+    group: ImageGroup,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    cols: &[f32],
+    staged: &mut [f32],
+    output: SharedOutput,
+) {
+    let ImageGroup {
+        out_channels: out,
+        patch,
+        plane,
+        first,
+        images,
+    } = group;
+    let len = images * plane;
+    // SAFETY: weight is [out, patch], cols [patch, len] and staged [out, len], row-major.
+    unsafe {
+        gemm(
+            Matrices {
+                m: out,
+                n: len,
+                k: patch,
+                dst: staged.as_mut_ptr(),
+                dst_rs: len as isize,
+                dst_cs: 1,
+                accumulate: false,
+                lhs: weight.as_ptr(),
+                lhs_rs: patch as isize,
+                lhs_cs: 1,
+                rhs: cols.as_ptr(),
+                rhs_rs: len as isize,
+                rhs_cs: 1,
+            },
+            gemm::Parallelism::None,
+        )
+    };
+    for i in 0..images {
+        // SAFETY: image `first + i`'s whole [out, plane] output, which no other item writes.
+        let block = unsafe {
+            std::slice::from_raw_parts_mut(output.at((first + i) * out * plane), out * plane)
+        };
+        for (channel, row) in block.chunks_exact_mut(plane).enumerate() {
+            row.copy_from_slice(&staged[channel * len + i * plane..][..plane]);
+            if let Some(bias) = bias {
+                row.iter_mut().for_each(|v| *v += bias[channel]);
+            }
+        }
+    }
 }
 
 /// The gradient of the loss with respect to the convolution's input.
@@ -239,17 +383,60 @@ pub fn weight_and_bias_grad(shape: ConvShape, x: &[f32], grad_out: &[f32]) -> (V
         .map(|items| {
             let mut sum = vec![0.0; shape.weight_len()];
             let mut bias_grad = vec![0.0; out];
-            let mut cols = vec![0.0; patch * bands.max_len()];
-            let mut grad_t = vec![0.0; if transposed { bands.max_len() * out } else { 0 }];
-            for (index, item) in items.enumerate() {
-                let Band { image, start, len } = bands.unfold(x, item, &mut cols);
-                // This band's [out, len] block of the image's [out, plane] gradient.
-                let grad = &grad_out[image * image_out + start..][..(out - 1) * plane + len];
-                let product = if transposed {
+            let grad_t = if transposed { bands.max_len() * out } else { 0 };
+            with_scratch([patch * bands.max_len(), grad_t], |cols, grad_t| {
+                for (index, item) in items.enumerate() {
+                    let band = bands.unfold(x, item, cols);
+                    let (len, per) = (band.len, band.per_image());
+                    // Image i's [out, per] block of its [out, plane] gradient.
+                    let grad_of = |i: usize| {
+                        &grad_out[(band.image + i) * image_out + band.start..]
+                            [..(out - 1) * plane + per]
+                    };
+                    for i in 0..band.images {
+                        let grad = grad_of(i);
+                        for (channel, sum) in bias_grad.iter_mut().enumerate() {
+                            *sum += grad[channel * plane..][..per].iter().sum::<f32>();
+                        }
+                    }
+                    if !transposed {
+                        for i in 0..band.images {
+                            // grad [out, per] (row stride plane) · image i's colsᵀ [per, patch]
+                            // into sum [out, patch].
+                            let product = Matrices {
+                                m: out,
+                                n: patch,
+                                k: per,
+                                dst: sum.as_mut_ptr(),
+                                dst_rs: patch as isize,
+                                dst_cs: 1,
+                                accumulate: index > 0 || i > 0,
+                                lhs: grad_of(i).as_ptr(),
+                                lhs_rs: plane as isize,
+                                lhs_cs: 1,
+                                // SAFETY: image i's columns start i·per into each cols row.
+                                rhs: unsafe { cols.as_ptr().add(i * per) },
+                                rhs_rs: 1,
+                                rhs_cs: len as isize,
+                            };
+                            // SAFETY: cols holds patch rows of len values, sum out·patch, and the
+                            // gradient the image's out rows of per values, plane apart.
+                            unsafe { gemm(product, gemm::Parallelism::None) };
+                        }
+                        continue;
+                    }
                     let grad_t = &mut grad_t[..len * out];
-                    transpose(grad, out, len, plane, grad_t);
+                    for i in 0..band.images {
+                        transpose(
+                            grad_of(i),
+                            out,
+                            per,
+                            plane,
+                            &mut grad_t[i * per * out..][..per * out],
+                        );
+                    }
                     // cols [patch, len] · grad_t [len, out] into sum [patch, out].
-                    Matrices {
+                    let product = Matrices {
                         m: patch,
                         n: out,
                         k: len,
@@ -263,33 +450,11 @@ pub fn weight_and_bias_grad(shape: ConvShape, x: &[f32], grad_out: &[f32]) -> (V
                         rhs: grad_t.as_ptr(),
                         rhs_rs: out as isize,
                         rhs_cs: 1,
-                    }
-                } else {
-                    // grad [out, len] (row stride plane) · colsᵀ [len, patch] into sum [out, patch].
-                    Matrices {
-                        m: out,
-                        n: patch,
-                        k: len,
-                        dst: sum.as_mut_ptr(),
-                        dst_rs: patch as isize,
-                        dst_cs: 1,
-                        accumulate: index > 0,
-                        lhs: grad.as_ptr(),
-                        lhs_rs: plane as isize,
-                        lhs_cs: 1,
-                        rhs: cols.as_ptr(),
-                        rhs_rs: 1,
-                        rhs_cs: len as isize,
-                    }
-                };
-                // SAFETY: each operand covers the matrix its comment gives, at those strides:
-                // cols holds patch·len values, grad_t len·out, sum patch·out, and grad the
-                // band's out rows of len values, plane apart.
-                unsafe { gemm(product, gemm::Parallelism::None) };
-                for (channel, sum) in bias_grad.iter_mut().enumerate() {
-                    *sum += grad[channel * plane..][..len].iter().sum::<f32>();
+                    };
+                    // SAFETY: cols holds patch·len values, grad_t len·out and sum patch·out.
+                    unsafe { gemm(product, gemm::Parallelism::None) };
                 }
-            }
+            });
             (sum, bias_grad)
         })
         .collect();
@@ -315,7 +480,7 @@ pub fn weight_and_bias_grad(shape: ConvShape, x: &[f32], grad_out: &[f32]) -> (V
 /// `dst [cols, rows] = srcᵀ` for a row-major `src [rows, cols]` whose rows start `stride` apart,
 /// sixteen source columns at a time so the destination rows being written stay in cache
 /// (1.4–2× a square-tiled loop on the gradients' shapes here).
-fn transpose(src: &[f32], rows: usize, cols: usize, stride: usize, dst: &mut [f32]) {
+pub(super) fn transpose(src: &[f32], rows: usize, cols: usize, stride: usize, dst: &mut [f32]) {
     const BLOCK: usize = 16;
     for c0 in (0..cols).step_by(BLOCK) {
         let width = BLOCK.min(cols - c0);
@@ -348,25 +513,35 @@ fn flip_kernel(shape: ConvShape, weight: &[f32]) -> Vec<f32> {
 }
 
 /// Unfolds image rows `first_row..first_row + rows` of one `[in, h, w]` image into
-/// `[in·k·k, rows·w]`: row `(c, ky, kx)` holds, for each of the band's output positions, the input
-/// at the tap's offset from it, zero where that offset leaves the image.
+/// `[in·k·k, rows·w]` columns `offset..` of `cols` (rows `stride` apart): row `(c, ky, kx)` holds,
+/// for each of the band's output positions, the input at the tap's offset from it, zero where
+/// that offset leaves the image.
 ///
 /// A shift by `(dy, dx)` is one offset `dy·w + dx` into the flattened plane: each row is one
 /// long copy, then the `|dx|` columns that wrapped around from the neighbouring image row are
 /// zeroed (copying row by row instead cost a short `memmove` per image row, a fifth of a
 /// training step here).
-fn im2col(shape: ConvShape, image: &[f32], first_row: usize, rows: usize, cols: &mut [f32]) {
+fn im2col(
+    shape: ConvShape,
+    image: &[f32],
+    first_row: usize,
+    rows: usize,
+    cols: &mut [f32],
+    stride: usize,
+    offset: usize,
+) {
     let (h, w, k) = (shape.height, shape.width, shape.kernel);
     let pad = (k / 2) as isize;
     let plane = (h * w) as isize;
     let (start, len) = ((first_row * w) as isize, rows * w);
-    let mut unfolded = cols.chunks_exact_mut(len);
+    let mut tap = 0;
     for channel in image.chunks_exact(h * w) {
         for ky in 0..k {
             let dy = ky as isize - pad;
             for kx in 0..k {
                 let dx = kx as isize - pad;
-                let row = unfolded.next().expect("cols holds in·k·k rows of the band");
+                let row = &mut cols[tap * stride + offset..][..len];
+                tap += 1;
                 let shift = dy * w as isize + dx;
                 // Band positions whose source position lies inside the flattened plane.
                 let lo = (-shift - start).clamp(0, len as isize) as usize;
@@ -395,26 +570,26 @@ fn im2col(shape: ConvShape, image: &[f32], first_row: usize, rows: usize, cols: 
 
 /// One product `dst[m×n] (+)= lhs[m×k] · rhs[k×n]`, each operand at its own row and column
 /// strides.
-struct Matrices {
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: *mut f32,
-    dst_rs: isize,
-    dst_cs: isize,
-    accumulate: bool,
-    lhs: *const f32,
-    lhs_rs: isize,
-    lhs_cs: isize,
-    rhs: *const f32,
-    rhs_rs: isize,
-    rhs_cs: isize,
+pub(super) struct Matrices {
+    pub(super) m: usize,
+    pub(super) n: usize,
+    pub(super) k: usize,
+    pub(super) dst: *mut f32,
+    pub(super) dst_rs: isize,
+    pub(super) dst_cs: isize,
+    pub(super) accumulate: bool,
+    pub(super) lhs: *const f32,
+    pub(super) lhs_rs: isize,
+    pub(super) lhs_cs: isize,
+    pub(super) rhs: *const f32,
+    pub(super) rhs_rs: isize,
+    pub(super) rhs_cs: isize,
 }
 
 /// # Safety
 /// Each pointer must be valid for its matrix at the given sizes and strides, and `dst` must not
 /// overlap the operands.
-unsafe fn gemm(p: Matrices, parallelism: gemm::Parallelism) {
+pub(super) unsafe fn gemm(p: Matrices, parallelism: gemm::Parallelism) {
     unsafe {
         gemm::gemm(
             p.m,

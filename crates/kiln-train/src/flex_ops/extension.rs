@@ -15,6 +15,7 @@ use burn::tensor::TensorData;
 use super::batch_norm::{self, NormShape};
 use super::conv::{self, ConvShape};
 use super::pool::{self, PoolShape};
+use super::strided_conv::{self, Geometry, Stepping};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait KilnCpuOps: Backend {
@@ -24,6 +25,15 @@ pub trait KilnCpuOps: Backend {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// Convolution of `[batch, in, h, w]` by `[out, in, kh, kw]` with any stride and symmetric
+    /// zero padding, plus `bias` `[out]`.
+    fn strided_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stepping: Stepping,
     ) -> FloatTensor<Self>;
 
     /// Batch norm in training over `[batch, channels, h, w]`: the output, then each channel's
@@ -42,6 +52,15 @@ pub trait KilnCpuOps: Backend {
 impl KilnCpuOps for Flex {
     fn same_conv2d(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
         conv_forward(&x, &weight, &bias)
+    }
+
+    fn strided_conv2d(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        stepping: Stepping,
+    ) -> FlexTensor {
+        strided_forward(&x, &weight, &bias, stepping)
     }
 
     fn batch_norm_train(
@@ -82,6 +101,32 @@ impl<C: CheckpointStrategy> KilnCpuOps for Autodiff<Flex, C> {
                 x.primitive(),
                 weight.primitive(),
                 bias.primitive(),
+            )),
+        }
+    }
+
+    fn strided_conv2d(
+        x: AutodiffTensor<C>,
+        weight: AutodiffTensor<C>,
+        bias: AutodiffTensor<C>,
+        stepping: Stepping,
+    ) -> AutodiffTensor<C> {
+        match StridedConvBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let x = x.primitive().clone();
+                let weight = weight.primitive().clone();
+                let output = strided_forward(&x, &weight, bias.primitive(), stepping);
+                prep.finish((x, weight, stepping), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(strided_forward(
+                x.primitive(),
+                weight.primitive(),
+                bias.primitive(),
+                stepping,
             )),
         }
     }
@@ -165,6 +210,39 @@ impl Backward<Flex, 3> for SameConvBackward {
             }
             if let Some(node) = node_bias {
                 grads.register::<Flex>(node.id, flex_tensor(grad_bias, &[shape.out_channels]));
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct StridedConvBackward;
+
+impl Backward<Flex, 3> for StridedConvBackward {
+    /// The forward pass's input, weights, stride and padding.
+    type State = (FlexTensor, FlexTensor, Stepping);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let grad_out = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let (x, weight, stepping) = ops.state;
+        let geometry = geometry(&x, &weight, stepping);
+        let grad = f32s(&grad_out);
+        if let Some(node) = node_x {
+            let weight = weight.to_contiguous();
+            let grad_in = strided_conv::input_grad(geometry, grad, f32s(&weight));
+            grads.register::<Flex>(node.id, flex_tensor(grad_in, x.shape().as_slice()));
+        }
+        if node_weight.is_some() || node_bias.is_some() {
+            let x = x.to_contiguous();
+            let (grad_weight, grad_bias) =
+                strided_conv::weight_and_bias_grad(geometry, f32s(&x), grad);
+            if let Some(node) = node_weight {
+                let dims = weight.shape();
+                grads.register::<Flex>(node.id, flex_tensor(grad_weight, dims.as_slice()));
+            }
+            if let Some(node) = node_bias {
+                grads.register::<Flex>(node.id, flex_tensor(grad_bias, &[geometry.out_channels]));
             }
         }
     }
@@ -270,6 +348,45 @@ fn conv_forward(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> FlexT
         out,
         &[shape.batch, shape.out_channels, shape.height, shape.width],
     )
+}
+
+fn strided_forward(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: &FlexTensor,
+    stepping: Stepping,
+) -> FlexTensor {
+    let geometry = geometry(x, weight, stepping);
+    let (x, weight, bias) = (
+        x.to_contiguous(),
+        weight.to_contiguous(),
+        bias.to_contiguous(),
+    );
+    let mut out = vec![0.0; geometry.output_len()];
+    strided_conv::forward(
+        geometry,
+        f32s(&x),
+        f32s(&weight),
+        Some(f32s(&bias)),
+        &mut out,
+    );
+    let [out_h, out_w] = geometry.out_size();
+    flex_tensor(out, &[geometry.batch, geometry.out_channels, out_h, out_w])
+}
+
+fn geometry(x: &FlexTensor, weight: &FlexTensor, stepping: Stepping) -> Geometry {
+    let [batch, in_channels, height, width] = x.shape().dims::<4>();
+    let [out_channels, weight_in, kh, kw] = weight.shape().dims::<4>();
+    debug_assert_eq!(in_channels, weight_in, "conv channels");
+    Geometry {
+        batch,
+        in_channels,
+        out_channels,
+        height,
+        width,
+        kernel: [kh, kw],
+        stepping,
+    }
 }
 
 fn norm_forward(

@@ -5,6 +5,8 @@ mod batch_norm;
 mod conv;
 mod extension;
 mod pool;
+mod scratch;
+mod strided_conv;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -52,35 +54,80 @@ impl CpuKernels {
     }
 }
 
-/// `conv.forward(input)`, through kiln's convolution where it applies (flex, f32, stride 1,
-/// same padding with an odd square kernel, one group, a bias) and burn's everywhere else.
+/// `conv.forward(input)`, through kiln's convolutions where they apply (flex, f32, one group,
+/// no dilation, zeros padded symmetrically: the same-size kernel for stride 1 with an odd square
+/// kernel padded by half its size, the strided one otherwise) and burn's everywhere else.
 pub fn conv2d(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
-    match &conv.bias {
-        Some(bias) if runs_on_kiln_conv(conv, &input) => {
-            Tensor::from_dispatch(<Dispatch as KilnCpuOps>::same_conv2d(
-                input.into_dispatch(),
-                conv.weight.val().into_dispatch(),
-                bias.val().into_dispatch(),
-            ))
+    let Some(kind) = kiln_conv(conv, &input) else {
+        return conv.forward(input);
+    };
+    // A layer without a bias (a ResNet's, followed by batch norm) adds zeros: a constant, so
+    // nothing trains it and its gradient is dropped.
+    let bias = match &conv.bias {
+        Some(bias) => bias.val(),
+        None => Tensor::zeros([conv.weight.dims()[0]], &input.device()),
+    };
+    let (x, weight, bias) = (
+        input.into_dispatch(),
+        conv.weight.val().into_dispatch(),
+        bias.into_dispatch(),
+    );
+    Tensor::from_dispatch(match kind {
+        KilnConv::Same => <Dispatch as KilnCpuOps>::same_conv2d(x, weight, bias),
+        KilnConv::Strided(stepping) => {
+            <Dispatch as KilnCpuOps>::strided_conv2d(x, weight, bias, stepping)
         }
-        _ => conv.forward(input),
-    }
+    })
+}
+
+/// Which of kiln's convolutions runs a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KilnConv {
+    /// Stride 1, odd square kernel, half of it padded on every side: the output is the input's
+    /// size (kiln's fastest kernel, banded by image rows).
+    Same,
+    Strided(strided_conv::Stepping),
 }
 
 /// Whether [`conv2d`] runs kiln's convolution for this layer and input (rather than burn's).
 pub fn runs_on_kiln_conv(conv: &Conv2d, input: &Tensor<4>) -> bool {
+    kiln_conv(conv, input).is_some()
+}
+
+fn kiln_conv(conv: &Conv2d, input: &Tensor<4>) -> Option<KilnConv> {
     let [kh, kw] = conv.kernel_size;
-    CpuKernels::current() == CpuKernels::Kiln
-        && conv.bias.is_some()
+    let eligible = CpuKernels::current() == CpuKernels::Kiln
         && is_flex(&input.device())
         && input.dtype() == DType::F32
         && conv.weight.val().dtype() == DType::F32
-        && conv.stride == [1, 1]
         && conv.dilation == [1, 1]
-        && conv.groups == 1
-        && kh == kw
-        && kh % 2 == 1
-        && matches!(conv.padding, PaddingConfig2d::Same)
+        && conv.groups == 1;
+    if !eligible {
+        return None;
+    }
+    let padding = match conv.padding {
+        // burn's `Same` pads a stride-1 layer by half the kernel (odd kernels: evenly).
+        PaddingConfig2d::Same if conv.stride == [1, 1] && kh % 2 == 1 && kw % 2 == 1 => {
+            [kh / 2, kw / 2]
+        }
+        PaddingConfig2d::Same => return None,
+        PaddingConfig2d::Valid => [0, 0],
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            [top, left]
+        }
+        PaddingConfig2d::Explicit(..) => return None,
+    };
+    let [_, _, height, width] = input.dims();
+    if height + 2 * padding[0] < kh || width + 2 * padding[1] < kw {
+        return None;
+    }
+    if conv.stride == [1, 1] && kh == kw && kh % 2 == 1 && padding == [kh / 2; 2] {
+        return Some(KilnConv::Same);
+    }
+    Some(KilnConv::Strided(strided_conv::Stepping {
+        stride: conv.stride,
+        padding,
+    }))
 }
 
 fn is_flex(device: &Device) -> bool {
