@@ -108,18 +108,22 @@ fn a_resnet_run_trains_and_its_checkpoint_loads_back() {
 /// `tests/support/torchvision_reference.py` with PyTorch from PyPI, which `.ci/run` installs):
 /// kiln loads each state_dict, as `.pth` and as `.safetensors`, and gives the same logits on the
 /// same images, within 1e-4.
-#[test]
-fn torchvision_weights_load_and_give_torchvisions_logits() {
+/// A folder with torchvision's ResNet-18 and MobileNetV2 (random weights) as `.pth` and
+/// `.safetensors` and their logits on a batch of images, written by PyTorch; `None` (the test
+/// then skips, saying that `skipped` was not done) without PyTorch, unless KILN_REQUIRE_TORCH
+/// is set, when the test fails.
+pub(crate) fn torchvision_reference(skipped: &str) -> Option<std::path::PathBuf> {
     let Some(python) = crate::common::python_with("torchvision") else {
-        let message = "PYTORCH NOT INSTALLED: the backbones were NOT compared with torchvision; \
-                       run .ci/run, or pip install torch torchvision safetensors and set \
-                       KILN_TEST_PYTHON to that python";
+        let message = format!(
+            "PYTORCH NOT INSTALLED: {skipped}; run .ci/run, or pip install torch torchvision \
+             safetensors and set KILN_TEST_PYTHON to that python"
+        );
         assert!(
             std::env::var_os("KILN_REQUIRE_TORCH").is_none(),
             "{message}"
         );
         eprintln!("SKIPPED: {message}");
-        return;
+        return None;
     };
     let dir = scratch("torchvision");
     let made = std::process::Command::new(&python)
@@ -128,6 +132,15 @@ fn torchvision_weights_load_and_give_torchvisions_logits() {
         .output()
         .unwrap();
     assert!(made.status.success(), "{made:?}");
+    Some(dir)
+}
+
+#[test]
+fn torchvision_weights_load_and_give_torchvisions_logits() {
+    let Some(dir) = torchvision_reference("the backbones were NOT compared with torchvision")
+    else {
+        return;
+    };
     let reference: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
             .unwrap();

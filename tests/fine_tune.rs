@@ -314,24 +314,11 @@ fn the_backbone_learns_at_its_own_rate() {
 /// replaced for two classes, the backbone starts frozen, and it trains.
 #[test]
 fn the_vehicles_variant_fine_tunes_torchvisions_weights() {
-    let Some(python) = crate::common::python_with("torchvision") else {
-        let message = "PYTORCH NOT INSTALLED: the vehicles variant was NOT trained from \
-                       torchvision's weights; run .ci/run, or pip install torch torchvision \
-                       safetensors and set KILN_TEST_PYTHON to that python";
-        assert!(
-            std::env::var_os("KILN_REQUIRE_TORCH").is_none(),
-            "{message}"
-        );
-        eprintln!("SKIPPED: {message}");
+    let Some(dir) = crate::backbones::torchvision_reference(
+        "the vehicles variant was NOT trained from torchvision's weights",
+    ) else {
         return;
     };
-    let dir = scratch("vehicles-weights");
-    let made = std::process::Command::new(&python)
-        .arg(repo_path("tests/support/torchvision_reference.py"))
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{made:?}");
     let photos = crate::tricks::vehicles_like(24);
     let experiment = Experiment::load(
         &repo_path("experiments/vehicles-pretrained.toml"),
