@@ -160,6 +160,7 @@ fn bad_lines_get_an_error_reply_and_change_nothing() {
         b"{\"command\":\"set_dropout\",\"value\":2}\n".to_vec(),
         b"{\"command\":\"set_dropout\",\"value\":-0.1}\n".to_vec(),
         b"{\"command\":\"set_learning_rate\",\"value\":0}\n".to_vec(),
+        b"{\"command\":\"set_backbone_frozen\",\"frozen\":\"yes\"}\n".to_vec(),
         vec![0xff, 0xfe, b'\n'],
         oversized,
     ];
@@ -186,6 +187,14 @@ fn bad_lines_get_an_error_reply_and_change_nothing() {
             .any(|e| matches!(e.kind, EventKind::HyperParameterChanged { .. })),
         "no bad line changed a setting"
     );
+    // Well-formed, so the socket takes it; the trainer says why this run cannot do it.
+    stream
+        .write_all(b"{\"command\":\"set_backbone_frozen\",\"frozen\":true}\n")
+        .unwrap();
+    assert_eq!(next_reply(&mut reader)["reply"], "accepted");
+    wait_for(&handle.events, "the refusal", |k| {
+        matches!(k, EventKind::Warning { message } if message.contains("no backbone"))
+    });
     stop_run(handle);
 }
 
