@@ -192,9 +192,11 @@ fn bad_lines_get_an_error_reply_and_change_nothing() {
         .write_all(b"{\"command\":\"set_backbone_frozen\",\"frozen\":true}\n")
         .unwrap();
     assert_eq!(next_reply(&mut reader)["reply"], "accepted");
-    wait_for(&handle.events, "the refusal", |k| {
-        matches!(k, EventKind::Warning { message } if message.contains("no backbone"))
-    });
+    wait_for(
+        &handle.events,
+        "the refusal",
+        |k| matches!(k, EventKind::Warning { message } if message.contains("no backbone")),
+    );
     stop_run(handle);
 }
 

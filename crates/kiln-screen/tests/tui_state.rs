@@ -635,7 +635,7 @@ fn b_toggles_the_backbone_and_the_header_counts_what_is_frozen() {
         screen.lines().nth(2).unwrap_or_default().to_string()
     };
     assert!(
-        header(&app).contains("11.2M params (11.2M frozen)"),
+        header(&app).contains("backbone frozen: 11.2M ·") && header(&app).contains("11.2M params"),
         "{}",
         header(&app)
     );

@@ -104,10 +104,11 @@ fn about_line(app: &App, width: usize) -> Line<'static> {
         gpu,
         process,
         loader,
+        frozen_piece(&app.run),
         format!("{} train / {} val", d.train_images, d.validation_images),
         format!("{} classes", d.classes.len()),
         format!("{}×{}×{}", d.channels, d.height, d.width),
-        parameters_piece(&app.run),
+        format!("{} params", crate::format::count(s.parameters)),
         app.run
             .last_checkpoint
             .map_or_else(String::new, |epoch| format!("checkpoint e{epoch}")),
@@ -177,19 +178,13 @@ fn precision_piece(precision: &str) -> String {
     }
 }
 
-/// `207k params`; with a frozen backbone, how many of them are frozen: `11.2M params (11.2M
-/// frozen)`.
-fn parameters_piece(run: &crate::monitor::RunView) -> String {
-    let count = crate::format::count;
+/// `backbone frozen: 11.2M` while a backbone is frozen (ahead of the data's pieces: a control in
+/// force matters more than sizes the user set); empty otherwise.
+fn frozen_piece(run: &crate::monitor::RunView) -> String {
     match run.parameter_split() {
-        Some((trains, frozen)) if frozen > 0 => {
-            format!(
-                "{} params ({} frozen)",
-                count(trains + frozen),
-                count(frozen)
-            )
+        Some((_, frozen)) if frozen > 0 => {
+            format!("backbone frozen: {}", crate::format::count(frozen))
         }
-        Some((trains, _)) => format!("{} params", count(trains)),
-        None => String::new(),
+        _ => String::new(),
     }
 }
