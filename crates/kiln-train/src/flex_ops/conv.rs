@@ -72,10 +72,22 @@ const FEW_TAPS: usize = 32;
 /// last layers: 4×4 or 2×2 planes). One image's 2×2 plane made a gemm of 4 columns that read
 /// all 9 MB of a 512-channel layer's weights for 4 positions, image after image; several images
 /// side by side read them once for all.
-pub(super) const GROUP_COLUMNS: usize = 256;
+const GROUP_COLUMNS: usize = 256;
 
 /// The most unfolded input a work item of several images holds: 1 Mi f32 (4 MiB).
-pub(super) const GROUP_BUDGET: usize = 1 << 20;
+const GROUP_BUDGET: usize = 1 << 20;
+
+/// Whole images per work item, for images of `plane` output positions and `patch` unfolded rows:
+/// enough positions for a well-shaped product, within the unfolding budget, and no fewer items
+/// than threads (every thread keeps work).
+pub(super) fn images_per_item(batch: usize, plane: usize, patch: usize) -> usize {
+    let plane = plane.max(1);
+    let wanted = GROUP_COLUMNS.div_ceil(plane);
+    let threads = rayon::current_num_threads().max(1);
+    let fair = (batch / threads).max(1);
+    let fits = (GROUP_BUDGET / (patch * plane).max(1)).max(1);
+    wanted.min(fair).min(fits)
+}
 
 /// The split of each image into bands of whole rows, and of the batch into work items: one band
 /// of one image each, or, when a whole image is one band, a group of whole images side by side.
@@ -97,13 +109,7 @@ impl Bands {
         let rows = (BAND_BUDGET / per_row).clamp(1, shape.height.max(1));
         let count = shape.height.div_ceil(rows);
         let images = if count == 1 {
-            let plane = shape.plane().max(1);
-            let wanted = GROUP_COLUMNS.div_ceil(plane);
-            // Every thread keeps work: no fewer items than threads.
-            let threads = rayon::current_num_threads().max(1);
-            let fair = (shape.batch / threads).max(1);
-            let fits = (GROUP_BUDGET / (shape.patch() * plane).max(1)).max(1);
-            wanted.min(fair).min(fits)
+            images_per_item(shape.batch, shape.plane(), shape.patch())
         } else {
             1
         };
@@ -251,28 +257,10 @@ pub fn forward(shape: ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>
                     } = band;
                     // SAFETY: the band starts inside this image's output.
                     let dst = unsafe { output.at(image * image_out + start) };
-                    // SAFETY: weight is [out, patch] and cols [patch, len], row-major; dst is this
-                    // band's [out, len] block of the image's [out, plane] output (row stride plane),
-                    // which no other item writes.
+                    // SAFETY: dst is this band's [out, len] block of the image's [out, plane]
+                    // output (row stride plane), which no other item writes.
                     unsafe {
-                        gemm(
-                            Matrices {
-                                m: shape.out_channels,
-                                n: len,
-                                k: patch,
-                                dst,
-                                dst_rs: plane as isize,
-                                dst_cs: 1,
-                                accumulate: false,
-                                lhs: weight.as_ptr(),
-                                lhs_rs: patch as isize,
-                                lhs_cs: 1,
-                                rhs: cols.as_ptr(),
-                                rhs_rs: len as isize,
-                                rhs_cs: 1,
-                            },
-                            gemm::Parallelism::None,
-                        )
+                        weights_times_cols(shape.out_channels, patch, len, weight, cols, dst, plane)
                     };
                     if let Some(bias) = bias {
                         for (channel, &b) in bias.iter().enumerate() {
@@ -286,6 +274,45 @@ pub fn forward(shape: ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>
                 }
             });
         });
+}
+
+/// `dst [out, len] = weight [out, patch] · cols [patch, len]` (row-major), `dst`'s rows
+/// `dst_stride` apart.
+///
+/// # Safety
+/// `dst` must be valid for `out` rows of `len` values, `dst_stride` apart, overlapping neither
+/// operand.
+unsafe fn weights_times_cols(
+    out: usize,
+    patch: usize,
+    len: usize,
+    weight: &[f32],
+    cols: &[f32],
+    dst: *mut f32,
+    dst_stride: usize,
+) {
+    assert!(weight.len() >= out * patch && cols.len() >= patch * len);
+    // SAFETY: the operands hold the matrices asserted above; dst as the caller promises.
+    unsafe {
+        gemm(
+            Matrices {
+                m: out,
+                n: len,
+                k: patch,
+                dst,
+                dst_rs: dst_stride as isize,
+                dst_cs: 1,
+                accumulate: false,
+                lhs: weight.as_ptr(),
+                lhs_rs: patch as isize,
+                lhs_cs: 1,
+                rhs: cols.as_ptr(),
+                rhs_rs: len as isize,
+                rhs_cs: 1,
+            },
+            gemm::Parallelism::None,
+        )
+    }
 }
 
 /// Several whole images' outputs at once: `[out, len]` positions of `images` images, the first
@@ -317,27 +344,9 @@ pub(super) fn forward_group(
         images,
     } = group;
     let len = images * plane;
-    // SAFETY: weight is [out, patch], cols [patch, len] and staged [out, len], row-major.
-    unsafe {
-        gemm(
-            Matrices {
-                m: out,
-                n: len,
-                k: patch,
-                dst: staged.as_mut_ptr(),
-                dst_rs: len as isize,
-                dst_cs: 1,
-                accumulate: false,
-                lhs: weight.as_ptr(),
-                lhs_rs: patch as isize,
-                lhs_cs: 1,
-                rhs: cols.as_ptr(),
-                rhs_rs: len as isize,
-                rhs_cs: 1,
-            },
-            gemm::Parallelism::None,
-        )
-    };
+    assert!(staged.len() >= out * len, "staged holds the group's output");
+    // SAFETY: staged holds [out, len], row-major.
+    unsafe { weights_times_cols(out, patch, len, weight, cols, staged.as_mut_ptr(), len) };
     for i in 0..images {
         // SAFETY: image `first + i`'s whole [out, plane] output, which no other item writes.
         let block = unsafe {

@@ -19,21 +19,13 @@ use super::strided_conv::{self, Geometry, Stepping};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait KilnCpuOps: Backend {
-    /// Stride-1 convolution of `[batch, in, h, w]` by `[out, in, k, k]` (odd `k`) with `k / 2`
-    /// zeros around the image, plus `bias` `[out]`.
-    fn same_conv2d(
+    /// Convolution of `[batch, in, h, w]` by `[out, in, kh, kw]` plus `bias` `[out]`, by the
+    /// kernel `kernel` names.
+    fn conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
-    ) -> FloatTensor<Self>;
-
-    /// Convolution of `[batch, in, h, w]` by `[out, in, kh, kw]` with any stride and symmetric
-    /// zero padding, plus `bias` `[out]`.
-    fn strided_conv2d(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
-        stepping: Stepping,
+        kernel: ConvKernel,
     ) -> FloatTensor<Self>;
 
     /// Batch norm in training over `[batch, channels, h, w]`: the output, then each channel's
@@ -50,17 +42,13 @@ pub trait KilnCpuOps: Backend {
 }
 
 impl KilnCpuOps for Flex {
-    fn same_conv2d(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
-        conv_forward(&x, &weight, &bias)
-    }
-
-    fn strided_conv2d(
+    fn conv2d(
         x: FlexTensor,
         weight: FlexTensor,
         bias: FlexTensor,
-        stepping: Stepping,
+        kernel: ConvKernel,
     ) -> FlexTensor {
-        strided_forward(&x, &weight, &bias, stepping)
+        conv_forward(&x, &weight, &bias, kernel)
     }
 
     fn batch_norm_train(
@@ -81,12 +69,13 @@ impl KilnCpuOps for Flex {
 type AutodiffTensor<C> = FloatTensor<Autodiff<Flex, C>>;
 
 impl<C: CheckpointStrategy> KilnCpuOps for Autodiff<Flex, C> {
-    fn same_conv2d(
+    fn conv2d(
         x: AutodiffTensor<C>,
         weight: AutodiffTensor<C>,
         bias: AutodiffTensor<C>,
+        kernel: ConvKernel,
     ) -> AutodiffTensor<C> {
-        match SameConvBackward
+        match ConvBackward
             .prepare::<C>([x.node(), weight.node(), bias.node()])
             .compute_bound()
             .stateful()
@@ -94,39 +83,14 @@ impl<C: CheckpointStrategy> KilnCpuOps for Autodiff<Flex, C> {
             OpsKind::Tracked(prep) => {
                 let x = x.primitive().clone();
                 let weight = weight.primitive().clone();
-                let output = conv_forward(&x, &weight, bias.primitive());
-                prep.finish((x, weight), output)
+                let output = conv_forward(&x, &weight, bias.primitive(), kernel);
+                prep.finish((x, weight, kernel), output)
             }
             OpsKind::UnTracked(prep) => prep.finish(conv_forward(
                 x.primitive(),
                 weight.primitive(),
                 bias.primitive(),
-            )),
-        }
-    }
-
-    fn strided_conv2d(
-        x: AutodiffTensor<C>,
-        weight: AutodiffTensor<C>,
-        bias: AutodiffTensor<C>,
-        stepping: Stepping,
-    ) -> AutodiffTensor<C> {
-        match StridedConvBackward
-            .prepare::<C>([x.node(), weight.node(), bias.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let x = x.primitive().clone();
-                let weight = weight.primitive().clone();
-                let output = strided_forward(&x, &weight, bias.primitive(), stepping);
-                prep.finish((x, weight, stepping), output)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(strided_forward(
-                x.primitive(),
-                weight.primitive(),
-                bias.primitive(),
-                stepping,
+                kernel,
             )),
         }
     }
@@ -183,66 +147,56 @@ impl<C: CheckpointStrategy> KilnCpuOps for Autodiff<Flex, C> {
     }
 }
 
-#[derive(Debug)]
-struct SameConvBackward;
-
-impl Backward<Flex, 3> for SameConvBackward {
-    /// The forward pass's input and weights.
-    type State = (FlexTensor, FlexTensor);
-
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x, node_weight, node_bias] = ops.parents;
-        let grad_out = grads.consume::<Flex>(&ops.node).to_contiguous();
-        let (x, weight) = ops.state;
-        let shape = conv_shape(&x, &weight);
-        let grad = f32s(&grad_out);
-        if let Some(node) = node_x {
-            let weight = weight.to_contiguous();
-            let grad_in = conv::input_grad(shape, grad, f32s(&weight));
-            grads.register::<Flex>(node.id, flex_tensor(grad_in, x.shape().as_slice()));
-        }
-        if node_weight.is_some() || node_bias.is_some() {
-            let x = x.to_contiguous();
-            let (grad_weight, grad_bias) = conv::weight_and_bias_grad(shape, f32s(&x), grad);
-            if let Some(node) = node_weight {
-                let dims = weight.shape();
-                grads.register::<Flex>(node.id, flex_tensor(grad_weight, dims.as_slice()));
-            }
-            if let Some(node) = node_bias {
-                grads.register::<Flex>(node.id, flex_tensor(grad_bias, &[shape.out_channels]));
-            }
-        }
-    }
+/// Which of kiln's convolution kernels runs a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvKernel {
+    /// Stride 1, odd square kernel, half of it padded on every side: the output is the input's
+    /// size (kiln's fastest kernel, banded by image rows).
+    Same,
+    /// Any stride and symmetric padding.
+    Strided(Stepping),
 }
 
 #[derive(Debug)]
-struct StridedConvBackward;
+struct ConvBackward;
 
-impl Backward<Flex, 3> for StridedConvBackward {
-    /// The forward pass's input, weights, stride and padding.
-    type State = (FlexTensor, FlexTensor, Stepping);
+impl Backward<Flex, 3> for ConvBackward {
+    /// The forward pass's input, weights and kernel.
+    type State = (FlexTensor, FlexTensor, ConvKernel);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_weight, node_bias] = ops.parents;
         let grad_out = grads.consume::<Flex>(&ops.node).to_contiguous();
-        let (x, weight, stepping) = ops.state;
-        let geometry = geometry(&x, &weight, stepping);
+        let (x, weight, kernel) = ops.state;
         let grad = f32s(&grad_out);
         if let Some(node) = node_x {
-            let weight = weight.to_contiguous();
-            let grad_in = strided_conv::input_grad(geometry, grad, f32s(&weight));
+            let contiguous = weight.to_contiguous();
+            let weights = f32s(&contiguous);
+            let grad_in = match kernel {
+                ConvKernel::Same => conv::input_grad(conv_shape(&x, &weight), grad, weights),
+                ConvKernel::Strided(stepping) => {
+                    strided_conv::input_grad(geometry(&x, &weight, stepping), grad, weights)
+                }
+            };
             grads.register::<Flex>(node.id, flex_tensor(grad_in, x.shape().as_slice()));
         }
         if node_weight.is_some() || node_bias.is_some() {
-            let x = x.to_contiguous();
-            let (grad_weight, grad_bias) =
-                strided_conv::weight_and_bias_grad(geometry, f32s(&x), grad);
+            let contiguous = x.to_contiguous();
+            let input = f32s(&contiguous);
+            let (grad_weight, grad_bias) = match kernel {
+                ConvKernel::Same => {
+                    conv::weight_and_bias_grad(conv_shape(&x, &weight), input, grad)
+                }
+                ConvKernel::Strided(stepping) => {
+                    strided_conv::weight_and_bias_grad(geometry(&x, &weight, stepping), input, grad)
+                }
+            };
+            let dims = weight.shape();
             if let Some(node) = node_weight {
-                let dims = weight.shape();
                 grads.register::<Flex>(node.id, flex_tensor(grad_weight, dims.as_slice()));
             }
             if let Some(node) = node_bias {
-                grads.register::<Flex>(node.id, flex_tensor(grad_bias, &[geometry.out_channels]));
+                grads.register::<Flex>(node.id, flex_tensor(grad_bias, &dims.as_slice()[..1]));
             }
         }
     }
@@ -335,43 +289,34 @@ fn pool_shape(x: &FlexTensor) -> PoolShape {
     }
 }
 
-fn conv_forward(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
-    let shape = conv_shape(x, weight);
-    let (x, weight, bias) = (
-        x.to_contiguous(),
-        weight.to_contiguous(),
-        bias.to_contiguous(),
-    );
-    let mut out = vec![0.0; shape.output_len()];
-    conv::forward(shape, f32s(&x), f32s(&weight), Some(f32s(&bias)), &mut out);
-    flex_tensor(
-        out,
-        &[shape.batch, shape.out_channels, shape.height, shape.width],
-    )
-}
-
-fn strided_forward(
+fn conv_forward(
     x: &FlexTensor,
     weight: &FlexTensor,
     bias: &FlexTensor,
-    stepping: Stepping,
+    kernel: ConvKernel,
 ) -> FlexTensor {
-    let geometry = geometry(x, weight, stepping);
-    let (x, weight, bias) = (
+    let (input, weights, bias) = (
         x.to_contiguous(),
         weight.to_contiguous(),
         bias.to_contiguous(),
     );
-    let mut out = vec![0.0; geometry.output_len()];
-    strided_conv::forward(
-        geometry,
-        f32s(&x),
-        f32s(&weight),
-        Some(f32s(&bias)),
-        &mut out,
-    );
-    let [out_h, out_w] = geometry.out_size();
-    flex_tensor(out, &[geometry.batch, geometry.out_channels, out_h, out_w])
+    let (input, weights, bias) = (f32s(&input), f32s(&weights), Some(f32s(&bias)));
+    match kernel {
+        ConvKernel::Same => {
+            let shape = conv_shape(x, weight);
+            let mut out = vec![0.0; shape.output_len()];
+            conv::forward(shape, input, weights, bias, &mut out);
+            let dims = [shape.batch, shape.out_channels, shape.height, shape.width];
+            flex_tensor(out, &dims)
+        }
+        ConvKernel::Strided(stepping) => {
+            let geometry = geometry(x, weight, stepping);
+            let mut out = vec![0.0; geometry.output_len()];
+            strided_conv::forward(geometry, input, weights, bias, &mut out);
+            let [out_h, out_w] = geometry.out_size();
+            flex_tensor(out, &[geometry.batch, geometry.out_channels, out_h, out_w])
+        }
+    }
 }
 
 fn geometry(x: &FlexTensor, weight: &FlexTensor, stepping: Stepping) -> Geometry {

@@ -16,7 +16,7 @@ use burn::nn::pool::MaxPool2d;
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
-use extension::KilnCpuOps;
+use extension::{ConvKernel, KilnCpuOps};
 
 /// Which implementation runs the model's convolutions, batch norms and pooling on the CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,21 +72,7 @@ pub fn conv2d(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
         conv.weight.val().into_dispatch(),
         bias.into_dispatch(),
     );
-    Tensor::from_dispatch(match kind {
-        KilnConv::Same => <Dispatch as KilnCpuOps>::same_conv2d(x, weight, bias),
-        KilnConv::Strided(stepping) => {
-            <Dispatch as KilnCpuOps>::strided_conv2d(x, weight, bias, stepping)
-        }
-    })
-}
-
-/// Which of kiln's convolutions runs a layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KilnConv {
-    /// Stride 1, odd square kernel, half of it padded on every side: the output is the input's
-    /// size (kiln's fastest kernel, banded by image rows).
-    Same,
-    Strided(strided_conv::Stepping),
+    Tensor::from_dispatch(<Dispatch as KilnCpuOps>::conv2d(x, weight, bias, kind))
 }
 
 /// Whether [`conv2d`] runs kiln's convolution for this layer and input (rather than burn's).
@@ -94,7 +80,7 @@ pub fn runs_on_kiln_conv(conv: &Conv2d, input: &Tensor<4>) -> bool {
     kiln_conv(conv, input).is_some()
 }
 
-fn kiln_conv(conv: &Conv2d, input: &Tensor<4>) -> Option<KilnConv> {
+fn kiln_conv(conv: &Conv2d, input: &Tensor<4>) -> Option<ConvKernel> {
     let [kh, kw] = conv.kernel_size;
     let eligible = CpuKernels::current() == CpuKernels::Kiln
         && is_flex(&input.device())
@@ -122,9 +108,9 @@ fn kiln_conv(conv: &Conv2d, input: &Tensor<4>) -> Option<KilnConv> {
         return None;
     }
     if conv.stride == [1, 1] && kh == kw && kh % 2 == 1 && padding == [kh / 2; 2] {
-        return Some(KilnConv::Same);
+        return Some(ConvKernel::Same);
     }
-    Some(KilnConv::Strided(strided_conv::Stepping {
+    Some(ConvKernel::Strided(strided_conv::Stepping {
         stride: conv.stride,
         padding,
     }))

@@ -7,8 +7,8 @@
 use rayon::prelude::*;
 
 use super::conv::{
-    GROUP_BUDGET, GROUP_COLUMNS, ImageGroup, Matrices, SharedOutput, forward_group, gemm,
-    per_thread_items, transpose,
+    ImageGroup, Matrices, SharedOutput, forward_group, gemm, images_per_item, per_thread_items,
+    transpose,
 };
 use super::scratch::with_scratch;
 
@@ -68,15 +68,9 @@ impl Geometry {
         self.out_channels * self.patch()
     }
 
-    /// Images per work item: enough output positions for a well-shaped product, within the
-    /// unfolding budget, and no fewer items than threads.
+    /// Images per work item (see [`images_per_item`]).
     fn group(&self) -> usize {
-        let plane = self.out_plane().max(1);
-        let wanted = GROUP_COLUMNS.div_ceil(plane);
-        let threads = rayon::current_num_threads().max(1);
-        let fair = (self.batch / threads).max(1);
-        let fits = (GROUP_BUDGET / (self.patch() * plane).max(1)).max(1);
-        wanted.min(fair).min(fits)
+        images_per_item(self.batch, self.out_plane(), self.patch())
     }
 
     /// The images of work item `item`: the first, and how many.
@@ -322,13 +316,12 @@ fn im2col(g: Geometry, image: &[f32], cols: &mut [f32], stride: usize, offset: u
     }
 }
 
-/// The adjoint of [`im2col`]: adds each unfolded value back onto the input position it came
-/// from (padding positions are dropped). `image` is overwritten.
+/// The adjoint of [`im2col`]: adds each unfolded value onto the input position it came from
+/// (padding positions are dropped), onto what `image` holds (zeros, from [`input_grad`]).
 fn col2im(g: Geometry, cols: &[f32], stride: usize, offset: usize, image: &mut [f32]) {
     let [kh, kw] = g.kernel;
     let [out_h, out_w] = g.out_size();
     let step = g.stepping.stride[1];
-    image.fill(0.0);
     let mut tap = 0;
     for channel in image.chunks_exact_mut(g.in_plane()) {
         for ky in 0..kh {

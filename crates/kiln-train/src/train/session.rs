@@ -219,7 +219,7 @@ impl Session {
             epoch,
             self.experiment.model.freeze_epochs,
         );
-        if self.model().has_backbone() && self.model().backbone_frozen() != frozen {
+        if self.model().backbone_frozen() != frozen {
             self.set_backbone_frozen(sink, frozen, epoch);
         }
         let batches = self.loader_plan.batches_per_epoch();
